@@ -1,0 +1,381 @@
+"""One function per layer type: description layer + its blobs -> torch module.
+
+`LAYER_BUILDERS` is keyed by the description's type names, which are Caffe's. Every
+module takes the layer's bottoms as positional tensors (batched, N first) and returns
+one tensor, or a tuple for several tops. Operators whose Caffe semantics differ from
+PyTorch's defaults (pooling sizes and divisors, LRN) are written out here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .spec import ConversionError, Layer
+
+Builder = Callable[[Layer, list[Tensor]], nn.Module]
+LAYER_BUILDERS: dict[str, Builder] = {}
+
+
+def register(*type_names: str) -> Callable[[Builder], Builder]:
+    def add(fn: Builder) -> Builder:
+        for name in type_names:
+            LAYER_BUILDERS[name] = fn
+        return fn
+    return add
+
+
+def build_module(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    """The module for `layer`, its parameters frozen; unknown types are an error."""
+    builder = LAYER_BUILDERS.get(layer.type)
+    if builder is None:
+        raise ConversionError(f"layer {layer.name!r}: unsupported layer type {layer.type!r}")
+    module = builder(layer, blobs)
+    module.requires_grad_(False)
+    return module
+
+
+def _expect_blobs(layer: Layer, blobs: list[Tensor], counts: tuple[int, ...]) -> None:
+    if len(blobs) not in counts:
+        want = " or ".join(str(c) for c in counts)
+        raise ConversionError(
+            f"layer {layer.name!r} ({layer.type}): expected {want} weight blobs, found {len(blobs)}")
+
+
+class Lambda(nn.Module):
+    """A parameter-free operator, with a readable repr."""
+
+    def __init__(self, fn: Callable[..., Tensor], text: str) -> None:
+        super().__init__()
+        self.fn, self.text = fn, text
+
+    def forward(self, *xs: Tensor) -> Tensor:
+        return self.fn(*xs)
+
+    def extra_repr(self) -> str:
+        return self.text
+
+
+# --- convolution and fully connected -------------------------------------------------
+
+@register("Convolution")
+def convolution(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    p = layer.params
+    _expect_blobs(layer, blobs, (2,) if p.get("bias_term", True) else (1,))
+    weight = blobs[0]
+    conv = nn.Conv2d(weight.shape[1] * p["group"], weight.shape[0], tuple(weight.shape[2:]),
+                     stride=tuple(p["stride"]), padding=tuple(p["pad"]),
+                     dilation=tuple(p["dilation"]), groups=p["group"], bias=len(blobs) > 1,
+                     device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        if conv.bias is not None:
+            conv.bias.copy_(blobs[1].reshape(-1))
+    return conv
+
+
+class InnerProduct(nn.Module):
+    """Caffe's InnerProduct: flatten from `axis` on (C-order, as Caffe), then x W^T + b."""
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, axis: int) -> None:
+        super().__init__()
+        self.axis = axis
+        self.linear = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None,
+                                device=weight.device, dtype=weight.dtype)
+        with torch.no_grad():
+            self.linear.weight.copy_(weight)
+            if bias is not None:
+                self.linear.bias.copy_(bias.reshape(-1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear(x.flatten(self.axis))
+
+
+@register("InnerProduct")
+def inner_product(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    p = layer.params
+    _expect_blobs(layer, blobs, (2,) if p.get("bias_term", True) else (1,))
+    weight = blobs[0].reshape(blobs[0].shape[-2], blobs[0].shape[-1])
+    if p.get("transpose", False):
+        weight = weight.t()
+    return InnerProduct(weight, blobs[1] if len(blobs) > 1 else None, p.get("axis", 1))
+
+
+# --- pooling ---------------------------------------------------------------------------
+
+def pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool) -> int:
+    """Caffe's (and Torch7's) output size: round, then the last window must start
+    inside the padded input, i.e. before `size + pad`."""
+    span = size + 2 * pad - kernel
+    out = (-(-span // stride) if ceil else span // stride) + 1
+    if pad > 0 and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+class Pool(nn.Module):
+    """MAX or AVE pooling with Caffe's output size and averaging divisor.
+
+    The divisor of a window counts the padded positions it covers but not those past
+    the padding (Caffe; Torch7's default), or only image positions (`count_pad` False,
+    Torch7's setCountExcludePad). PyTorch's pooling has exactly these rules except
+    that it also drops a last window starting beyond `size + pad` when pad is 0,
+    which can only happen when kernel < stride; it also refuses pad > kernel / 2.
+    Those two cases take the explicit path.
+    """
+
+    def __init__(self, method: str, kernel: list[int], stride: list[int], pad: list[int],
+                 ceil: bool = True, count_pad: bool = True, global_pool: bool = False) -> None:
+        super().__init__()
+        if method not in ("max", "ave"):
+            raise ConversionError(f"unsupported pooling method {method!r}")
+        self.method, self.kernel, self.stride, self.pad = method, kernel, stride, pad
+        self.ceil, self.count_pad, self.global_pool = ceil, count_pad, global_pool
+        self.torch_exact = all(
+            p <= k // 2 and not (p == 0 and k < s) for k, s, p in zip(kernel, stride, pad))
+
+    def extra_repr(self) -> str:
+        if self.global_pool:
+            return f"{self.method}, global"
+        return (f"{self.method}, kernel={self.kernel}, stride={self.stride}, pad={self.pad}, "
+                f"{'ceil' if self.ceil else 'floor'}"
+                + ("" if self.count_pad else ", exclude pad"))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.global_pool:
+            return x.amax((2, 3), keepdim=True) if self.method == "max" else x.mean((2, 3), True)
+        if self.torch_exact:
+            if self.method == "max":
+                return F.max_pool2d(x, self.kernel, self.stride, self.pad, ceil_mode=self.ceil)
+            return F.avg_pool2d(x, self.kernel, self.stride, self.pad, ceil_mode=self.ceil,
+                                count_include_pad=self.count_pad)
+        return self._explicit(x)
+
+    def _explicit(self, x: Tensor) -> Tensor:
+        sizes = x.shape[2:]
+        outs = [pooled_size(n, k, s, p, self.ceil)
+                for n, k, s, p in zip(sizes, self.kernel, self.stride, self.pad)]
+        # Pad (or crop, when negative) so that the windows tile the input exactly.
+        ends = [(o - 1) * s + k - n - p
+                for o, s, k, n, p in zip(outs, self.stride, self.kernel, sizes, self.pad)]
+        padding = (self.pad[1], ends[1], self.pad[0], ends[0])
+        if self.method == "max":
+            padded = F.pad(x, padding, value=-math.inf)
+            return F.max_pool2d(padded, self.kernel, self.stride)
+        sums = F.avg_pool2d(F.pad(x, padding), self.kernel, self.stride, divisor_override=1)
+        divisor = torch.ones((), dtype=x.dtype, device=x.device)
+        for dim, (o, n, k, s, p) in enumerate(zip(outs, sizes, self.kernel, self.stride, self.pad)):
+            start = torch.arange(o, device=x.device) * s - p
+            end = torch.clamp(start + k, max=n + p)
+            if not self.count_pad:
+                start, end = start.clamp(min=0), end.clamp(max=n)
+            count = (end - start).to(x.dtype)
+            divisor = divisor * (count.view(-1, 1) if dim == 0 else count.view(1, -1))
+        return sums / divisor
+
+
+@register("Pooling")
+def pooling(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    p = layer.params
+    return Pool(p["method"], p.get("kernel", [1, 1]), p.get("stride", [1, 1]),
+                p.get("pad", [0, 0]), p.get("round", "ceil") == "ceil",
+                p.get("count_pad", True), p.get("global", False))
+
+
+# --- normalisation -----------------------------------------------------------------------
+
+class LRN(nn.Module):
+    """Caffe's local response normalisation.
+
+    ACROSS_CHANNELS: y = x · (k + α/n · Σ_{n neighbouring channels} x²)^(−β).
+    WITHIN_CHANNEL:  y = x · (1 + α · mean_{n×n window, zero padded} x²)^(−β); Caffe
+    builds it from AVE pooling (which counts the padding) and a Power layer with
+    shift 1, so `k` plays no part.
+    """
+
+    def __init__(self, size: int, alpha: float, beta: float, k: float, region: str) -> None:
+        super().__init__()
+        if region not in ("across", "within"):
+            raise ConversionError(f"unsupported LRN region {region!r}")
+        self.size, self.alpha, self.beta, self.k, self.region = size, alpha, beta, k, region
+
+    def extra_repr(self) -> str:
+        return (f"{self.region}, size={self.size}, alpha={self.alpha}, beta={self.beta}, "
+                f"k={self.k}")
+
+    def forward(self, x: Tensor) -> Tensor:
+        squares = x * x
+        front = (self.size - 1) // 2
+        if self.region == "across":
+            padded = F.pad(squares.unsqueeze(1), (0, 0, 0, 0, front, self.size - 1 - front))
+            mean = F.avg_pool3d(padded, (self.size, 1, 1), stride=1).squeeze(1)
+            scale = mean * self.alpha + self.k
+        else:
+            mean = F.avg_pool2d(squares, self.size, stride=1, padding=front,
+                                count_include_pad=True)
+            scale = mean * self.alpha + 1.0
+        return x * scale.pow(-self.beta)
+
+
+@register("LRN")
+def lrn(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    p = layer.params
+    return LRN(p.get("local_size", 5), p.get("alpha", 1.0), p.get("beta", 0.75),
+               p.get("k", 1.0), p.get("region", "across"))
+
+
+class ChannelAffine(nn.Module):
+    """y = x · scale + shift with per-channel (or per-axis-slice) scale and shift."""
+
+    def __init__(self, scale: Tensor | None, shift: Tensor | None, axis: int = 1) -> None:
+        super().__init__()
+        self.axis = axis
+        self.register_buffer("scale", scale)
+        self.register_buffer("shift", shift)
+
+    def _view(self, t: Tensor, x: Tensor) -> Tensor:
+        return t.view(list(t.shape) + [1] * (x.dim() - self.axis - t.dim()))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.scale is not None:
+            x = x * self._view(self.scale, x)
+        if self.shift is not None:
+            x = x + self._view(self.shift, x)
+        return x
+
+
+@register("BatchNorm")
+def batch_norm(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    """Caffe BatchNorm (mean, variance, moving-average factor), inference statistics.
+
+    Two more blobs (weight, bias) make it the affine batch norm of other frameworks.
+    """
+    _expect_blobs(layer, blobs, (3, 5))
+    factor = float(blobs[2].reshape(-1)[0])
+    factor = 0.0 if factor == 0 else 1.0 / factor
+    mean, var = blobs[0].reshape(-1) * factor, blobs[1].reshape(-1) * factor
+    inv_std = 1.0 / torch.sqrt(var + layer.params.get("eps", 1e-5))
+    scale, shift = inv_std, -mean * inv_std
+    if len(blobs) == 5:
+        scale, shift = scale * blobs[3].reshape(-1), shift * blobs[3].reshape(-1) + blobs[4]
+    return ChannelAffine(scale, shift)
+
+
+@register("Scale")
+def scale(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    p = layer.params
+    _expect_blobs(layer, blobs, (2,) if p.get("bias_term", False) else (1,))
+    return ChannelAffine(blobs[0], blobs[1] if len(blobs) > 1 else None, p.get("axis", 1))
+
+
+@register("Bias")
+def bias(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    _expect_blobs(layer, blobs, (1,))
+    return ChannelAffine(None, blobs[0], layer.params.get("axis", 1))
+
+
+# --- element-wise ------------------------------------------------------------------------
+
+@register("ReLU")
+def relu(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    slope = layer.params.get("negative_slope", 0.0)
+    if slope == 0:
+        return Lambda(F.relu, "relu")
+    return Lambda(lambda x: F.leaky_relu(x, slope), f"leaky_relu({slope})")
+
+
+@register("Sigmoid")
+def sigmoid(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    return Lambda(torch.sigmoid, "sigmoid")
+
+
+@register("TanH")
+def tanh(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    return Lambda(torch.tanh, "tanh")
+
+
+@register("AbsVal")
+def absval(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    return Lambda(torch.abs, "abs")
+
+
+@register("Power")
+def power(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    p = layer.params
+    pw, sc, sh = p.get("power", 1.0), p.get("scale", 1.0), p.get("shift", 0.0)
+    return Lambda(lambda x: (x * sc + sh) ** pw if pw != 1 else x * sc + sh,
+                  f"({sc}·x + {sh})^{pw}")
+
+
+@register("Dropout")
+def dropout(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    # Caffe scales at training time, so inference is the identity.
+    return Lambda(lambda x: x, f"dropout({layer.params.get('ratio', 0.5)}), identity")
+
+
+@register("Split")
+def split(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    count = len(layer.tops)
+    return Lambda(lambda x: (x,) * count if count > 1 else x, f"split x{count}")
+
+
+@register("Eltwise")
+def eltwise(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    op, coeffs = layer.params.get("operation", "sum"), layer.params.get("coeff", [])
+    if coeffs and len(coeffs) != len(layer.bottoms):
+        raise ConversionError(f"layer {layer.name!r}: Eltwise has {len(coeffs)} coefficients "
+                              f"for {len(layer.bottoms)} bottoms")
+
+    def combine(*xs: Tensor) -> Tensor:
+        if op == "sum":
+            terms = [x * c if c != 1 else x for x, c in zip(xs, coeffs or [1.0] * len(xs))]
+            return torch.stack(terms).sum(0) if len(terms) > 2 else terms[0] + terms[1]
+        out = xs[0]
+        for x in xs[1:]:
+            out = out * x if op == "prod" else torch.maximum(out, x)
+        return out
+
+    if op not in ("sum", "prod", "max"):
+        raise ConversionError(f"layer {layer.name!r}: unsupported Eltwise operation {op!r}")
+    return Lambda(combine, f"eltwise {op} {coeffs or ''}".strip())
+
+
+# --- shape -------------------------------------------------------------------------------
+
+@register("Concat")
+def concat(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    axis = layer.params.get("axis", 1)
+    return Lambda(lambda *xs: torch.cat(xs, axis), f"concat axis={axis}")
+
+
+@register("Softmax")
+def softmax(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    axis = layer.params.get("axis", 1)
+    return Lambda(lambda x: torch.softmax(x, axis), f"softmax axis={axis}")
+
+
+@register("Flatten")
+def flatten(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    start, end = layer.params.get("axis", 1), layer.params.get("end_axis", -1)
+    return Lambda(lambda x: x.flatten(start, end), f"flatten {start}..{end}")
+
+
+def caffe_reshape(x: Tensor, shape: list[int], axis: int, num_axes: int) -> Tensor:
+    """Caffe's Reshape: 0 copies the input dimension, -1 is inferred; it replaces
+    dimensions [axis, axis + num_axes) (num_axes -1: to the end)."""
+    dims = list(x.shape)
+    start = axis if axis >= 0 else len(dims) + 1 + axis
+    end = len(dims) if num_axes == -1 else start + num_axes
+    middle = [dims[start + i] if d == 0 else d for i, d in enumerate(shape)]
+    return x.reshape(dims[:start] + middle + dims[end:])
+
+
+@register("Reshape")
+def reshape(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    p = layer.params
+    shape, axis, num_axes = p["shape"], p.get("axis", 0), p.get("num_axes", -1)
+    return Lambda(lambda x: caffe_reshape(x, shape, axis, num_axes), f"reshape {shape}")

@@ -1,0 +1,79 @@
+"""Saving and loading converted networks: `network.json` + `weights.safetensors`.
+
+No pickle anywhere: the description is readable JSON, the blobs are safetensors.
+`load` also accepts any model file a reader understands, dispatched by suffix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from .network import Network
+from .spec import ConversionError, NetSpec, blob_key
+
+DESCRIPTION_FILE = "network.json"
+WEIGHTS_FILE = "weights.safetensors"
+
+
+def save(network: Network | NetSpec, directory: str | Path) -> Path:
+    """Write the network into `directory` atomically: all files appear, or none."""
+    spec = network.spec if isinstance(network, Network) else network
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        blobs = {blob_key(layer.name, i): np.ascontiguousarray(b, dtype=np.float32)
+                 for layer in spec.layers for i, b in enumerate(layer.blobs)}
+        save_file(blobs, staging / WEIGHTS_FILE, metadata={"format": "dreamzoo-network/1"})
+        (staging / DESCRIPTION_FILE).write_text(json.dumps(spec.to_json(), indent=1) + "\n")
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
+
+
+def load(path: str | Path) -> Network:
+    """A Network from a converted directory (or a model file a reader understands)."""
+    path = Path(path)
+    if path.is_dir():
+        return Network(read_directory(path))
+    suffix = path.suffix.lower()
+    if suffix in (".t7", ".net", ".lua"):
+        from .torch7 import read_torch7
+        return Network(read_torch7(path))
+    if suffix == ".onnx":
+        from .onnx_import import load_onnx
+        return load_onnx(path)
+    if not path.exists():
+        raise ConversionError(f"{path}: no such file or directory")
+    raise ConversionError(f"{path}: unknown model format (expected a converted directory, "
+                          f".t7/.net or .onnx; for Caffe use load_caffe(prototxt, caffemodel))")
+
+
+def read_directory(directory: Path) -> NetSpec:
+    description, weights = directory / DESCRIPTION_FILE, directory / WEIGHTS_FILE
+    try:
+        data = json.loads(description.read_text())
+    except OSError as e:
+        raise ConversionError(f"{description}: cannot read ({e.strerror or e})") from None
+    except json.JSONDecodeError as e:
+        raise ConversionError(f"{description}: invalid JSON (line {e.lineno}: {e.msg})") from None
+    try:
+        blobs = load_file(weights) if weights.exists() else {}
+    except (SafetensorError, OSError) as e:
+        raise ConversionError(f"{weights}: cannot read weights ({e})") from None
+    try:
+        return NetSpec.from_json(data, blobs)
+    except (KeyError, TypeError) as e:
+        raise ConversionError(f"{description}: malformed network description ({e})") from None

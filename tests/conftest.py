@@ -1,0 +1,38 @@
+"""Shared fixtures. Reference data lives outside the repo, in the folder named by
+DREAMZOO_SHARED (default ../shared). Without it, tests that need it skip with the
+reason; with DREAMZOO_REQUIRE_SHARED=1 (CI) such a skip is a failure instead."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("DREAMZOO_SHARED", ROOT.parent / "shared")).resolve()
+REQUIRE_SHARED = os.environ.get("DREAMZOO_REQUIRE_SHARED", "") not in ("", "0")
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under the shared reference folder; skips (or fails in CI) if absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        reason = f"reference data {path} not found (set DREAMZOO_SHARED)"
+        if REQUIRE_SHARED:
+            pytest.fail(reason + " and DREAMZOO_REQUIRE_SHARED is set")
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="session")
+def formula_weights():
+    """The stand-in weight formula, `blob(layer, index, shape)`, from shared/tools."""
+    tools = shared_path("tools")
+    sys.path.insert(0, str(tools))
+    try:
+        import formula_weights as module
+    finally:
+        sys.path.remove(str(tools))
+    return module.blob
