@@ -58,9 +58,14 @@ class Network(nn.Module):
         A layer name gives that layer's own output (a convolution followed by an
         in-place ReLU: the pre-ReLU value). A blob name gives the blob as Caffe's
         `net.blobs` shows it after the forward pass: the value of its last writer.
-        Both kinds may be asked at once; the result is keyed by the names given.
+        Both kinds may be asked at once; the result is keyed by the names given, so a
+        name asked as both a layer and a blob (`conv2` in most nets) must be asked in
+        two calls.
         """
         names, blobs = list(names), list(blobs)
+        both = set(names) & set(blobs)
+        if both:
+            raise ValueError(f"{sorted(both)} asked as both layer and blob; ask in two calls")
         for name in names:
             if name not in self.layer_index:
                 raise KeyError(f"network {self.name!r} has no layer named {name!r}")

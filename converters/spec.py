@@ -93,7 +93,8 @@ class NetSpec:
             for i, shape in enumerate(entry.get("blobs", [])):
                 key = blob_key(entry["name"], i)
                 if key not in blobs or list(blobs[key].shape) != list(shape):
-                    raise ConversionError(f"weights for {key!r} are missing or have the wrong shape")
+                    raise ConversionError(
+                        f"weights for {key!r} are missing or have the wrong shape")
                 layer_blobs.append(blobs[key])
             layers.append(Layer(entry["name"], entry["type"], list(entry["bottoms"]),
                                 list(entry["tops"]), dict(entry.get("params", {})), layer_blobs))

@@ -14,7 +14,8 @@ from converters.network import Network
 # reference name -> (prototxt under models/, caffemodel under models/ or None for formula)
 CAFFE_REFERENCES = {
     "tiny": ("tiny/deploy.prototxt", "tiny/tiny.caffemodel"),
-    "tiny_inception": ("tiny_inception/deploy.prototxt", "tiny_inception/tiny_inception.caffemodel"),
+    "tiny_inception": ("tiny_inception/deploy.prototxt",
+                       "tiny_inception/tiny_inception.caffemodel"),
     "lenet_mnist_img_7_0": ("lenet_mnist/mnist_deploy.prototxt",
                             "lenet_mnist/lenet_iter_10000.caffemodel"),
     "lenet_mnist_img_2_1": ("lenet_mnist/mnist_deploy.prototxt",
