@@ -8,7 +8,6 @@ PyTorch's defaults (pooling sizes and divisors, LRN) are written out here.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -43,7 +42,8 @@ def _expect_blobs(layer: Layer, blobs: list[Tensor], counts: tuple[int, ...]) ->
     if len(blobs) not in counts:
         want = " or ".join(str(c) for c in counts)
         raise ConversionError(
-            f"layer {layer.name!r} ({layer.type}): expected {want} weight blobs, found {len(blobs)}")
+            f"layer {layer.name!r} ({layer.type}): expected {want} weight blobs, "
+            f"found {len(blobs)}")
 
 
 class Lambda(nn.Module):
@@ -164,7 +164,9 @@ class Pool(nn.Module):
                 for o, s, k, n, p in zip(outs, self.stride, self.kernel, sizes, self.pad)]
         padding = (self.pad[1], ends[1], self.pad[0], ends[0])
         if self.method == "max":
-            padded = F.pad(x, padding, value=-math.inf)
+            # Caffe starts each max at -FLT_MAX, so a window wholly outside the input
+            # (possible when kernel < stride) yields that, not -inf.
+            padded = F.pad(x, padding, value=torch.finfo(x.dtype).min)
             return F.max_pool2d(padded, self.kernel, self.stride)
         sums = F.avg_pool2d(F.pad(x, padding), self.kernel, self.stride, divisor_override=1)
         divisor = torch.ones((), dtype=x.dtype, device=x.device)
