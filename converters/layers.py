@@ -190,6 +190,29 @@ def pooling(layer: Layer, blobs: list[Tensor]) -> nn.Module:
 
 # --- normalisation -----------------------------------------------------------------------
 
+class _AcrossChannelLRN(torch.autograd.Function):
+    """y = x · s^(−β), s = k + α/n · B x², B the 0/1 channel-window matrix.
+
+    Written out because autograd's generic graph for it costs several times more
+    than this closed-form gradient: dx = dy · s^(−β) − 2β α/n · x · Bᵀ(dy · y / s).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, band: Tensor, alpha_over_n: float, beta: float,
+                k: float) -> Tensor:
+        scale = F.conv2d(x * x, band) * alpha_over_n + k
+        factor = scale.pow(-beta)
+        ctx.save_for_backward(x, band, scale, factor)
+        ctx.coefficient = 2 * beta * alpha_over_n
+        return x * factor
+
+    @staticmethod
+    def backward(ctx, dy: Tensor):
+        x, band, scale, factor = ctx.saved_tensors
+        spread = F.conv2d(dy * x * factor / scale, band.transpose(0, 1))
+        return dy * factor - ctx.coefficient * x * spread, None, None, None, None
+
+
 class LRN(nn.Module):
     """Caffe's local response normalisation.
 
@@ -204,23 +227,33 @@ class LRN(nn.Module):
         if region not in ("across", "within"):
             raise ConversionError(f"unsupported LRN region {region!r}")
         self.size, self.alpha, self.beta, self.k, self.region = size, alpha, beta, k, region
+        self._bands: dict[tuple, Tensor] = {}
 
     def extra_repr(self) -> str:
         return (f"{self.region}, size={self.size}, alpha={self.alpha}, beta={self.beta}, "
                 f"k={self.k}")
 
+    def band(self, x: Tensor) -> Tensor:
+        """The (C, C, 1, 1) window matrix: 1 where channel j is in channel c's window."""
+        channels = x.shape[1]
+        key = (channels, x.dtype, x.device)
+        if key not in self._bands:
+            front = (self.size - 1) // 2
+            c = torch.arange(channels)
+            inside = (c[None, :] >= c[:, None] - front) & \
+                (c[None, :] <= c[:, None] + self.size - 1 - front)
+            self._bands[key] = inside.to(x.dtype).to(x.device).view(channels, channels, 1, 1)
+        return self._bands[key]
+
     def forward(self, x: Tensor) -> Tensor:
-        squares = x * x
-        front = (self.size - 1) // 2
         if self.region == "across":
-            padded = F.pad(squares.unsqueeze(1), (0, 0, 0, 0, front, self.size - 1 - front))
-            mean = F.avg_pool3d(padded, (self.size, 1, 1), stride=1).squeeze(1)
-            scale = mean * self.alpha + self.k
-        else:
-            mean = F.avg_pool2d(squares, self.size, stride=1, padding=front,
-                                count_include_pad=True)
-            scale = mean * self.alpha + 1.0
-        return x * scale.pow(-self.beta)
+            alpha_over_n = self.alpha / self.size
+            if torch.is_grad_enabled() and x.requires_grad:
+                return _AcrossChannelLRN.apply(x, self.band(x), alpha_over_n, self.beta, self.k)
+            return x * (F.conv2d(x * x, self.band(x)) * alpha_over_n + self.k).pow(-self.beta)
+        front = (self.size - 1) // 2
+        mean = F.avg_pool2d(x * x, self.size, stride=1, padding=front, count_include_pad=True)
+        return x * (mean * self.alpha + 1.0).pow(-self.beta)
 
 
 @register("LRN")

@@ -48,20 +48,25 @@ def test_every_blob_matches_caffe(name, formula_weights):
 def test_dream_gradients_match_caffe(name, formula_weights):
     """d(½‖y‖²)/dx at the three stored ends, y being the end *layer*'s own output.
 
-    In float32 a near-tie in a max-pool window or a ReLU input within rounding of
-    zero can route one gradient element differently than Caffe's summation order
-    does (a "switch flip"). We allow at most one flipped element per 1000 samples;
-    everything else must agree to 1e-4 of the gradient's largest magnitude.
+    Every element must agree to 1e-4 of the gradient's largest magnitude, except
+    around a switch flip: in float32 a max-pool near-tie or a ReLU input within
+    rounding of zero can be decided differently by two summation orders (ours and
+    Caffe's are equally close to exact arithmetic, ~5e-7 per blob), and the flipped
+    unit then routes the gradient of its whole receptive field elsewhere. So a flip
+    is allowed when it stays local: at most 0.1% of elements beyond 1e-3 and an
+    L2-relative error ≤ 5e-3 (the tolerance the dreamer tests use for the same reason).
     """
     net = reference_net(name, formula_weights)
     ref = CaffeReference(shared_path(), name)
     for end in ref.grad_ends:
         grad = dream_gradient(net, ref.input, end)
         ours, theirs = ref.sampled("grad", end, grad)
-        err = np.abs(ours.astype(np.float64) - theirs) / np.abs(theirs).max()
-        flips = int((err > 1e-4).sum())
-        assert flips <= len(err) // 1000, f"{name}: gradient at {end}: {flips} elements off, " \
-                                          f"worst {err.max():.2e}"
+        diff = ours.astype(np.float64) - theirs
+        err = np.abs(diff) / np.abs(theirs).max()
+        if err.max() > 1e-4:
+            l2 = np.linalg.norm(diff) / np.linalg.norm(theirs)
+            assert l2 <= 5e-3 and (err > 1e-3).sum() <= len(err) // 1000, \
+                f"{name}: gradient at {end}: max {err.max():.2e}, L2 {l2:.2e}"
         abssum = float(ref.arrays[f"grad_abssum:{end}"])
         assert abs(float(grad.double().sum()) - float(ref.arrays[f"grad_sum:{end}"])) \
             <= 1e-4 * abssum, end
