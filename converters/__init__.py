@@ -7,7 +7,7 @@
     same = converters.load("out/")
 """
 
-from .caffe.reader import load_caffe as read_caffe
+from .caffe.reader import read_caffe
 from .network import Network
 from .spec import ConversionError, Layer, NetSpec
 from .store import load, save
@@ -18,4 +18,5 @@ def load_caffe(prototxt, weights, input_shape=None) -> Network:
     return Network(read_caffe(prototxt, weights, input_shape))
 
 
-__all__ = ["ConversionError", "Layer", "NetSpec", "Network", "load", "load_caffe", "save"]
+__all__ = ["ConversionError", "Layer", "NetSpec", "Network", "load", "load_caffe", "read_caffe",
+           "save"]

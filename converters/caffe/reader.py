@@ -406,7 +406,7 @@ def _input_shape(net: Any, lp: Any | None, override: list[int] | None) -> list[i
     return []
 
 
-def load_caffe(prototxt: str | Path, weights: str | Path | WeightSource | None,
+def read_caffe(prototxt: str | Path, weights: str | Path | WeightSource | None,
                input_shape: list[int] | None = None) -> NetSpec:
     """Read a deploy prototxt and its weights into a network description.
 
