@@ -21,3 +21,28 @@ test: setup
 
 lint: setup
 	$(PY) -m ruff check .
+
+# --- model zoo (models/; the registry is models/registry.py) ---------------------------------
+#   make convert                                  list the zoo
+#   make convert MODEL=nin [FROM=../shared/models] fetch (or take from a mirror), verify, convert
+#   make convert PROTOTXT=... CAFFEMODEL=... NAME=...   any other Caffe net (T7=... NAME=...)
+#   make demo [FROM=../shared/models]             convert nin and dream on a sample photo
+.PHONY: convert demo
+DEMO_DIR ?= build/demo
+DEMO_DREAM ?= conv4 10 1.5
+# Checks (without importing) that `make setup` has run; `convert` runs it otherwise.
+INSTALLED = import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, ("torch", "safetensors", "tqdm"))))
+MIRROR_FLAG = $(if $(FROM),--from '$(FROM)')
+CONVERT_FLAGS = $(if $(MODEL),'$(MODEL)') $(MIRROR_FLAG) \
+	$(if $(PROTOTXT),--prototxt '$(PROTOTXT)') $(if $(CAFFEMODEL),--caffemodel '$(CAFFEMODEL)') \
+	$(if $(T7),--t7 '$(T7)') $(if $(NAME),--name '$(NAME)')
+
+convert: | $(PY)
+	@$(PY) -c '$(INSTALLED)' 2>/dev/null || $(MAKE) setup
+	$(PY) -m models $(CONVERT_FLAGS)
+
+demo: setup
+	$(PY) -m models nin $(MIRROR_FLAG)
+	$(PY) -m models.sample $(DEMO_DIR)/astronaut.png
+	$(PY) -m dreamer $(DEMO_DIR)/astronaut.png $(DEMO_DREAM) -o $(DEMO_DIR)/astronaut_dream.png
+	@echo "demo dream written to $(DEMO_DIR)/astronaut_dream.png"

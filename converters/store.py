@@ -23,24 +23,42 @@ DESCRIPTION_FILE = "network.json"
 WEIGHTS_FILE = "weights.safetensors"
 
 
-def save(network: Network | NetSpec, directory: str | Path) -> Path:
-    """Write the network into `directory` atomically: all files appear, or none."""
+def save(network: Network | NetSpec, directory: str | Path,
+         extra_files: dict[str, str] | None = None) -> Path:
+    """Write the network (and any `extra_files`, name -> text) into `directory`
+    atomically: all files appear, or none, and an existing directory is replaced."""
     spec = network.spec if isinstance(network, Network) else network
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    except OSError as e:
+        raise ConversionError(f"cannot write {directory}: {e.strerror or e}") from None
     try:
         blobs = {blob_key(layer.name, i): np.ascontiguousarray(b, dtype=np.float32)
                  for layer in spec.layers for i, b in enumerate(layer.blobs)}
         save_file(blobs, staging / WEIGHTS_FILE, metadata={"format": "dreamzoo-network/1"})
         (staging / DESCRIPTION_FILE).write_text(json.dumps(spec.to_json(), indent=1) + "\n")
+        for name, text in (extra_files or {}).items():
+            (staging / name).write_text(text)
+        _make_public(staging)
         if directory.exists():
             shutil.rmtree(directory)
         os.replace(staging, directory)
-    except BaseException:
+    except OSError as e:
+        raise ConversionError(f"cannot write {directory}: {e.strerror or e}") from None
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     return directory
+
+
+def _make_public(directory: Path) -> None:
+    """mkdtemp and safetensors create private files; give them the usual umask modes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    directory.chmod(0o777 & ~umask)
+    for file in directory.iterdir():
+        file.chmod(0o666 & ~umask)
 
 
 def load(path: str | Path) -> Network:

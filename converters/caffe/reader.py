@@ -75,13 +75,14 @@ def read_caffemodel(path: str | Path) -> dict[str, list[np.ndarray]]:
     entries += [(v1.name or v1.layer.name, v1.blobs or v1.layer.blobs) for v1 in net.layers]
     for name, blobs in entries:
         if blobs:
-            weights[name] = [_blob_array(path, name, i, b) for i, b in enumerate(blobs)]
+            weights[name] = [blob_array(path, name, i, b) for i, b in enumerate(blobs)]
     if not net.layer and not net.layers:
         raise ConversionError(f"{path}: not a caffemodel (no layers in it)")
     return weights
 
 
-def _blob_array(path: Path, layer: str, index: int, blob: Any) -> np.ndarray:
+def blob_array(path: Path, layer: str, index: int, blob: Any) -> np.ndarray:
+    """A BlobProto as a float32 array in its declared (or legacy 4-D) shape."""
     if blob.HasField("shape"):
         shape = tuple(int(d) for d in blob.shape.dim)
     else:

@@ -1,0 +1,57 @@
+"""The model zoo: every named net, where its files officially come from, and converting it.
+
+    make convert MODEL=nin [FROM=../shared/models]   # fetch, verify, convert into models/nin/
+    models.find_converted("nin")                      # -> Path("models/nin")
+    models.is_zoo_name("nin_imagenet")                # -> True (aliases count)
+
+Converted models live in this folder, one directory each (network.json,
+weights.safetensors, layers.txt); DREAMZOO_MODELS_DIR puts them elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from converters.spec import ConversionError
+
+from .registry import REGISTRY, Source, ZooModel, is_zoo_name, lookup
+
+# A converted model's directory name: no path separators, no leading dot.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def models_root() -> Path:
+    """Where converted models live: DREAMZOO_MODELS_DIR, else this package's folder."""
+    configured = os.environ.get("DREAMZOO_MODELS_DIR")
+    return Path(configured) if configured else Path(__file__).resolve().parent
+
+
+def convert_command(model: ZooModel) -> str:
+    return f"make convert MODEL={model.name}"
+
+
+def find_converted(name: str) -> Path:
+    """The converted directory of a zoo model (aliases accepted) or of a custom NAME.
+
+    Raises ConversionError, naming the exact `make convert` command, when the model
+    has not been converted yet.
+    """
+    model = lookup(name)
+    if model is None and not NAME_PATTERN.fullmatch(name):
+        raise ConversionError(f"{name!r} is not a model name")
+    directory = models_root() / (model.name if model else name)
+    if (directory / "network.json").is_file():
+        return directory
+    if model is not None:
+        raise ConversionError(f"model {model.name!r} is not converted yet: run "
+                              f"`{convert_command(model)}` (offline: add FROM=<mirror folder>)")
+    zoo = ", ".join(m.name for m in REGISTRY)
+    raise ConversionError(f"no converted model {name!r} in {models_root()}, and the zoo has no "
+                          f"such model (zoo: {zoo}); convert your own with `make convert "
+                          f"PROTOTXT=... CAFFEMODEL=... NAME={name}`")
+
+
+__all__ = ["REGISTRY", "Source", "ZooModel", "find_converted", "is_zoo_name", "lookup",
+           "models_root"]

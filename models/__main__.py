@@ -1,0 +1,7 @@
+"""`python -m models`: list the zoo or convert a model (see models/convert.py)."""
+
+import sys
+
+from .convert import main
+
+sys.exit(main())

@@ -1,0 +1,233 @@
+"""`make convert`: a zoo model, or any Caffe/Torch7 net, into models/<name>/.
+
+    python -m models                                  # list the zoo
+    python -m models nin [--from DIR]                 # fetch, verify, convert
+    python -m models --prototxt P --caffemodel W --name N
+    python -m models --t7 FILE --name N
+
+A model directory holds network.json (with the registry's preprocessing),
+weights.safetensors and layers.txt; it appears whole or not at all. Errors are one
+line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import converters
+from converters.caffe.proto import BlobProto
+from converters.caffe.reader import blob_array
+from converters.network import Network
+from converters.spec import ConversionError
+
+from . import NAME_PATTERN, convert_command, models_root
+from .download import HostUnreachable
+from .fetch import Found, from_cache, from_mirror
+from .registry import REGISTRY, ZooModel, lookup, registry_table
+
+MAX_MEAN_FILE_BYTES = 64 << 20
+
+
+@dataclass
+class Converted:
+    name: str
+    directory: Path
+    network: Network
+    table: str  # network.layer_table(), as written to layers.txt
+    files: list[Found] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def cache_root() -> Path:
+    """Where downloads go: DREAMZOO_CACHE, else $XDG_CACHE_HOME/dreamzoo (~/.cache)."""
+    configured = os.environ.get("DREAMZOO_CACHE")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dreamzoo"
+
+
+def convert_zoo(model: ZooModel, mirror: Path | None = None, root: Path | None = None,
+                cache: Path | None = None, quiet: bool = False) -> Converted:
+    """Fetch (from `mirror`, else the download cache), verify and convert a zoo model."""
+    if mirror is not None:
+        if not Path(mirror).is_dir():
+            raise ConversionError(f"{mirror}: the mirror folder does not exist")
+        files = from_mirror(Path(mirror), model)
+    else:
+        try:
+            files = from_cache(cache or cache_root(), model, quiet)
+        except HostUnreachable as e:
+            raise HostUnreachable(f"{e}; offline? give a local mirror laid out like "
+                                  f"shared/models: {convert_command(model)} FROM=<folder> "
+                                  f"(or set DREAMZOO_MIRROR)") from None
+    by_kind = {f.source.kind: f for f in files}
+    height, width = model.input_size
+    network = converters.load_caffe(by_kind["prototxt"].path, by_kind["weights"].path,
+                                    [1, 3, height, width])
+    mean = mean_values(by_kind["mean"].path) if "mean" in by_kind else None
+    spec = network.spec
+    spec.preprocessing = model.preprocessing(mean)
+    spec.source["net_name"], spec.name = spec.name, model.name
+    spec.source["zoo"] = {
+        "model": model.name, "description": model.description, "licence": model.licence,
+        "homepage": model.homepage, "default_layer": model.default_layer,
+        "files": [{"kind": f.source.kind, "official_name": f.source.name, "url": f.source.url,
+                   "file": f.path.name, "checksum": f.status} for f in files],
+    }
+    if model.default_layer not in network.layer_index:
+        raise ConversionError(f"{model.name}: the registry's default layer "
+                              f"{model.default_layer!r} is not in {by_kind['prototxt'].path}")
+    table = network.layer_table()
+    directory = write_model(network, table, model.name, root or models_root())
+    warnings = [text for found in files if (text := warning(model, found))]
+    return Converted(model.name, directory, network, table, files, warnings)
+
+
+def warning(model: ZooModel, found: Found) -> str:
+    """The warning for a file that is not (or may not be) the official one, else ''."""
+    if found.status not in ("differs", "doubtful"):
+        return ""
+    algorithm, expected = found.source.checksum or ("", "")
+    what = "weights" if found.source.kind == "weights" else "file"
+    text = (f"{found.path} is not the official {found.source.name} of {model.name} "
+            f"({algorithm} {found.digest}, published {expected}): converting it anyway, but "
+            f"these are not the official {what}")
+    if found.status == "doubtful":
+        text += f" (the published {algorithm} may itself be wrong: {found.source.checksum_doubt})"
+    return text
+
+
+def mean_values(path: Path) -> list[float]:
+    """Per-channel means (in the file's channel order) of a .binaryproto or .npy mean file."""
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise ConversionError(f"{path}: cannot read mean file ({e.strerror or e})") from None
+    if size > MAX_MEAN_FILE_BYTES:
+        raise ConversionError(f"{path}: {size} bytes is too large for a mean file")
+    if path.suffix.lower() == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise ConversionError(f"{path}: not a readable .npy mean file ({e})") from None
+    else:
+        blob = BlobProto()
+        try:
+            blob.ParseFromString(path.read_bytes())
+        except Exception as e:  # protobuf raises DecodeError or RuntimeError
+            raise ConversionError(f"{path}: not a readable .binaryproto mean file ({e})") \
+                from None
+        array = blob_array(path, "mean", 0, blob)
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim == 4 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim not in (1, 3) or array.shape[0] != 3 or array.size == 0:
+        raise ConversionError(f"{path}: a mean file needs 3 channels, found shape "
+                              f"{list(array.shape)}")
+    return [float(v) for v in array.reshape(3, -1).mean(axis=1)]
+
+
+def convert_files(name: str, prototxt: Path | None = None, caffemodel: Path | None = None,
+                  t7: Path | None = None, root: Path | None = None) -> Converted:
+    """Convert a net that is not in the zoo into models/<name>/ (no preprocessing recorded)."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise ConversionError(f"NAME={name!r}: use letters, digits, '.', '_' and '-' only")
+    if lookup(name) is not None:
+        raise ConversionError(f"NAME={name!r} is a zoo model's name; choose another, or use "
+                              f"MODEL={name} for the zoo model")
+    if t7 is not None:
+        try:
+            network = converters.load(t7)
+        except ModuleNotFoundError as e:
+            raise ConversionError(f"{t7}: cannot read Torch7 files here ({e})") from None
+    else:
+        network = converters.load_caffe(prototxt, caffemodel)
+    table = network.layer_table()
+    directory = write_model(network, table, name, root or models_root())
+    return Converted(name, directory, network, table)
+
+
+def write_model(network: Network, table: str, name: str, root: Path) -> Path:
+    """Save network.json, weights.safetensors and layers.txt into root/name, all or nothing."""
+    return converters.save(network, root / name, extra_files={"layers.txt": table + "\n"})
+
+
+def report(result: Converted) -> None:
+    """Print the files used, the layer table and where the model went."""
+    notes = {"verified": "checksum verified", "differs": "NOT the official file",
+             "doubtful": "does not match the (doubtful) published checksum",
+             "unverifiable": "no published checksum to verify"}
+    for found in result.files:
+        print(f"{found.source.kind:>9}: {found.path}  ({notes[found.status]})")
+    print(result.table)
+    print(f"{result.name}: {len(result.network.layer_names)} layers saved to "
+          f"{result.directory}/ (network.json, weights.safetensors, layers.txt)")
+    zoo = result.network.spec.source.get("zoo")
+    if result.network.spec.preprocessing is None:
+        print("no preprocessing recorded (not a zoo model): the dreamer will use its default")
+    if zoo:
+        print(f"dream with: python -m dreamer SRC {zoo['default_layer']} ITERATIONS RATE "
+              f"--model {result.name}")
+    for text in result.warnings:
+        print(f"warning: {text}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m models",
+        description="Convert a zoo model (downloaded and verified, or from a local mirror) or "
+                    "any Caffe/Torch7 net into models/<name>/. No arguments: list the zoo.")
+    parser.add_argument("model", nargs="?", help="zoo model name or alias, e.g. nin")
+    parser.add_argument("--from", dest="mirror", type=Path,
+                        help="take files from this folder, laid out like shared/models "
+                             "(default: $DREAMZOO_MIRROR, else download)")
+    parser.add_argument("--prototxt", type=Path, help="a Caffe deploy prototxt (not in the zoo)")
+    parser.add_argument("--caffemodel", type=Path, help="its .caffemodel")
+    parser.add_argument("--t7", type=Path, help="a Torch7 .t7/.net model (not in the zoo)")
+    parser.add_argument("--name", help="directory name under models/ for --prototxt or --t7")
+    parser.add_argument("--quiet", action="store_true", help="no download progress bar")
+    args = parser.parse_args(argv)
+    try:
+        result = _run(args)
+    except ConversionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if result is not None:
+        report(result)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> Converted | None:
+    custom = args.prototxt or args.caffemodel or args.t7
+    if args.model and (custom or args.name):
+        raise ConversionError("give MODEL=<zoo name>, or PROTOTXT=/CAFFEMODEL=/T7= with NAME=, "
+                              "not both")
+    if custom:
+        if not args.name:
+            raise ConversionError("NAME=<directory name> is needed with PROTOTXT= or T7=")
+        if args.t7 and (args.prototxt or args.caffemodel):
+            raise ConversionError("give T7=, or PROTOTXT= with CAFFEMODEL=, not both")
+        if not args.t7 and not (args.prototxt and args.caffemodel):
+            raise ConversionError("PROTOTXT= and CAFFEMODEL= go together")
+        return convert_files(args.name, args.prototxt, args.caffemodel, args.t7)
+    if not args.model:
+        print("Zoo models (make convert MODEL=<name> [FROM=<mirror folder>]):")
+        root = models_root()
+        done = {m.name for m in REGISTRY if (root / m.name / "network.json").is_file()}
+        print(registry_table(done))
+        return None
+    model = lookup(args.model)
+    if model is None:
+        names = ", ".join(m.name for m in REGISTRY)
+        raise ConversionError(f"unknown MODEL {args.model!r}; the zoo has: {names} "
+                              f"(`make convert` lists them with details)")
+    mirror = args.mirror or (Path(os.environ["DREAMZOO_MIRROR"])
+                             if os.environ.get("DREAMZOO_MIRROR") else None)
+    return convert_zoo(model, mirror, quiet=args.quiet)
