@@ -8,6 +8,7 @@ PyTorch's defaults (pooling sizes and divisors, LRN) are written out here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -414,3 +415,125 @@ def reshape(layer: Layer, blobs: list[Tensor]) -> nn.Module:
     p = layer.params
     shape, axis, num_axes = p["shape"], p.get("axis", 0), p.get("num_axes", -1)
     return Lambda(lambda x: caffe_reshape(x, shape, axis, num_axes), f"reshape {shape}")
+
+
+# --- Torch7 operators --------------------------------------------------------------------
+# Types for Torch7 modules whose semantics no Caffe type has. Torch7 dimensions are
+# already mapped to the batched (N first) layout by the Torch7 reader; `unbatched`
+# marks a net whose Torch7 input had no batch dimension, so that View and Reshape
+# apply Torch7's batch rules to each sample's shape.
+
+@register("DepthConcat")
+def depth_concat(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    """nn.DepthConcat: concatenate along `axis`, zero-padding the other dimensions of
+    smaller inputs to the largest size, centred (the extra odd pixel after)."""
+    axis = layer.params["axis"]
+
+    def concat(*xs: Tensor) -> Tensor:
+        dims = xs[0].dim()
+        target = [max(x.shape[d] for x in xs) for d in range(dims)]
+        padded = []
+        for x in xs:
+            pads: list[int] = []
+            for d in reversed(range(dims)):  # F.pad lists the last dimension first
+                extra = 0 if d == axis % dims else target[d] - x.shape[d]
+                pads += [extra // 2, extra - extra // 2]
+            padded.append(F.pad(x, pads) if any(pads) else x)
+        return torch.cat(padded, axis)
+
+    return Lambda(concat, f"depth concat axis={axis}")
+
+
+@register("TorchThreshold")
+def torch_threshold(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    """nn.Threshold: y = x where x > threshold, else value."""
+    threshold, value = layer.params["threshold"], layer.params["value"]
+    return Lambda(lambda x: torch.where(x > threshold, x, value),
+                  f"x > {threshold} ? x : {value}")
+
+
+@register("LogSoftmax")
+def log_softmax(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    axis = layer.params.get("axis", 1)
+    return Lambda(lambda x: torch.log_softmax(x, axis), f"log_softmax axis={axis}")
+
+
+@register("DropoutV1")
+def dropout_v1(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    """Torch7's original nn.Dropout (no `v2`): evaluation mode scales by 1 - p."""
+    keep = 1.0 - layer.params["ratio"]
+    return Lambda(lambda x: x * keep, f"dropout v1, x · {keep}")
+
+
+@register("Normalize")
+def normalize(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    """nn.Normalize: x / (Σ|x|^p + eps)^(1/p) over the last axis; p "inf": x / (max|x| + eps)."""
+    p, eps = layer.params["p"], layer.params.get("eps", 1e-10)
+
+    def norm(x: Tensor) -> Tensor:
+        if p == "inf":
+            return x / (x.abs().amax(-1, keepdim=True) + eps)
+        return x / (x.abs().pow(p).sum(-1, keepdim=True) + eps).pow(1.0 / p)
+
+    return Lambda(norm, f"normalize p={p}")
+
+
+@register("ZeroPadding")
+def zero_padding(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    """nn.SpatialZeroPadding: pad (or crop, when negative) [left, right, top, bottom]."""
+    pad = list(layer.params["pad"])
+    return Lambda(lambda x: F.pad(x, pad), f"zero padding {pad}")
+
+
+@register("Identity")
+def identity(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    """nn.Identity, and the table of tensors a ConcatTable outputs: inputs unchanged."""
+    return Lambda(lambda *xs: xs if len(xs) > 1 else xs[0], "identity")
+
+
+def torch7_view_shape(shape: list[int], size: list[int], input_dims: int | None) -> list[int]:
+    """nn.View's output shape: `size`, with a batch dimension in front when the input
+    holds several views (its `numInputDims` says how many dimensions one sample has)."""
+    elements = math.prod(s for s in size if s != -1)
+    sample_dims = min(input_dims or len(shape), len(shape))
+    inner = math.prod(shape[len(shape) - sample_dims:])
+    if elements == 0 or inner % elements:
+        raise RuntimeError(f"View{tuple(size)} cannot hold an input of shape {shape}")
+    batch = 1 if -1 in size else inner // elements
+    batch *= math.prod(shape[:len(shape) - sample_dims])
+    if batch == 1 and (input_dims is None or len(shape) <= input_dims):
+        return list(size)
+    return [batch, *size]
+
+
+def torch7_reshape_shape(shape: list[int], size: list[int], batch_mode: bool | None
+                         ) -> list[int]:
+    """nn.Reshape's output shape: `size`, or the first input dimension then `size` in
+    batch mode (when not forced, whenever the input is not exactly one view or its first
+    dimension is 1)."""
+    single = math.prod(shape) == math.prod(size) and shape[0] != 1
+    if batch_mode is False or (batch_mode is None and single):
+        return list(size)
+    return [shape[0], *size]
+
+
+@register("TorchView", "TorchReshape")
+def torch7_view(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    """nn.View (size may hold one -1) and nn.Reshape, with their batch-size rules.
+
+    In an unbatched net the rules see one sample's shape and the batch dimension stays.
+    """
+    p = layer.params
+    size, unbatched = list(p["size"]), p.get("unbatched", False)
+
+    def out_shape(shape: list[int]) -> list[int]:
+        if layer.type == "TorchView":
+            return torch7_view_shape(shape, size, p.get("input_dims"))
+        return torch7_reshape_shape(shape, size, p.get("batch_mode"))
+
+    def view(x: Tensor) -> Tensor:
+        if unbatched:
+            return x.reshape([x.shape[0], *out_shape(list(x.shape[1:]))])
+        return x.reshape(out_shape(list(x.shape)))
+
+    return Lambda(view, f"{layer.type[5:]} {size}{' per sample' if unbatched else ''}")
