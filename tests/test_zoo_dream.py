@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, shared_path
 from PIL import Image
 
-if importlib.util.find_spec("dreamer.__main__") is None:
+if importlib.util.find_spec("dreamer") is None:
     pytest.skip("the dreamer (python -m dreamer) is not in this tree yet",
                 allow_module_level=True)
 
