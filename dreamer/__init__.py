@@ -1,0 +1,10 @@
+"""DeepDream on the converted nets: `python -m dreamer SRC LAYER ITERATIONS RATE`.
+
+    import dreamer
+    image = dreamer.dream("sky.jpg", "googlenet", "inception_4c/output", 10, 1.5,
+                          preset="google")          # H×W×3 uint8 RGB
+"""
+
+from .dream import Options, dream
+
+__all__ = ["Options", "dream"]

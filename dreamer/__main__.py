@@ -1,0 +1,161 @@
+"""Command line: `python -m dreamer SRC LAYER ITERATIONS RATE [options]`, as the seed
+script's `qlua deepdream.lua <source_img> <layer_max> <iterations> <update_rate>`.
+
+Also `python -m dreamer gallery SRC --model M` (one labelled cell per layer) and
+`python -m dreamer --list-layers [--model M]`. Errors are one line, exit status 2, and
+no output file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from converters.spec import ConversionError
+
+from .image_io import ImageError
+
+EPILOG = """\
+LAYER is an exact layer name, a unique prefix of one (conv4 -> conv4-1024 in NIN), the
+seed script's integer layer_max (module N of the net, 1-based, ReLU and Dropout
+included), or several: a,b or with weights a:1,b:0.5 (gradients summed).
+
+presets:
+  (none)   Google's octave loop at the image's full size; RATE is in the seed script's
+           unit, the standard deviation of the image as the net sees it.
+  google   Google's DeepDream notebook: ITERATIONS 10 and step RATE 1.5 (in the net's
+           input units) by default, 4 octaves x 1.4, jitter 32, clipping; GoogLeNet uses
+           the notebook's mean (104, 116, 122).
+  torch7   the seed deepdream.lua: the image normalised by its own mean and std, scaled
+           to 224x224 (Torch7's bilinear and bicubic image.scale), 8 octaves of 1.25/1.4,
+           x += g * RATE / mean|g|, output 224x224. One deliberate deviation: the script
+           never called :evaluate(), so a Dropout inside the cut drew random masks; here
+           the net always runs in evaluation mode.
+
+objectives (the output gradient dy sent back from the layer):
+{objectives}
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .engine import STEP_NORMS
+    from .objectives import OBJECTIVE_HELP
+
+    objectives = "\n".join(f"  {k:<8} {v}" for k, v in OBJECTIVE_HELP.items())
+    objectives += "\n  (--guide IMG replaces the objective by the notebook's guided dream)"
+    parser = argparse.ArgumentParser(
+        prog="python -m dreamer", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="DeepDream on classic Caffe/Torch7 nets.",
+        epilog=EPILOG.format(objectives=objectives))
+    parser.add_argument("src", nargs="?", help="source image (PNG, JPEG, ...)")
+    parser.add_argument("positional", nargs="*", metavar="LAYER ITERATIONS RATE",
+                        help="target layer(s), iterations per octave, update rate")
+    parser.add_argument("--model", help="zoo name (default nin), converted directory, .t7, "
+                        ".onnx, or prototxt (with --weights)")
+    parser.add_argument("--weights", help="the caffemodel of a prototxt --model")
+    parser.add_argument("--layer", help="target layer(s); then the positionals are "
+                        "ITERATIONS RATE")
+    parser.add_argument("--preset", choices=("google", "torch7"))
+    parser.add_argument("--octaves", type=int)
+    parser.add_argument("--octave-scale", type=float)
+    parser.add_argument("--jitter", type=int, help="largest random shift per step (pixels)")
+    parser.add_argument("--step-norm", choices=STEP_NORMS,
+                        help="divide each step by the gradient's mean|g| (default), max|g|, "
+                        "RMS, or not at all")
+    parser.add_argument("--channel", type=int, help="amplify only this channel (0-based)")
+    parser.add_argument("--objective", default="l2", choices=list(OBJECTIVE_HELP))
+    parser.add_argument("--topk", type=float, default=0.01,
+                        help="fraction of activations kept by --objective topk")
+    parser.add_argument("--guide", help="guide image: dream towards its features")
+    parser.add_argument("--blur", type=float, default=0.0,
+                        help="smooth each gradient with a Gaussian of this sigma (pixels)")
+    parser.add_argument("--laplacian", type=int, default=0,
+                        help="normalise the gradient over this many Laplacian-pyramid levels")
+    parser.add_argument("--tile", type=int, help="compute gradients in tiles of this size "
+                        "(bounded memory for large images; seamless)")
+    parser.add_argument("--tile-margin", type=int, help="context around each tile (default: "
+                        "the target's receptive field, which makes tiling exact)")
+    parser.add_argument("-o", "--output", help="output PNG/JPEG (default <src stem>_dream.png)")
+    parser.add_argument("--save-raw", help="also save the float RGB result as .npy")
+    parser.add_argument("--save-octaves", help="also save each octave's result in this folder")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (jitter)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--list-layers", action="store_true",
+                        help="print index, name, type and output shape of every layer")
+    return parser
+
+
+def split_positionals(args: argparse.Namespace) -> tuple[str | None, int | None, float | None]:
+    rest = list(args.positional)
+    layer = args.layer if args.layer else (rest.pop(0) if rest else None)
+    if len(rest) > 2:
+        raise ValueError(f"too many arguments: {' '.join(rest[2:])}")
+    try:
+        iterations = int(rest[0]) if rest else None
+        rate = float(rest[1]) if len(rest) > 1 else None
+    except ValueError as e:
+        raise ValueError(f"ITERATIONS must be an integer and RATE a number ({e})") from None
+    return layer, iterations, rate
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from .dream import dream
+    from .image_io import check_writable, load_rgb, save_array, save_rgb
+    from .model import dream_layer_default, open_network
+
+    network = open_network(args.model, args.weights)
+    if args.list_layers:
+        print(network.layer_table())
+        return 0
+    if args.src is None:
+        raise ValueError("give a source image (see --help)")
+    layer, iterations, rate = split_positionals(args)
+    out = Path(args.output) if args.output else Path(f"{Path(args.src).stem}_dream.png")
+    check_writable(out)
+    octave_dir = Path(args.save_octaves) if args.save_octaves else None
+    if octave_dir is not None:
+        octave_dir.mkdir(parents=True, exist_ok=True)
+    rgb = load_rgb(args.src)
+    options = {k: getattr(args, k) for k in (
+        "preset", "octaves", "octave_scale", "jitter", "step_norm", "channel", "objective",
+        "topk", "guide", "blur", "laplacian", "tile", "tile_margin", "seed", "device")}
+    octaves = args.octaves or {"torch7": 8}.get(args.preset or "", 4)
+    total = octaves * (iterations or 10)
+    with tqdm(total=total, disable=args.quiet, unit="step", leave=False) as bar:
+        def on_octave(k: int, octave_rgb: np.ndarray) -> None:
+            save_rgb(octave_dir / f"octave{k + 1}.png", np.clip(octave_rgb, 0, 255)
+                     .astype(np.uint8))
+        result = dream(rgb, network, layer or dream_layer_default(network), iterations, rate,
+                       raw=True, on_step=bar.update,
+                       on_octave=on_octave if octave_dir else None, **options)
+    from .dream import quantise_result
+    save_rgb(out, quantise_result(result, args.preset))
+    if args.save_raw:
+        save_array(args.save_raw, result)
+    print(f"dream written to {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    warnings.simplefilter("always")
+    warnings.formatwarning = lambda message, *a, **k: f"warning: {message}\n"
+    try:
+        if argv and argv[0] == "gallery":
+            from .gallery import gallery_main
+            return gallery_main(argv[1:])
+        return run(build_parser().parse_args(argv))
+    except (ConversionError, ImageError, ValueError, KeyError) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

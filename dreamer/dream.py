@@ -1,0 +1,195 @@
+"""`dream()`: one call from an image and a network to the dreamed image.
+
+Three ways to dream, chosen by `preset`:
+- None: Google's octave loop at the image's full size; `rate` is in the seed script's
+  unit, the standard deviation of the image as the net sees it (so `conv4 20 0.01`
+  means what it meant to the seed script's users).
+- "google": Google's notebook as written: 10 iterations of step 1.5 in the net's input
+  units, 4 octaves × 1.4, jitter 32, clipping; GoogLeNet (and nets without their own
+  preprocessing) use the notebook's mean (104, 116, 122).
+- "torch7": the seed `deepdream.lua` reproduced: the image normalised by its own mean
+  and std, 224×224, 8 octaves of 1.25/1.4, no jitter, no clipping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from converters.network import Network
+
+from .engine import STEP_NORMS, OctaveSettings, dream_octaves
+from .gradient import DreamGradient, Target
+from .image_io import load_rgb, quantise
+from .model import NOTEBOOK_GOOGLENET_MEAN, Preprocessing, open_network, resolve_layer
+
+PRESETS = ("google", "torch7")
+
+
+@dataclass
+class Options:
+    """Everything beyond (image, network, layer, iterations, rate); None = the preset's."""
+
+    preset: str | None = None
+    octaves: int | None = None
+    octave_scale: float | None = None
+    jitter: int | None = None
+    step_norm: str | None = None
+    channel: int | None = None
+    objective: str = "l2"
+    topk: float = 0.01
+    guide: str | Path | np.ndarray | None = None
+    blur: float = 0.0
+    laplacian: int = 0
+    tile: int | None = None
+    tile_margin: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+
+
+def parse_targets(network: Network, layer: str | int | list) -> list[Target]:
+    """Targets from `a`, `a,b`, `a:1,b:0.5`, a layer_max integer, or a list of those."""
+    if isinstance(layer, int):
+        layer = str(layer)
+    parts = layer if isinstance(layer, list) else [p for p in layer.split(",") if p]
+    targets = []
+    for part in parts:
+        if isinstance(part, Target):
+            targets.append(part)
+            continue
+        name, weight = str(part), 1.0
+        head, _, tail = name.rpartition(":")
+        if head:
+            try:
+                name, weight = head, float(tail)
+            except ValueError:
+                pass
+        targets.append(Target(resolve_layer(network, name), weight))
+    if not targets:
+        raise ValueError("no layer given")
+    return targets
+
+
+def preprocessing_for(network: Network, preset: str | None) -> Preprocessing:
+    pre = Preprocessing.of(network)
+    zoo = (network.spec.source.get("zoo") or {}).get("model", "")
+    if preset == "google" and (not network.spec.preprocessing or zoo == "googlenet"):
+        pre = replace(pre, mean=NOTEBOOK_GOOGLENET_MEAN)
+    return pre
+
+
+def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | int | list,
+          iterations: int | None = None, rate: float | None = None, *, raw: bool = False,
+          on_step: Callable[[], None] | None = None,
+          on_octave: Callable[[int, np.ndarray], None] | None = None,
+          trace: dict | None = None, **options) -> np.ndarray:
+    """Dream on `image` (a path or H×W×3 uint8 RGB) at `layer` of `network` (a Network,
+    or what `--model` accepts). Returns H×W×3 uint8 RGB (224×224 for the torch7
+    preset), or the float RGB before quantisation with `raw=True`.
+
+    Options (see `Options`): preset, octaves, octave_scale, jitter, step_norm, channel,
+    objective, topk, guide, blur, laplacian, tile, tile_margin, seed, device. `trace`
+    (a dict) receives the first octave's input, first gradient, steps and jitter shifts
+    in the net's input space (Google modes).
+    """
+    opts = Options(**options)
+    net = network if isinstance(network, Network) else open_network(network)
+    rgb = load_rgb(image) if isinstance(image, (str, Path)) else np.asarray(image, np.uint8)
+    if iterations is None:
+        iterations = 10
+    if rate is None:
+        rate = {"google": 1.5, "torch7": 0.01}.get(opts.preset or "", 0.01)
+    validate(iterations, rate, opts)
+    net = net.to(opts.device)
+    targets = parse_targets(net, layer)
+    torch.manual_seed(opts.seed)
+    if opts.preset == "torch7":
+        result = _dream_torch7(rgb, net, targets, iterations, rate, opts, on_step)
+    else:
+        result = _dream_google(rgb, net, targets, iterations, rate, opts, on_step, on_octave,
+                               trace)
+    return result if raw else quantise_result(result, opts.preset)
+
+
+def quantise_result(rgb: np.ndarray, preset: str | None) -> np.ndarray:
+    """Float RGB -> uint8 as the preset's framework wrote its PNG."""
+    if preset == "torch7":
+        from .torch7_image import torch7_png_bytes
+        return torch7_png_bytes(rgb.transpose(2, 0, 1))
+    return quantise(rgb)
+
+
+def validate(iterations: int, rate: float, opts: Options) -> None:
+    if iterations < 1:
+        raise ValueError(f"ITERATIONS must be at least 1 (got {iterations})")
+    if not rate > 0:
+        raise ValueError(f"RATE must be positive (got {rate})")
+    if opts.preset not in (None, *PRESETS):
+        raise ValueError(f"unknown preset {opts.preset!r} (choose from {', '.join(PRESETS)})")
+    if opts.step_norm not in (None, *STEP_NORMS):
+        raise ValueError(f"unknown step norm {opts.step_norm!r}")
+    if opts.octaves is not None and opts.octaves < 1:
+        raise ValueError("--octaves must be at least 1")
+    if opts.octave_scale is not None and not opts.octave_scale >= 1:
+        raise ValueError("--octave-scale must be at least 1")
+    if opts.jitter is not None and opts.jitter < 0:
+        raise ValueError("--jitter must not be negative")
+    if opts.tile is not None and opts.tile < 1:
+        raise ValueError("--tile must be positive")
+
+
+def make_gradient(net: Network, targets: list[Target], opts: Options,
+                  pre: Preprocessing) -> DreamGradient:
+    guide_features = None
+    if opts.guide is not None:
+        guide_rgb = load_rgb(opts.guide) if isinstance(opts.guide, (str, Path)) else opts.guide
+        x = torch.from_numpy(pre.to_net(guide_rgb))[None].to(opts.device)
+        with torch.no_grad():
+            outs = net.forward_to(x, [t.layer for t in targets])
+        guide_features = {name: value for name, value in outs.items()}
+    return DreamGradient(net, targets, opts.objective, opts.channel, opts.topk,
+                         guide_features, opts.tile, opts.tile_margin, opts.blur,
+                         opts.laplacian)
+
+
+def _dream_google(rgb, net, targets, iterations, rate, opts, on_step, on_octave, trace):
+    pre = preprocessing_for(net, opts.preset)
+    base = pre.to_net(rgb)
+    step = rate if opts.preset == "google" else rate * float(base.std())
+    settings = OctaveSettings(
+        iterations=iterations, step=step,
+        octaves=opts.octaves if opts.octaves is not None else 4,
+        octave_scale=opts.octave_scale if opts.octave_scale is not None else 1.4,
+        jitter=opts.jitter if opts.jitter is not None else 32,
+        step_norm=opts.step_norm or "mean")
+    low, high = pre.input_range()
+    gradient = make_gradient(net, targets, opts, pre)
+    octave_hook = None
+    if on_octave is not None:
+        def octave_hook(k: int, data: np.ndarray) -> None:
+            on_octave(k, pre.to_rgb(data))
+    result = dream_octaves(base, gradient, settings, low.astype(np.float32),
+                           high.astype(np.float32), np.random.RandomState(opts.seed),
+                           opts.device, on_step, octave_hook, trace)
+    return pre.to_rgb(result)
+
+
+def _dream_torch7(rgb, net, targets, iterations, rate, opts, on_step):
+    from .torch7_image import torch7_normalise, torch7_postprocess
+    from .torch7_preset import dream_torch7
+
+    unsupported = [name for name in ("octave_scale", "jitter", "step_norm", "tile", "guide")
+                   if getattr(opts, name) is not None]
+    if unsupported:
+        raise ValueError(f"--preset torch7 does not take --{unsupported[0].replace('_', '-')}")
+    gradient = DreamGradient(net, targets, opts.objective, opts.channel, opts.topk,
+                             blur=opts.blur, laplacian=opts.laplacian)
+    kwargs = {"octaves": opts.octaves} if opts.octaves is not None else {}
+    final = dream_torch7(rgb, lambda x: gradient(x.to(opts.device)).cpu(), iterations, rate,
+                         on_step=on_step, **kwargs)
+    _, mean, std = torch7_normalise(rgb)
+    return torch7_postprocess(final, mean, std).transpose(1, 2, 0)

@@ -1,0 +1,119 @@
+"""The octave loop of Google's DeepDream notebook, in the net's input space.
+
+`dream_octaves` follows `deepdream()` / `make_step()` of the notebook: an octave
+pyramid made with order-1 `scipy.ndimage.zoom`, smallest octave first, the detail
+carried up between octaves, jitter drawn with NumPy's legacy RandomState exactly as
+`np.random.randint(-jitter, jitter + 1, 2)`, a step normalised by the gradient's mean
+magnitude, and clipping to what pixels can produce. Octaves too small for the net are
+skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.ndimage as nd
+import torch
+from torch import Tensor
+
+Gradient = Callable[[Tensor], Tensor]
+STEP_NORMS = ("mean", "max", "l2", "none")
+
+
+@dataclass
+class OctaveSettings:
+    iterations: int = 10
+    step: float = 1.5
+    octaves: int = 4
+    octave_scale: float = 1.4
+    jitter: int = 32
+    step_norm: str = "mean"
+    clip: bool = True
+
+
+def normalised_step(grad: Tensor, step: float, norm: str) -> float:
+    """The factor the gradient is multiplied by before it is added."""
+    if norm == "none":
+        return step
+    magnitude = {"mean": lambda: grad.abs().mean(), "max": lambda: grad.abs().max(),
+                 "l2": lambda: grad.pow(2).mean().sqrt()}[norm]()
+    return step / max(float(magnitude), 1e-12)
+
+
+def octave_pyramid(base: np.ndarray, count: int, scale: float) -> list[np.ndarray]:
+    """[base, base/scale, base/scale², ...] with order-1 zoom, as the notebook builds it."""
+    octaves = [base]
+    for _ in range(count - 1):
+        octaves.append(nd.zoom(octaves[-1], (1, 1.0 / scale, 1.0 / scale), order=1))
+    return octaves
+
+
+class TooSmall(Exception):
+    """The net cannot run to the target layer at this input size (too small for it)."""
+
+
+def dream_octaves(base: np.ndarray, gradient: Gradient, settings: OctaveSettings,
+                  low: np.ndarray, high: np.ndarray, rng: np.random.RandomState,
+                  device: torch.device | str = "cpu", on_step: Callable[[], None] | None = None,
+                  on_octave: Callable[[int, np.ndarray], None] | None = None,
+                  trace: dict | None = None) -> np.ndarray:
+    """Dream on `base` (C×H×W net input); returns the result at the same size.
+
+    `low`/`high` (C×1×1) are the clip bounds; `on_octave(k, data)` sees each octave's
+    result, `trace` (a dict) receives the first input, gradient and steps.
+    """
+    octaves = octave_pyramid(base.astype(np.float32), settings.octaves, settings.octave_scale)
+    detail = np.zeros_like(octaves[-1])
+    data = octaves[-1]
+    for k, octave_base in enumerate(reversed(octaves)):
+        h, w = octave_base.shape[-2:]
+        if k > 0:
+            h1, w1 = detail.shape[-2:]
+            detail = nd.zoom(detail, (1, h / h1, w / w1), order=1)
+        data = octave_base + detail
+        try:
+            data = _octave(data, gradient, settings, low, high, rng, device, on_step,
+                           trace if k == 0 else None)
+        except TooSmall as e:
+            warnings.warn(f"octave {k + 1} ({w}×{h}) skipped: the net cannot reach the "
+                          f"target layer at this size ({e})", stacklevel=2)
+            if on_step is not None:
+                for _ in range(settings.iterations):
+                    on_step()
+        detail = data - octave_base
+        if on_octave is not None:
+            on_octave(k, data)
+    return data
+
+
+def _octave(data: np.ndarray, gradient: Gradient, settings: OctaveSettings, low: np.ndarray,
+            high: np.ndarray, rng: np.random.RandomState, device, on_step, trace) -> np.ndarray:
+    x = torch.from_numpy(np.ascontiguousarray(data)).to(device)[None]
+    low_t = torch.from_numpy(low).to(device)[None]
+    high_t = torch.from_numpy(high).to(device)[None]
+    if trace is not None:
+        trace["first_input"] = data.copy()
+    for i in range(settings.iterations):
+        ox, oy = (int(v) for v in rng.randint(-settings.jitter, settings.jitter + 1, 2))
+        x = torch.roll(x, (oy, ox), (-2, -1))
+        try:
+            grad = gradient(x)
+        except RuntimeError as e:
+            if i > 0:  # the size has not changed since the first step, so this is no guard
+                raise
+            raise TooSmall(str(e).splitlines()[0]) from None
+        x = x + grad * normalised_step(grad, settings.step, settings.step_norm)
+        x = torch.roll(x, (-oy, -ox), (-2, -1))
+        if settings.clip:
+            x = torch.maximum(torch.minimum(x, high_t), low_t)
+        if trace is not None:
+            if i == 0:
+                trace["first_grad"] = grad[0].cpu().numpy()
+            trace.setdefault("steps", []).append(x[0].cpu().numpy())
+            trace.setdefault("shifts", []).append((ox, oy))
+        if on_step is not None:
+            on_step()
+    return x[0].cpu().numpy()

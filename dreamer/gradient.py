@@ -1,0 +1,188 @@
+"""The dream gradient: d(objective)/d(input) for one or several target layers.
+
+`DreamGradient(x)` runs the net only up to the deepest target, applies each target's
+objective (with its weight and optional single channel) and returns the input
+gradient. Optional stages, in this order: tiling (bounded memory for large images,
+exact where the margin covers the receptive field), Gaussian blur, Laplacian-pyramid
+normalisation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from converters.network import Network
+from converters.spec import ConversionError
+
+from .objectives import OBJECTIVES, Objective, guide, only_channel, top_k
+
+
+@dataclass(frozen=True)
+class Target:
+    layer: str
+    weight: float = 1.0
+
+
+class DreamGradient:
+    """Callable: input x (1×C×H×W) -> gradient of the weighted objectives, same shape."""
+
+    def __init__(self, network: Network, targets: list[Target], objective: str = "l2",
+                 channel: int | None = None, topk: float = 0.01,
+                 guide_features: dict[str, Tensor] | None = None, tile: int | None = None,
+                 tile_margin: int | None = None, blur: float = 0.0,
+                 laplacian: int = 0) -> None:
+        if not targets:
+            raise ValueError("no target layer")
+        self.network, self.targets = network, targets
+        self.objectives = {t.layer: self._objective(t.layer, objective, channel, topk,
+                                                    guide_features) for t in targets}
+        self.tile, self.blur, self.laplacian = tile, blur, laplacian
+        if tile is not None:
+            size, self.tile_align = receptive_field(network, [t.layer for t in targets])
+            self.tile_margin = size if tile_margin is None else tile_margin
+
+    @staticmethod
+    def _objective(layer: str, name: str, channel: int | None, topk: float,
+                   guide_features: dict[str, Tensor] | None) -> Objective:
+        if guide_features is not None:
+            chosen = guide(guide_features[layer])
+        elif name == "topk":
+            chosen = top_k(topk)
+        elif name in OBJECTIVES:
+            chosen = OBJECTIVES[name]
+        else:
+            raise ValueError(f"unknown objective {name!r}")
+        return chosen if channel is None else only_channel(chosen, channel)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        grad = self.tiled(x) if self.tile else self.plain(x)
+        if self.blur > 0:
+            grad = gaussian_blur(grad, self.blur)
+        if self.laplacian > 0:
+            grad = laplacian_normalise(grad, self.laplacian)
+        return grad
+
+    def plain(self, x: Tensor) -> Tensor:
+        """The gradient over the whole input at once."""
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            outs = self.network.forward_to(x, [t.layer for t in self.targets])
+            ys = [outs[t.layer] for t in self.targets]
+            dys = [self.objectives[t.layer](y.detach()) * t.weight
+                   for t, y in zip(self.targets, ys)]
+            (grad,) = torch.autograd.grad(ys, x, dys)
+        return grad
+
+    def tiled(self, x: Tensor) -> Tensor:
+        """The gradient tile by tile: each tile's gradient is computed on the tile
+        widened by the margin (its start aligned to the target's stride, so pooling
+        windows fall where they fall on the whole image) and only the tile is kept."""
+        grad = torch.empty_like(x)
+        height, width = x.shape[2:]
+        for top, bottom, y0, y1 in tile_windows(height, self.tile, self.tile_margin,
+                                                self.tile_align):
+            for left, right, x0, x1 in tile_windows(width, self.tile, self.tile_margin,
+                                                    self.tile_align):
+                window = self.plain(x[:, :, y0:y1, x0:x1])
+                grad[:, :, top:bottom, left:right] = \
+                    window[:, :, top - y0:bottom - y0, left - x0:right - x0]
+        return grad
+
+
+def tile_windows(size: int, tile: int, margin: int, align: int
+                 ) -> list[tuple[int, int, int, int]]:
+    """(start, end, window start, window end) per tile along one axis."""
+    out = []
+    for start in range(0, size, tile):
+        end = min(size, start + tile)
+        window_start = max(0, start - margin) // align * align
+        out.append((start, end, window_start, min(size, end + margin)))
+    return out
+
+
+# Layers that do not move or widen what a position sees.
+POINTWISE = {"ReLU", "Sigmoid", "TanH", "AbsVal", "Power", "Dropout", "DropoutV1", "Split",
+             "Concat", "DepthConcat", "Eltwise", "BatchNorm", "Scale", "Bias", "Identity",
+             "TorchThreshold", "ZeroPadding"}
+
+
+def receptive_field(network: Network, layers: list[str]) -> tuple[int, int]:
+    """(size, stride) of the union of the targets' receptive fields, in input pixels.
+
+    Across channels LRN is pointwise in space; a fully connected or global layer sees
+    everything, so such a target cannot be tiled.
+    """
+    field = {network.spec.input_name: (1, 1)}
+    last = max(network.layer_index[name] for name in layers)
+    result = (1, 1)
+    for layer in network.spec.layers[:last + 1]:
+        size, jump = max((field.get(b, (1, 1)) for b in layer.bottoms), default=(1, 1))
+        p = layer.params
+        if layer.type == "Convolution":
+            size += (layer.blobs[0].shape[2] - 1) * p["dilation"][0] * jump
+            jump *= p["stride"][0]
+        elif layer.type == "Pooling" and not p.get("global"):
+            size += (max(p.get("kernel", [1, 1])) - 1) * jump
+            jump *= max(p.get("stride", [1, 1]))
+        elif layer.type == "LRN" and p.get("region") == "within":
+            size += (p.get("local_size", 5) - 1) * jump
+        elif not (layer.type in POINTWISE or layer.type == "LRN"):
+            raise ConversionError(f"cannot tile a dream whose target depends on layer "
+                                  f"{layer.name!r} ({layer.type}): it sees the whole image")
+        for top in layer.tops:
+            field[top] = (size, jump)
+        if layer.name in layers:
+            result = max(result, (size, jump))
+    return result
+
+
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian smoothing per channel, truncated at 3σ, reflecting edges."""
+    radius = max(1, math.ceil(3 * sigma))
+    taps = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    channels = x.shape[1]
+    pad = min(radius, x.shape[2] - 1, x.shape[3] - 1)
+    if pad < radius:  # reflection needs the image to be wider than the kernel
+        x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    else:
+        x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
+
+
+def _binomial(x: Tensor) -> Tensor:
+    k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=x.dtype, device=x.device)
+    k2 = torch.outer(k, k) / 256.0
+    return k2.expand(x.shape[1], 1, 5, 5).contiguous()
+
+
+def laplacian_split(x: Tensor, levels: int) -> list[Tensor]:
+    """Laplacian pyramid: band-pass levels, finest first, then the low-pass residual."""
+    bands, kernel = [], _binomial(x)
+    for _ in range(levels - 1):
+        if min(x.shape[2:]) < 4:
+            break
+        low = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), kernel, stride=2,
+                       groups=x.shape[1])
+        up = F.interpolate(low, size=x.shape[2:], mode="bilinear", align_corners=False)
+        bands.append(x - up)
+        x = low
+    return [*bands, x]
+
+
+def laplacian_normalise(grad: Tensor, levels: int) -> Tensor:
+    """Scale each Laplacian level of the gradient to unit standard deviation and merge:
+    low and high frequencies then contribute alike (the TensorFlow tutorial's trick)."""
+    bands = laplacian_split(grad, levels)
+    out = bands[-1] / (bands[-1].std() + 1e-8)
+    for band in reversed(bands[:-1]):
+        out = F.interpolate(out, size=band.shape[2:], mode="bilinear", align_corners=False)
+        out = out + band / (band.std() + 1e-8)
+    return out
