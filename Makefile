@@ -22,6 +22,10 @@ test: setup
 lint: setup
 	$(PY) -m ruff check .
 
+# Seconds per dream iteration, GoogLeNet to inception_4c/output at 1024x576 (see bench/).
+bench: setup
+	$(PY) bench/dream_step.py
+
 # --- model zoo (models/; the registry is models/registry.py) ---------------------------------
 #   make convert                                  list the zoo
 #   make convert MODEL=nin [FROM=../shared/models] fetch (or take from a mirror), verify, convert

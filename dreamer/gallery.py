@@ -1,0 +1,102 @@
+"""`python -m dreamer gallery SRC --model M [--layers a,b,...]`: one PNG grid, one cell
+per layer (a short dream at that layer), each labelled with the layer's name."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from converters.network import Network
+
+from .gradient import receptive_field
+from .image_io import check_writable, load_rgb, save_rgb
+from .model import open_network, resolve_layer
+
+# Layer types worth a cell: the ones that compute features (not ReLUs, splits, ...).
+FEATURE_TYPES = ("Convolution", "Concat", "DepthConcat", "Pooling", "LRN", "Eltwise")
+LABEL_HEIGHT = 18
+
+
+def default_layers(network: Network, count: int) -> list[str]:
+    """`count` feature layers spread evenly through the net: those with a spatial
+    output larger than 1×1 at the net's declared input size."""
+    candidates, shapes = [], network.output_shapes()
+    for name in network.sequence:
+        if network.layer_types[network.layer_index[name]] not in FEATURE_TYPES:
+            continue
+        if len(shapes[name]) < 4 or shapes[name][2] * shapes[name][3] <= 1:
+            continue
+        try:
+            receptive_field(network, [name])
+        except Exception:  # behind a fully connected or global layer: no picture to show
+            continue
+        candidates.append(name)
+    if len(candidates) <= count:
+        return candidates
+    picks = np.linspace(0, len(candidates) - 1, count).round().astype(int)
+    return [candidates[i] for i in dict.fromkeys(picks)]
+
+
+def fit(rgb: np.ndarray, size: int) -> np.ndarray:
+    """The image scaled so that its longer side is `size`."""
+    h, w = rgb.shape[:2]
+    factor = size / max(h, w)
+    target = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return np.asarray(Image.fromarray(rgb).resize(target, Image.BICUBIC))
+
+
+def grid(cells: list[tuple[str, np.ndarray]], columns: int) -> np.ndarray:
+    """Cells side by side, `columns` per row, each with its label underneath."""
+    h, w = cells[0][1].shape[:2]
+    rows = math.ceil(len(cells) / columns)
+    sheet = Image.new("RGB", (columns * w, rows * (h + LABEL_HEIGHT)), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    for i, (label, rgb) in enumerate(cells):
+        x, y = (i % columns) * w, (i // columns) * (h + LABEL_HEIGHT)
+        sheet.paste(Image.fromarray(rgb), (x, y))
+        text = label if draw.textlength(label, font=font) <= w - 4 else "…" + label[-(w // 7):]
+        draw.text((x + 2, y + h + 3), text, fill="black", font=font)
+    return np.asarray(sheet)
+
+
+def gallery_main(argv: list[str]) -> int:
+    from tqdm import tqdm
+
+    from .dream import dream
+
+    parser = argparse.ArgumentParser(prog="python -m dreamer gallery",
+                                     description="A labelled grid: one short dream per layer.")
+    parser.add_argument("src")
+    parser.add_argument("--model", help="as for the dreamer (default nin)")
+    parser.add_argument("--weights", help="the caffemodel of a prototxt --model")
+    parser.add_argument("--layers", help="comma-separated layers (default: 12 spread "
+                        "through the net)")
+    parser.add_argument("--count", type=int, default=12, help="layers picked by default")
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--rate", type=float, default=0.03, help="as RATE of the dreamer")
+    parser.add_argument("--octaves", type=int, default=3)
+    parser.add_argument("--size", type=int, default=224, help="longer side of each cell")
+    parser.add_argument("--columns", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-o", "--output", help="default <src stem>_gallery.png")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    out = check_writable(args.output or f"{Path(args.src).stem}_gallery.png")
+    network = open_network(args.model, args.weights)
+    layers = ([resolve_layer(network, name) for name in args.layers.split(",") if name]
+              if args.layers else default_layers(network, args.count))
+    if not layers:
+        raise ValueError(f"{network.name!r} has no layer to show")
+    source = fit(load_rgb(args.src), args.size)
+    cells = [("source", source)]
+    for layer in tqdm(layers, disable=args.quiet, unit="layer", leave=False):
+        cells.append((layer, dream(source, network, layer, args.iterations, args.rate,
+                                   octaves=args.octaves, seed=args.seed)))
+    save_rgb(out, grid(cells, args.columns))
+    print(f"gallery of {len(layers)} layers written to {out}")
+    return 0
