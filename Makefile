@@ -30,6 +30,7 @@ bench: setup
 #   make convert                                  list the zoo
 #   make convert MODEL=nin [FROM=../shared/models] fetch (or take from a mirror), verify, convert
 #   make convert PROTOTXT=... CAFFEMODEL=... NAME=...   any other Caffe net (T7=... NAME=...)
+#   make convert MODEL=nin FORMAT=onnx              also write models/nin/nin.onnx
 #   make demo [FROM=../shared/models]             convert nin and dream on a sample photo
 .PHONY: convert demo
 DEMO_DIR ?= build/demo
@@ -39,7 +40,7 @@ INSTALLED = import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, (
 MIRROR_FLAG = $(if $(FROM),--from '$(FROM)')
 CONVERT_FLAGS = $(if $(MODEL),'$(MODEL)') $(MIRROR_FLAG) \
 	$(if $(PROTOTXT),--prototxt '$(PROTOTXT)') $(if $(CAFFEMODEL),--caffemodel '$(CAFFEMODEL)') \
-	$(if $(T7),--t7 '$(T7)') $(if $(NAME),--name '$(NAME)')
+	$(if $(T7),--t7 '$(T7)') $(if $(NAME),--name '$(NAME)') $(if $(FORMAT),--format '$(FORMAT)')
 
 convert: | $(PY)
 	@$(PY) -c '$(INSTALLED)' 2>/dev/null || $(MAKE) setup

@@ -54,7 +54,7 @@ def cache_root() -> Path:
 
 
 def convert_zoo(model: ZooModel, mirror: Path | None = None, root: Path | None = None,
-                cache: Path | None = None, quiet: bool = False) -> Converted:
+                cache: Path | None = None, quiet: bool = False, onnx: bool = False) -> Converted:
     """Fetch (from `mirror`, else the download cache), verify and convert a zoo model."""
     if mirror is not None:
         if not Path(mirror).is_dir():
@@ -85,7 +85,7 @@ def convert_zoo(model: ZooModel, mirror: Path | None = None, root: Path | None =
         raise ConversionError(f"{model.name}: the registry's default layer "
                               f"{model.default_layer!r} is not in {by_kind['prototxt'].path}")
     table = network.layer_table()
-    directory = write_model(network, table, model.name, root or models_root())
+    directory = write_model(network, table, model.name, root or models_root(), onnx)
     warnings = [text for found in files if (text := warning(model, found))]
     return Converted(model.name, directory, network, table, files, warnings)
 
@@ -135,7 +135,8 @@ def mean_values(path: Path) -> list[float]:
 
 
 def convert_files(name: str, prototxt: Path | None = None, caffemodel: Path | None = None,
-                  t7: Path | None = None, root: Path | None = None) -> Converted:
+                  t7: Path | None = None, root: Path | None = None, onnx: bool = False
+                  ) -> Converted:
     """Convert a net that is not in the zoo into models/<name>/ (no preprocessing recorded)."""
     if not NAME_PATTERN.fullmatch(name):
         raise ConversionError(f"NAME={name!r}: use letters, digits, '.', '_' and '-' only")
@@ -150,13 +151,20 @@ def convert_files(name: str, prototxt: Path | None = None, caffemodel: Path | No
     else:
         network = converters.load_caffe(prototxt, caffemodel)
     table = network.layer_table()
-    directory = write_model(network, table, name, root or models_root())
+    directory = write_model(network, table, name, root or models_root(), onnx)
     return Converted(name, directory, network, table)
 
 
-def write_model(network: Network, table: str, name: str, root: Path) -> Path:
-    """Save network.json, weights.safetensors and layers.txt into root/name, all or nothing."""
-    return converters.save(network, root / name, extra_files={"layers.txt": table + "\n"})
+def write_model(network: Network, table: str, name: str, root: Path, onnx: bool = False) -> Path:
+    """Save network.json, weights.safetensors and layers.txt into root/name, all or nothing;
+    with `onnx` also <name>.onnx (exported first, so that an export error writes nothing)."""
+    from converters.onnx_export import to_onnx, write_atomically
+
+    data = to_onnx(network).SerializeToString() if onnx else None
+    directory = converters.save(network, root / name, extra_files={"layers.txt": table + "\n"})
+    if data is not None:
+        write_atomically(directory / f"{name}.onnx", data)
+    return directory
 
 
 def report(result: Converted) -> None:
@@ -167,8 +175,10 @@ def report(result: Converted) -> None:
     for found in result.files:
         print(f"{found.source.kind:>9}: {found.path}  ({notes[found.status]})")
     print(result.table)
+    onnx_file = result.directory / f"{result.name}.onnx"
     print(f"{result.name}: {len(result.network.layer_names)} layers saved to "
-          f"{result.directory}/ (network.json, weights.safetensors, layers.txt)")
+          f"{result.directory}/ (network.json, weights.safetensors, layers.txt"
+          f"{', ' + onnx_file.name if onnx_file.is_file() else ''})")
     zoo = result.network.spec.source.get("zoo")
     if result.network.spec.preprocessing is None:
         print("no preprocessing recorded (not a zoo model): the dreamer will use its default")
@@ -193,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--t7", type=Path, help="a Torch7 .t7/.net model (not in the zoo)")
     parser.add_argument("--name", help="directory name under models/ for --prototxt or --t7")
     parser.add_argument("--quiet", action="store_true", help="no download progress bar")
+    parser.add_argument("--format", choices=("dreamzoo", "onnx"), default="dreamzoo",
+                        help="onnx: also export models/<name>/<name>.onnx (opset 13)")
     args = parser.parse_args(argv)
     try:
         result = _run(args)
@@ -216,7 +228,8 @@ def _run(args: argparse.Namespace) -> Converted | None:
             raise ConversionError("give T7=, or PROTOTXT= with CAFFEMODEL=, not both")
         if not args.t7 and not (args.prototxt and args.caffemodel):
             raise ConversionError("PROTOTXT= and CAFFEMODEL= go together")
-        return convert_files(args.name, args.prototxt, args.caffemodel, args.t7)
+        return convert_files(args.name, args.prototxt, args.caffemodel, args.t7,
+                             onnx=args.format == "onnx")
     if not args.model:
         print("Zoo models (make convert MODEL=<name> [FROM=<mirror folder>]):")
         root = models_root()
@@ -230,4 +243,4 @@ def _run(args: argparse.Namespace) -> Converted | None:
                               f"(`make convert` lists them with details)")
     mirror = args.mirror or (Path(os.environ["DREAMZOO_MIRROR"])
                              if os.environ.get("DREAMZOO_MIRROR") else None)
-    return convert_zoo(model, mirror, quiet=args.quiet)
+    return convert_zoo(model, mirror, quiet=args.quiet, onnx=args.format == "onnx")

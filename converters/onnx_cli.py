@@ -1,0 +1,189 @@
+"""The `export` and `check` subcommands of `python -m converters`.
+
+    python -m converters export DIR_or_MODEL... -o net.onnx [--until LAYER]
+    python -m converters check net.onnx [--image IMG] [--layers] [--input-shape N C H W]
+
+`check` runs the file in onnxruntime and, through the ONNX reader (onnx2torch), in
+PyTorch on the same input, and prints the largest difference of each output; exit
+status 1 when one exceeds --tolerance (relative to max(1, max |output|)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .network import Network
+from .onnx_export import output_names
+from .spec import ConversionError
+
+
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Export a converted net (or any model file) to ONNX (opset 13)."
+    parser.add_argument("model", nargs="+",
+                        help="a converted directory, PROTOTXT CAFFEMODEL, or a .t7/.onnx file")
+    parser.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    parser.add_argument("--until", metavar="LAYER", help="stop at this layer (the output)")
+    parser.add_argument("--input-shape", type=int, nargs=4, metavar=("N", "C", "H", "W"),
+                        help="the size to trace at (default: the model's declared size)")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .__main__ import open_model
+    from .onnx_export import OPSET, to_onnx, write_atomically
+
+    network = open_model(args.model, args.input_shape)
+    if args.input_shape:
+        network.spec.input_shape = list(args.input_shape)
+    model = to_onnx(network, args.until)
+    path = write_atomically(Path(args.output), model.SerializeToString())
+    count = network.layer_index[args.until] + 1 if args.until else len(network.layer_names)
+    print(f"exported {count} layers of {network.name!r} as {len(model.graph.node)} ONNX nodes "
+          f"(opset {OPSET}) to {path}; outputs: {', '.join(o.name for o in model.graph.output)}")
+    return 0
+
+
+def add_check_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Run an .onnx file in onnxruntime and PyTorch and compare outputs."
+    parser.add_argument("model", help="the .onnx file")
+    parser.add_argument("--image", help="an image to use instead of random input")
+    parser.add_argument("--input-shape", type=int, nargs=4, metavar=("N", "C", "H", "W"),
+                        help="input shape (default: the declared one)")
+    parser.add_argument("--layers", action="store_true",
+                        help="compare every layer's output, not only the graph's outputs")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random input")
+    parser.add_argument("--tolerance", type=float, default=1e-4,
+                        help="largest relative difference accepted (default 1e-4)")
+
+
+def image_input(path: str, shape: list[int], preprocessing: dict | None) -> np.ndarray:
+    """An image resized to the input's H×W, preprocessed as the net's description says
+    (pixels in [0, 1] × scale, channel order, minus mean, over std), else in [0, 1]."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if shape[1] == 1 else "RGB").resize(
+                (shape[3], shape[2]), Image.Resampling.BILINEAR)
+            pixels = np.asarray(image, dtype=np.float32) / 255.0
+    except (OSError, UnidentifiedImageError) as e:
+        raise ConversionError(f"{path}: cannot read the image ({e})") from None
+    pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+    if preprocessing and shape[1] == 3:
+        pixels = pixels * float(preprocessing.get("scale", 1.0))
+        if preprocessing.get("channel_order", "RGB") == "BGR":
+            pixels = pixels[::-1]
+        mean = np.asarray(preprocessing.get("mean", [0.0] * 3), np.float32).reshape(3, 1, 1)
+        std = np.asarray(preprocessing.get("std", [1.0] * 3), np.float32).reshape(3, 1, 1)
+        pixels = (pixels - mean) / std
+    return np.ascontiguousarray(np.broadcast_to(pixels, shape), dtype=np.float32)
+
+
+def compare(path: Path, x: np.ndarray, every_layer: bool = False,
+            network: Network | None = None) -> dict[str, tuple[list[int], float, float]]:
+    """Per output: (shape, max |onnxruntime − PyTorch|, that relative to max(1, max |y|)).
+
+    PyTorch is the file read back by the ONNX reader, unless `network` is given."""
+    import onnx
+    import onnxruntime as ort
+
+    from .onnx_import import load_onnx, read_model
+
+    model = read_model(path)
+    torch_net = load_onnx(path) if network is None else network
+    names = [o.name for o in model.graph.output]
+    if every_layer:
+        produced = {o for n in model.graph.node for o in n.output}
+        names += [n for n in torch_net.layer_names if n in produced and n not in names]
+        del model.graph.output[:]
+        model.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names)
+    try:
+        session = ort.InferenceSession(model.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        ort_outs = session.run(names, {model.graph.input[0].name: x})
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise ConversionError(f"{path}: onnxruntime cannot run it ({_one_line(e)})") from None
+    with torch.no_grad():
+        torch_outs = torch_values(torch_net, torch.from_numpy(x), names)
+    result = {}
+    for name, ours in zip(names, ort_outs):
+        theirs = torch_outs[name]
+        if list(theirs.shape) != list(ours.shape):
+            result[name] = (list(ours.shape), float("inf"), float("inf"))
+            continue
+        diff = float(np.abs(ours.astype(np.float64) - theirs.double().numpy()).max(initial=0))
+        scale = max(1.0, float(theirs.abs().max()) if theirs.numel() else 1.0)
+        result[name] = (list(ours.shape), diff, diff / scale)
+    return result
+
+
+def torch_values(net: Network, x: torch.Tensor, values: list[str]) -> dict[str, torch.Tensor]:
+    """ONNX values by name from a Network: a layer's output, or an ONNX layer's k-th one."""
+    where: dict[str, tuple[str, int]] = {}
+    for layer in net.spec.layers:
+        for k, value in enumerate(layer.params["outputs"] if layer.type == "ONNX"
+                                  else output_names(layer)):
+            where[value] = (layer.name, k)
+    for name in values:
+        if name not in where and name in net.layer_index:
+            where[name] = (name, 0)
+    missing = [v for v in values if v not in where]
+    if missing:
+        raise ConversionError(f"no layer of {net.name!r} computes {missing[0]!r}")
+    outs = net.forward_to(x, sorted({where[v][0] for v in values}, key=net.layer_index.get))
+    picked = {}
+    for value in values:
+        layer, k = where[value]
+        out = outs[layer]
+        picked[value] = out[k] if isinstance(out, tuple) else out
+    return picked
+
+
+def _one_line(e: Exception) -> str:
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from .onnx_import import read_onnx
+
+    path = Path(args.model)
+    spec = read_onnx(path)
+    shape = list(args.input_shape or spec.input_shape)
+    if args.image:
+        x = image_input(args.image, shape, spec.preprocessing)
+    else:
+        x = np.random.default_rng(args.seed).standard_normal(shape).astype(np.float32)
+    result = compare(path, x, args.layers, Network(spec))
+    width = max(len(n) for n in result)
+    worst = 0.0
+    print(f"{path}: onnxruntime vs PyTorch on {'×'.join(map(str, shape))} "
+          f"{'image ' + args.image if args.image else 'random input'}")
+    for name, (dims, diff, relative) in result.items():
+        worst = max(worst, relative)
+        print(f"  {name:<{width}}  {'×'.join(map(str, dims)):>14}  max |Δ| {diff:.3g}"
+              f"  (relative {relative:.3g})")
+    ok = worst <= args.tolerance
+    print(f"{'OK' if ok else 'DIFFERENT'}: largest relative difference {worst:.3g} "
+          f"(tolerance {args.tolerance:g})")
+    return 0 if ok else 1
+
+
+def _register() -> None:
+    """Into the SUBCOMMANDS of `converters.__main__`, also when it runs as `__main__`."""
+    main = sys.modules.get("__main__")
+    modules = [main] if getattr(getattr(main, "__spec__", None), "name", "") == \
+        "converters.__main__" else []
+    if "converters.__main__" in sys.modules or not modules:
+        from . import __main__ as cli
+        modules.append(cli)
+    for module in modules:
+        module.SUBCOMMANDS["export"] = (add_export_arguments, run_export)
+        module.SUBCOMMANDS["check"] = (add_check_arguments, run_check)
+
+
+_register()
