@@ -105,8 +105,9 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from .dream import dream
-    from .image_io import check_writable, load_rgb, save_array, save_rgb
+    from .dream import Options, dream, parse_targets, quantise_result, validate
+    from .gradient import receptive_field
+    from .image_io import check_npy, check_writable, load_rgb, save_array, save_rgb
     from .model import dream_layer_default, open_network
 
     network = open_network(args.model, args.weights)
@@ -116,25 +117,37 @@ def run(args: argparse.Namespace) -> int:
     if args.src is None:
         raise ValueError("give a source image (see --help)")
     layer, iterations, rate = split_positionals(args)
-    out = Path(args.output) if args.output else Path(f"{Path(args.src).stem}_dream.png")
-    check_writable(out)
-    octave_dir = Path(args.save_octaves) if args.save_octaves else None
-    if octave_dir is not None:
-        octave_dir.mkdir(parents=True, exist_ok=True)
-    rgb = load_rgb(args.src)
     options = {k: getattr(args, k) for k in (
         "preset", "octaves", "octave_scale", "jitter", "step_norm", "channel", "objective",
         "topk", "guide", "blur", "laplacian", "tile", "tile_margin", "seed", "device")}
+    # Everything that can be refused is refused before any output or progress bar.
+    targets = parse_targets(network, layer or dream_layer_default(network))
+    validate(10 if iterations is None else iterations, 1.0 if rate is None else rate,
+             Options(**options))
+    if args.channel is not None:
+        shapes = network.output_shapes()
+        for target in targets:
+            channels = shapes[target.layer][1] if len(shapes[target.layer]) > 1 else 0
+            if not 0 <= args.channel < channels:
+                raise ValueError(f"--channel {args.channel} is out of range: layer "
+                                 f"{target.layer!r} has {channels} channels")
+    if args.tile is not None:
+        receptive_field(network, [t.layer for t in targets])
+    out = check_writable(args.output or f"{Path(args.src).stem}_dream.png")
+    if args.save_raw:
+        check_npy(args.save_raw)
+    rgb = load_rgb(args.src)
+    octave_dir = Path(args.save_octaves) if args.save_octaves else None
+
+    def on_octave(k: int, octave_rgb: np.ndarray) -> None:
+        octave_dir.mkdir(parents=True, exist_ok=True)
+        save_rgb(octave_dir / f"octave{k + 1}.png", quantise_result(octave_rgb, None))
+
     octaves = args.octaves or {"torch7": 8}.get(args.preset or "", 4)
-    total = octaves * (iterations or 10)
-    with tqdm(total=total, disable=args.quiet, unit="step", leave=False) as bar:
-        def on_octave(k: int, octave_rgb: np.ndarray) -> None:
-            save_rgb(octave_dir / f"octave{k + 1}.png", np.clip(octave_rgb, 0, 255)
-                     .astype(np.uint8))
-        result = dream(rgb, network, layer or dream_layer_default(network), iterations, rate,
-                       raw=True, on_step=bar.update,
+    steps = octaves * (10 if iterations is None else iterations)
+    with tqdm(total=steps, disable=args.quiet, unit="step", leave=False) as bar:
+        result = dream(rgb, network, targets, iterations, rate, raw=True, on_step=bar.update,
                        on_octave=on_octave if octave_dir else None, **options)
-    from .dream import quantise_result
     save_rgb(out, quantise_result(result, args.preset))
     if args.save_raw:
         save_array(args.save_raw, result)
@@ -144,17 +157,19 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    warnings.simplefilter("always")
-    warnings.formatwarning = lambda message, *a, **k: f"warning: {message}\n"
-    try:
-        if argv and argv[0] == "gallery":
-            from .gallery import gallery_main
-            return gallery_main(argv[1:])
-        return run(build_parser().parse_args(argv))
-    except (ConversionError, ImageError, ValueError, KeyError) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():  # restores the caller's warning display afterwards
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda message, *_, **__: print(f"warning: {message}",
+                                                               file=sys.stderr)
+        try:
+            if argv and argv[0] == "gallery":
+                from .gallery import gallery_main
+                return gallery_main(argv[1:])
+            return run(build_parser().parse_args(argv))
+        except (ConversionError, ImageError, ValueError, KeyError) as e:
+            message = e.args[0] if isinstance(e, KeyError) and e.args else e
+            print(f"error: {message}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -41,6 +41,16 @@ def check_writable(path: str | Path) -> Path:
     return path
 
 
+def check_npy(path: str | Path) -> Path:
+    """Fail before any work if a raw-result path is not a .npy in an existing folder."""
+    path = Path(path)
+    if path.suffix.lower() != ".npy":
+        raise ImageError(f"{path}: the raw result is written as .npy")
+    if not path.parent.is_dir():
+        raise ImageError(f"{path}: the folder {path.parent} does not exist")
+    return path
+
+
 def quantise(rgb: np.ndarray) -> np.ndarray:
     """Float RGB 0..255 -> uint8, clipped then truncated as the notebook's np.uint8 does."""
     return np.clip(rgb, 0, 255).astype(np.uint8)
@@ -57,9 +67,7 @@ def save_rgb(path: str | Path, rgb: np.ndarray) -> Path:
 
 def save_array(path: str | Path, array: np.ndarray) -> Path:
     """Write a float array as .npy (no pickle), atomically."""
-    path = Path(path)
-    if path.suffix.lower() != ".npy":
-        raise ImageError(f"{path}: the raw result is written as .npy")
+    path = check_npy(path)
     _atomic(path, lambda f: np.save(f, np.ascontiguousarray(array), allow_pickle=False))
     return path
 
