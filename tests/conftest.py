@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import converters
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("DREAMZOO_SHARED", ROOT.parent / "shared")).resolve()
 REQUIRE_SHARED = os.environ.get("DREAMZOO_REQUIRE_SHARED", "") not in ("", "0")
@@ -36,3 +38,18 @@ def formula_weights():
     finally:
         sys.path.remove(str(tools))
     return module.blob
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """The tiny Caffe test net (shared/models/tiny), real Caffe-written weights."""
+    models = shared_path("models", "tiny")
+    return converters.load_caffe(models / "deploy.prototxt", models / "tiny.caffemodel")
+
+
+@pytest.fixture(scope="module")
+def nin():
+    """NIN ImageNet with the stand-in (formula) weights of shared/models."""
+    models = shared_path("models", "nin_imagenet")
+    return converters.load_caffe(models / "deploy.prototxt",
+                                 models / "nin_imagenet_formula.caffemodel")

@@ -35,19 +35,6 @@ def tiny_files() -> list[str]:
             "--weights", str(models / "tiny.caffemodel")]
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    models = shared_path("models", "tiny")
-    return converters.load_caffe(models / "deploy.prototxt", models / "tiny.caffemodel")
-
-
-@pytest.fixture(scope="module")
-def nin():
-    models = shared_path("models", "nin_imagenet")
-    return converters.load_caffe(models / "deploy.prototxt",
-                                 models / "nin_imagenet_formula.caffemodel")
-
-
 @pytest.fixture
 def work(tmp_path, monkeypatch) -> Path:
     """A fresh current directory holding `photo.png` (48×40, the cat scaled down)."""

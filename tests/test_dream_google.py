@@ -10,15 +10,8 @@ import pytest
 from conftest import shared_path
 from PIL import Image
 
-import converters
 import dreamer
 from dreamer.dream import quantise_result
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    models = shared_path("models", "tiny")
-    return converters.load_caffe(models / "deploy.prototxt", models / "tiny.caffemodel")
 
 
 def l2_relative(ours: np.ndarray, theirs: np.ndarray) -> float:

@@ -35,19 +35,6 @@ CAFFE_MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32).reshape(3, 1, 1)
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    models = shared_path("models", "tiny")
-    return converters.load_caffe(models / "deploy.prototxt", models / "tiny.caffemodel")
-
-
-@pytest.fixture(scope="module")
-def nin():
-    models = shared_path("models", "nin_imagenet")
-    return converters.load_caffe(models / "deploy.prototxt",
-                                 models / "nin_imagenet_formula.caffemodel")
-
-
-@pytest.fixture(scope="module")
 def googlenet():
     models = shared_path("models", "bvlc_googlenet")
     return converters.load_caffe(models / "deploy.prototxt", models / "bvlc_googlenet.caffemodel")
