@@ -56,8 +56,10 @@ def convert_main(argv: list[str]) -> int:
     parser.add_argument("--input-shape", type=int, nargs=4, metavar=("N", "C", "H", "W"),
                         help="override the input shape declared by the model")
     args = parser.parse_args(argv)
-    from .store import save
+    from .store import check_network_target, save
 
+    if args.output:
+        check_network_target(args.output)
     network = open_model(args.model, args.input_shape)
     print(network.layer_table())
     if args.output:

@@ -34,13 +34,15 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     from .__main__ import open_model
-    from .onnx_export import OPSET, to_onnx, write_atomically
+    from .atomic import check_file_target, write_bytes
+    from .onnx_export import OPSET, to_onnx
 
+    path = check_file_target(Path(args.output))
     network = open_model(args.model, args.input_shape)
     if args.input_shape:
         network.spec.input_shape = list(args.input_shape)
     model = to_onnx(network, args.until)
-    path = write_atomically(Path(args.output), model.SerializeToString())
+    write_bytes(path, model.SerializeToString())
     count = network.layer_index[args.until] + 1 if args.until else len(network.layer_names)
     print(f"exported {count} layers of {network.name!r} as {len(model.graph.node)} ONNX nodes "
           f"(opset {OPSET}) to {path}; outputs: {', '.join(o.name for o in model.graph.output)}")

@@ -13,8 +13,6 @@ the ONNX reader can give back the same layer and blob names.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from .atomic import check_file_target, write_bytes
 from .layers import Pool, build_module
 from .network import Network
 from .spec import ConversionError, Layer, NetSpec, blob_key
@@ -404,26 +403,5 @@ def _model(spec: NetSpec, layers: list[Layer], counts: list[int], g: GraphBuilde
 
 def export_onnx(network: Network | NetSpec, path: str | Path, until: str | None = None) -> Path:
     """Write the ONNX model to `path` atomically (all of it, or nothing)."""
-    data = to_onnx(network, until).SerializeToString()
-    return write_atomically(Path(path), data)
-
-
-def write_atomically(path: Path, data: bytes) -> Path:
-    """Write bytes to a temporary file beside `path`, then rename it into place."""
-    staging = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o666 & ~umask)
-        os.replace(staging, path)
-        staging = None
-    except OSError as e:
-        raise ConversionError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        if staging is not None and os.path.exists(staging):
-            os.remove(staging)
-    return path
+    path = check_file_target(Path(path))
+    return write_bytes(path, to_onnx(network, until).SerializeToString())

@@ -8,57 +8,88 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
+from .atomic import OutputError, is_temporary, replacing_folder
 from .network import Network
 from .spec import ConversionError, NetSpec, blob_key
 
 DESCRIPTION_FILE = "network.json"
 WEIGHTS_FILE = "weights.safetensors"
+EXTRA_FILES = ("layers.txt",)  # written by the zoo (models/convert.py)
+FORMAT = "dreamzoo-network/1"  # as NetSpec.to_json writes it
+MAX_DESCRIPTION_BYTES = 64 << 20
 
 
 def save(network: Network | NetSpec, directory: str | Path,
-         extra_files: dict[str, str] | None = None) -> Path:
-    """Write the network (and any `extra_files`, name -> text) into `directory`
-    atomically: all files appear, or none, and an existing directory is replaced."""
+         extra_files: dict[str, str | bytes] | None = None) -> Path:
+    """Write the network (and `extra_files`, name -> text or bytes, named as `own_files`
+    allows) as the folder `directory`: all files appear, or none. An existing converted
+    network there is replaced whole; any other non-empty folder is refused (OutputError)."""
     spec = network.spec if isinstance(network, Network) else network
     directory = Path(directory)
-    try:
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    except OSError as e:
-        raise ConversionError(f"cannot write {directory}: {e.strerror or e}") from None
-    try:
-        blobs = {blob_key(layer.name, i): np.ascontiguousarray(b, dtype=np.float32)
-                 for layer in spec.layers for i, b in enumerate(layer.blobs)}
-        save_file(blobs, staging / WEIGHTS_FILE, metadata={"format": "dreamzoo-network/1"})
+    check_network_target(directory)
+    unexpected = set(extra_files or {}) - own_files(directory)
+    if unexpected:
+        raise ValueError(f"{sorted(unexpected)[0]!r} is not a file of a converted network")
+    blobs = {blob_key(layer.name, i): np.ascontiguousarray(b, dtype=np.float32)
+             for layer in spec.layers for i, b in enumerate(layer.blobs)}
+    with replacing_folder(directory) as staging:
+        save_file(blobs, staging / WEIGHTS_FILE, metadata={"format": FORMAT})
         (staging / DESCRIPTION_FILE).write_text(json.dumps(spec.to_json(), indent=1) + "\n")
-        for name, text in (extra_files or {}).items():
-            (staging / name).write_text(text)
-        _make_public(staging)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
-    except OSError as e:
-        raise ConversionError(f"cannot write {directory}: {e.strerror or e}") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        for name, content in (extra_files or {}).items():
+            if isinstance(content, bytes):
+                (staging / name).write_bytes(content)
+            else:
+                (staging / name).write_text(content)
     return directory
 
 
-def _make_public(directory: Path) -> None:
-    """mkdtemp and safetensors create private files; give them the usual umask modes."""
-    umask = os.umask(0)
-    os.umask(umask)
-    directory.chmod(0o777 & ~umask)
-    for file in directory.iterdir():
-        file.chmod(0o666 & ~umask)
+def own_files(directory: Path) -> set[str]:
+    """The names a converted network's folder may hold: ours, and nothing else."""
+    return {DESCRIPTION_FILE, WEIGHTS_FILE, *EXTRA_FILES,
+            f"{Path(directory).resolve().name}.onnx"}
+
+
+def check_network_target(directory: str | Path) -> None:
+    """Refuse, before any work, to write a network where something not ours would be lost:
+    a file, or a non-empty folder that is not a converted network."""
+    directory = Path(directory)
+    if not os.path.lexists(directory):
+        return
+    if not directory.is_dir():
+        raise OutputError(f"{directory}: is a file, not a folder; refusing to replace it")
+    try:
+        names = sorted(n for n in os.listdir(directory) if not is_temporary(n))
+    except OSError as e:
+        raise OutputError(f"{directory}: cannot read the folder ({e.strerror or e})") from None
+    allowed = own_files(directory)
+    foreign = [n for n in names if n not in allowed or not _plain_file(directory / n)]
+    if foreign:
+        raise OutputError(f"{directory}: not a converted network (it holds {foreign[0]!r}); "
+                          f"refusing to replace it: give a new or empty folder")
+    if names and not _written_by_us(directory / DESCRIPTION_FILE):
+        raise OutputError(f"{directory}: its {DESCRIPTION_FILE} is not one dreamzoo wrote; "
+                          f"refusing to replace it: give a new or empty folder")
+
+
+def _plain_file(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()
+
+
+def _written_by_us(description: Path) -> bool:
+    """Whether `description` is a network.json of our format (read only if small)."""
+    if not _plain_file(description) or description.stat().st_size > MAX_DESCRIPTION_BYTES:
+        return False
+    try:
+        data = json.loads(description.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") == FORMAT
 
 
 def load(path: str | Path) -> Network:

@@ -107,7 +107,15 @@ def run(args: argparse.Namespace) -> int:
 
     from .dream import Options, dream, parse_targets, quantise_result, validate
     from .gradient import receptive_field
-    from .image_io import check_npy, check_writable, load_rgb, save_array, save_rgb
+    from .image_io import (
+        check_npy,
+        check_octave_folder,
+        check_writable,
+        load_rgb,
+        save_array,
+        save_octave,
+        save_rgb,
+    )
     from .model import dream_layer_default, open_network
 
     network = open_network(args.model, args.weights)
@@ -136,12 +144,11 @@ def run(args: argparse.Namespace) -> int:
     out = check_writable(args.output or f"{Path(args.src).stem}_dream.png")
     if args.save_raw:
         check_npy(args.save_raw)
+    octave_dir = check_octave_folder(args.save_octaves) if args.save_octaves else None
     rgb = load_rgb(args.src)
-    octave_dir = Path(args.save_octaves) if args.save_octaves else None
 
     def on_octave(k: int, octave_rgb: np.ndarray) -> None:
-        octave_dir.mkdir(parents=True, exist_ok=True)
-        save_rgb(octave_dir / f"octave{k + 1}.png", quantise_result(octave_rgb, None))
+        save_octave(octave_dir, k + 1, quantise_result(octave_rgb, None))
 
     octaves = args.octaves or {"torch7": 8}.get(args.preset or "", 4)
     steps = octaves * (10 if iterations is None else iterations)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import re
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from converters.atomic import OutputError, check_file_target, is_temporary, replacing
+
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+OCTAVE_FILE = re.compile(r"octave[1-9][0-9]*\.png")
 
 
 class ImageError(Exception):
@@ -38,7 +40,7 @@ def check_writable(path: str | Path) -> Path:
         raise ImageError(f"{path}: the output must end in .png, .jpg or .jpeg")
     if not path.parent.is_dir():
         raise ImageError(f"{path}: the folder {path.parent} does not exist")
-    return path
+    return check_file_target(path)
 
 
 def check_npy(path: str | Path) -> Path:
@@ -48,7 +50,33 @@ def check_npy(path: str | Path) -> Path:
         raise ImageError(f"{path}: the raw result is written as .npy")
     if not path.parent.is_dir():
         raise ImageError(f"{path}: the folder {path.parent} does not exist")
-    return path
+    return check_file_target(path)
+
+
+def check_octave_folder(folder: str | Path) -> Path:
+    """Fail before any work unless `folder` is new, empty, or holds only octaveN.png files
+    (an earlier run's, which are ours to replace)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: is a file, not a folder for the octaves")
+    if not folder.is_dir():
+        return folder
+    try:
+        foreign = sorted(n for n in folder.iterdir() if not is_temporary(n.name)
+                         and not (OCTAVE_FILE.fullmatch(n.name) and n.is_file()
+                                  and not n.is_symlink()))
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot read the folder ({e.strerror or e})") from None
+    if foreign:
+        raise OutputError(f"{folder}: holds {foreign[0].name!r}, which is not an octave "
+                          f"image of ours; give a new or empty folder for --save-octaves")
+    return folder
+
+
+def save_octave(folder: Path, k: int, rgb: np.ndarray) -> Path:
+    """Write octave k's image (1-based) as folder/octave<k>.png, creating the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return save_rgb(folder / f"octave{k}.png", rgb)
 
 
 def quantise(rgb: np.ndarray) -> np.ndarray:
@@ -61,28 +89,14 @@ def save_rgb(path: str | Path, rgb: np.ndarray) -> Path:
     path = check_writable(path)
     image = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB")
     options = {"quality": 95} if FORMATS[path.suffix.lower()] == "JPEG" else {}
-    _atomic(path, lambda f: image.save(f, FORMATS[path.suffix.lower()], **options))
+    with replacing(path) as file:
+        image.save(file, FORMATS[path.suffix.lower()], **options)
     return path
 
 
 def save_array(path: str | Path, array: np.ndarray) -> Path:
     """Write a float array as .npy (no pickle), atomically."""
     path = check_npy(path)
-    _atomic(path, lambda f: np.save(f, np.ascontiguousarray(array), allow_pickle=False))
+    with replacing(path) as file:
+        np.save(file, np.ascontiguousarray(array), allow_pickle=False)
     return path
-
-
-def _atomic(path: Path, write) -> None:
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as f:
-            write(f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except OSError as e:
-        raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)

@@ -25,6 +25,7 @@ from converters.caffe.proto import BlobProto
 from converters.caffe.reader import blob_array
 from converters.network import Network
 from converters.spec import ConversionError
+from converters.store import check_network_target
 
 from . import NAME_PATTERN, convert_command, models_root
 from .download import HostUnreachable
@@ -56,6 +57,7 @@ def cache_root() -> Path:
 def convert_zoo(model: ZooModel, mirror: Path | None = None, root: Path | None = None,
                 cache: Path | None = None, quiet: bool = False, onnx: bool = False) -> Converted:
     """Fetch (from `mirror`, else the download cache), verify and convert a zoo model."""
+    check_network_target((root or models_root()) / model.name)
     if mirror is not None:
         if not Path(mirror).is_dir():
             raise ConversionError(f"{mirror}: the mirror folder does not exist")
@@ -143,6 +145,7 @@ def convert_files(name: str, prototxt: Path | None = None, caffemodel: Path | No
     if lookup(name) is not None:
         raise ConversionError(f"NAME={name!r} is a zoo model's name; choose another, or use "
                               f"MODEL={name} for the zoo model")
+    check_network_target((root or models_root()) / name)
     if t7 is not None:
         try:
             network = converters.load(t7)
@@ -156,15 +159,14 @@ def convert_files(name: str, prototxt: Path | None = None, caffemodel: Path | No
 
 
 def write_model(network: Network, table: str, name: str, root: Path, onnx: bool = False) -> Path:
-    """Save network.json, weights.safetensors and layers.txt into root/name, all or nothing;
-    with `onnx` also <name>.onnx (exported first, so that an export error writes nothing)."""
-    from converters.onnx_export import to_onnx, write_atomically
+    """Save network.json, weights.safetensors and layers.txt (with `onnx` also <name>.onnx)
+    as the folder root/name, all or nothing."""
+    from converters.onnx_export import to_onnx
 
-    data = to_onnx(network).SerializeToString() if onnx else None
-    directory = converters.save(network, root / name, extra_files={"layers.txt": table + "\n"})
-    if data is not None:
-        write_atomically(directory / f"{name}.onnx", data)
-    return directory
+    files: dict[str, str | bytes] = {"layers.txt": table + "\n"}
+    if onnx:
+        files[f"{name}.onnx"] = to_onnx(network).SerializeToString()
+    return converters.save(network, root / name, extra_files=files)
 
 
 def report(result: Converted) -> None:

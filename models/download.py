@@ -1,15 +1,15 @@
 """Downloading one file: progress bar, resume, checksum, atomic rename.
 
-The bytes go to `<dest>.part`; an interrupted download leaves only that file, and the
-next call resumes it with an HTTP Range request. Only a complete file whose checksum
-matches is renamed to `dest`, so a file under its real name is always a verified one.
+The bytes go to the hidden `.dreamzoo-part-<name>` beside `dest`; an interrupted
+download leaves only that file, and the next call resumes it with an HTTP Range request.
+Only a complete file whose checksum matches is synced and renamed to `dest`, so a file
+under its real name is always a verified one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
-import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from converters.atomic import commit, partial_path, remove_stale
 from converters.spec import ConversionError
 
 USER_AGENT = "dreamzoo/0.1 (+https://github.com/; model zoo downloader)"
@@ -45,11 +46,12 @@ def download(url: str, dest: Path, checksum: tuple[str, str] | None = None,
     dest = Path(dest)
     if dest.exists():
         return dest
-    part = dest.with_name(dest.name + ".part")
+    part = partial_path(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DownloadError(f"cannot create {dest.parent}: {e.strerror or e}") from None
+    remove_stale(dest.parent)
     _fetch(url, part, dest.name, quiet, timeout)
     if checksum is not None:
         algorithm, expected = checksum
@@ -58,7 +60,7 @@ def download(url: str, dest: Path, checksum: tuple[str, str] | None = None,
             part.unlink()
             raise DownloadError(f"{dest.name} from {url}: {algorithm} {found} does not match the "
                                 f"published {expected}; the download was deleted")
-    os.replace(part, dest)
+    commit(part, dest)
     return dest
 
 

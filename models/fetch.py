@@ -8,13 +8,13 @@ the same layout, so a filled cache is itself a mirror.
 
 from __future__ import annotations
 
+import hashlib
 import os
-import shutil
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from converters.atomic import replacing
 from converters.spec import ConversionError
 
 from .download import DownloadError, download, file_digest
@@ -123,19 +123,15 @@ def _from_archive(folder: Path, source: Source, quiet: bool) -> None:
                 raise DownloadError(f"{archive}: has no file named {source.name}")
             data = tar.extractfile(member)
             assert data is not None
-            handle, staging = tempfile.mkstemp(prefix=f".{source.name}.", dir=folder)
-            try:
-                with os.fdopen(handle, "wb") as out:
-                    shutil.copyfileobj(data, out)
-                if source.checksum is not None:
-                    algorithm, expected = source.checksum
-                    if file_digest(Path(staging), algorithm) != expected:
-                        raise DownloadError(f"{archive}: {source.name} does not match the "
-                                            f"published {algorithm} {expected}")
-                os.replace(staging, dest)
-            finally:
-                if os.path.exists(staging):
-                    os.unlink(staging)
+            algorithm, expected = source.checksum or ("sha256", None)
+            digest = hashlib.new(algorithm)
+            with replacing(dest) as out:  # verified before it takes the real name
+                while block := data.read(1 << 20):
+                    out.write(block)
+                    digest.update(block)
+                if expected is not None and digest.hexdigest() != expected:
+                    raise DownloadError(f"{archive}: {source.name} does not match the "
+                                        f"published {algorithm} {expected}")
     except (tarfile.TarError, EOFError) as e:
         raise DownloadError(f"{archive}: not a readable .tar.gz ({e}); delete it to download "
                             f"it again") from None

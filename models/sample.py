@@ -10,6 +10,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from converters.atomic import replacing
+from converters.spec import ConversionError
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
@@ -19,8 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     from skimage import data  # a dev dependency: only the demo needs it
 
     out = Path(argv[0])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(data.astronaut()).save(out)
+    try:
+        with replacing(out) as file:
+            Image.fromarray(data.astronaut()).save(file, "PNG")
+    except ConversionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(f"sample image (scikit-image's astronaut, 512x512) written to {out}")
     return 0
 

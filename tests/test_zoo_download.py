@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import shared_path
 
+from converters.atomic import partial_path
 from converters.spec import ConversionError
 from models.convert import convert_zoo
 from models.download import DownloadError, HostUnreachable, download
@@ -114,7 +115,7 @@ def test_full_download(server, tmp_path):
     dest = tmp_path / "cache" / "weights.bin"
     download(f"{server.url}/weights.bin", dest, sha256(PAYLOAD), quiet=True)
     assert dest.read_bytes() == PAYLOAD
-    assert not dest.with_name("weights.bin.part").exists()
+    assert sorted(os.listdir(dest.parent)) == ["weights.bin"], "no partial file is left"
     assert server.requests == [("/weights.bin", None)]
 
 
@@ -122,7 +123,7 @@ def test_cut_off_download_resumes_with_a_range_request(server, tmp_path):
     server.files["/w.bin"] = PAYLOAD
     server.cut_after["/w.bin"] = 100_000
     dest = tmp_path / "w.bin"
-    part = tmp_path / "w.bin.part"
+    part = partial_path(dest)
     with pytest.raises(DownloadError, match=r"stopped after 100000 of 307200 bytes.*resume"):
         download(f"{server.url}/w.bin", dest, sha256(PAYLOAD), quiet=True)
     assert not dest.exists(), "an interrupted download must not look complete"
@@ -137,7 +138,7 @@ def test_resume_restarts_when_the_server_ignores_range(server, tmp_path):
     server.files["/w.bin"] = PAYLOAD
     server.ignore_range = True
     dest = tmp_path / "w.bin"
-    (tmp_path / "w.bin.part").write_bytes(PAYLOAD[:5000])
+    partial_path(dest).write_bytes(PAYLOAD[:5000])
     download(f"{server.url}/w.bin", dest, ("sha1", hashlib.sha1(PAYLOAD).hexdigest()), quiet=True)
     assert dest.read_bytes() == PAYLOAD
 
