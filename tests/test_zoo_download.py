@@ -1,7 +1,7 @@
 """The zoo's downloader against a real HTTP server on 127.0.0.1.
 
 The server serves bytes from a dict, honours `Range: bytes=N-` (206 + Content-Range),
-can hang up after a given number of bytes, and records every request.
+can hang up after a given number of bytes, can send slowly, and records every request.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 import socket
 import tarfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -32,6 +33,7 @@ class FileServer:
         self.files: dict[str, bytes] = {}
         self.cut_after: dict[str, int] = {}  # path -> bytes sent before hanging up (once)
         self.ignore_range = False
+        self.pause = 0.0  # seconds between 64 KiB pieces of a body
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -77,7 +79,13 @@ class FileServer:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     self.close_connection = True
                     return
-                self.wfile.write(body)
+                for offset in range(0, len(body), 1 << 16):
+                    try:
+                        self.wfile.write(body[offset:offset + (1 << 16)])
+                    except ConnectionError:  # the client was killed
+                        return
+                    if server.pause:
+                        time.sleep(server.pause)
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -100,6 +108,7 @@ def server(running_server):
     running_server.cut_after.clear()
     running_server.requests.clear()
     running_server.ignore_range = False
+    running_server.pause = 0.0
     return running_server
 
 
