@@ -123,7 +123,7 @@ def replacing_folder(target: Path) -> Iterator[Path]:
     """A hidden folder to fill with `target`'s new content; when the block ends without an
     exception it takes `target`'s place in one step and the old folder is removed.
     Whether the old folder may be replaced is the caller's decision, made beforehand."""
-    target = Path(target).resolve()
+    shown, target = Path(target), Path(target).resolve()  # "." is swapped as its real path
     staging = _prepare(target)
     try:
         os.mkdir(staging)
@@ -134,7 +134,7 @@ def replacing_folder(target: Path) -> Iterator[Path]:
     except BaseException as e:
         _discard(staging)
         if isinstance(e, OSError):
-            raise _error(target, e) from None
+            raise _error(shown, e) from None
         raise
     if old is not None:
         _discard(old)
