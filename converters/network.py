@@ -146,7 +146,11 @@ class Network(nn.Module):
                                 too_small=True)
             else:
                 continue
-            need = f"; {name!r} needs at least {low[1]}×{low[0]} (W×H)" if low else ""
+            if problem.too_small and low:
+                need = f"; {name!r} needs at least {low[1]}×{low[0]} (W×H)"
+            else:
+                declared = "×".join(map(str, self.spec.input_shape[:1:-1]))
+                need = f"; the net was made for {declared} (W×H)"
             return Unfit(problem.layer, problem.reason + need, problem.too_small)
         return None
 

@@ -81,9 +81,8 @@ def _axis(layer: Layer, axis: int, rank: int) -> int:
 def _spatial(layer: Layer, x: Shape, channels: int, sizes: list[int]) -> Outcome:
     """[N, channels, *sizes] for each top, or too small when a size is below 1."""
     if min(sizes) < 1:
-        return Unfit(layer.name, f"layer {layer.name!r} ({layer.type}) gives an empty output "
-                     f"({'×'.join(map(str, sizes))}) on input {'×'.join(map(str, x[2:]))}",
-                     too_small=True)
+        return Unfit(layer.name, f"layer {layer.name!r} ({layer.type}) has no output on its "
+                     f"{x[3]}×{x[2]} input", too_small=True)
     return [[x[0], channels, *sizes]] * len(layer.tops)
 
 
