@@ -10,7 +10,9 @@ it is computed.
 
 The "ONNX" type (nodes converted by onnx2torch) has no closed form here: its rule runs
 the layer's module on PyTorch's meta device (shapes only, nothing allocated), at the one
-size asked. Its minimum size is the one dreamzoo's exporter recorded, or unknown.
+size asked; a layer whose nodes read sizes as data (Shape, Size: dreamzoo's export of a
+DepthConcat) runs on zeros on the CPU instead. Its minimum size is the one dreamzoo's
+exporter recorded, or unknown.
 """
 
 from __future__ import annotations
@@ -263,21 +265,27 @@ def torch7_view(layer: Layer, bottoms: list[Shape]) -> Outcome:
 
 # --- ONNX ----------------------------------------------------------------------------------
 
-# Modules of ONNX layers on the meta device, by layer identity (the layer is kept alive
-# beside its module so that the id stays its own).
-_META_MODULES: dict[int, tuple[Layer, nn.Module]] = {}
+# Modules of ONNX layers for shapes, by layer identity (the layer is kept alive beside
+# its module so that the id stays its own).
+_SHAPE_MODULES: dict[int, tuple[Layer, nn.Module]] = {}
+# ONNX operators that read a tensor's size as data (nodes after them compute sizes from
+# values, which the meta device does not hold).
+SIZE_READING_OPS = {"Shape", "Size"}
 
 
 @shape_rule("ONNX")
 def onnx_nodes(layer: Layer, bottoms: list[Shape]) -> Outcome:
-    """Not closed-form: the layer's onnx2torch module runs on the meta device."""
-    if id(layer) not in _META_MODULES:
-        module = build_module(layer, [torch.from_numpy(b) for b in layer.blobs]).to("meta")
-        _META_MODULES[id(layer)] = (layer, module)
-    module = _META_MODULES[id(layer)][1]
+    """Not closed-form: the layer's onnx2torch module runs on the meta device, or, when
+    its nodes read sizes as data (a padded concatenation), on zeros on the CPU."""
+    device = "cpu" if any(n["op"] in SIZE_READING_OPS for n in layer.params["nodes"]) \
+        else "meta"
+    if id(layer) not in _SHAPE_MODULES:
+        module = build_module(layer, [torch.from_numpy(b) for b in layer.blobs]).to(device)
+        _SHAPE_MODULES[id(layer)] = (layer, module)
+    module = _SHAPE_MODULES[id(layer)][1]
     try:
         with torch.no_grad():
-            out = module(*[torch.empty(b, device="meta") for b in bottoms])
+            out = module(*[torch.zeros(b, device=device) for b in bottoms])
     except Exception as e:  # onnx2torch's modules raise anything on shapes they refuse
         lines = str(e).strip().splitlines()
         raise _error(layer, f"cannot run on {bottoms}: {lines[0] if lines else e!r}") from None
