@@ -80,6 +80,14 @@ def _axis(layer: Layer, axis: int, rank: int) -> int:
     return axis % rank
 
 
+def _window(layer: Layer, **values: list[int]) -> None:
+    """Kernels, strides and dilations must be at least 1 and pads at least 0."""
+    for name, pair in values.items():
+        low = 0 if name == "pad" else 1
+        if len(pair) != 2 or any(not isinstance(v, int) or v < low for v in pair):
+            raise _error(layer, f"invalid {name} {pair}")
+
+
 def _spatial(layer: Layer, x: Shape, channels: int, sizes: list[int]) -> Outcome:
     """[N, channels, *sizes] for each top, or too small when a size is below 1."""
     if min(sizes) < 1:
@@ -97,6 +105,8 @@ def _mismatch(layer: Layer, message: str) -> Unfit:
 @shape_rule("Convolution")
 def convolution(layer: Layer, bottoms: list[Shape]) -> Outcome:
     x, p = _one(layer, bottoms, 4), layer.params
+    _window(layer, kernel=p["kernel"], stride=p["stride"], pad=p["pad"],
+            dilation=p["dilation"])
     if layer.blobs and layer.blobs[0].shape[1] * p["group"] != x[1]:
         return _mismatch(layer, f"weights for {layer.blobs[0].shape[1] * p['group']} input "
                          f"channels, input has {x[1]}")
@@ -125,8 +135,10 @@ def pooling(layer: Layer, bottoms: list[Shape]) -> Outcome:
         raise _error(layer, f"unsupported pooling method {p.get('method')!r}")
     if p.get("global", False):
         return [[*x[:2], 1, 1]] * len(layer.tops)
-    sizes = [pooled_size(n, k, s, pad, p.get("round", "ceil") == "ceil") for n, k, s, pad in
-             zip(x[2:], p.get("kernel", [1, 1]), p.get("stride", [1, 1]), p.get("pad", [0, 0]))]
+    kernel, stride, pad = p.get("kernel", [1, 1]), p.get("stride", [1, 1]), p.get("pad", [0, 0])
+    _window(layer, kernel=kernel, stride=stride, pad=pad)
+    sizes = [pooled_size(n, k, s, q, p.get("round", "ceil") == "ceil")
+             for n, k, s, q in zip(x[2:], kernel, stride, pad)]
     return _spatial(layer, x, x[1], sizes)
 
 

@@ -95,10 +95,9 @@ def read_directory(directory: Path) -> NetSpec:
         raise ConversionError(f"{weights}: cannot read weights ({e})") from None
     try:
         spec = NetSpec.from_json(data, blobs)
-    except (KeyError, TypeError) as e:
-        raise ConversionError(f"{description}: malformed network description ({e})") from None
-    try:
         computed_shapes(spec, [1, *spec.input_shape[1:]])  # bounded, and computable
     except ConversionError as e:
         raise ConversionError(f"{description}: {e}") from None
+    except (KeyError, TypeError, IndexError) as e:
+        raise ConversionError(f"{description}: malformed network description ({e})") from None
     return spec

@@ -326,3 +326,17 @@ def test_the_converter_refuses_a_huge_prototxt_in_one_line(tmp_path):
                              str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "huge.prototxt" in result.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p.update(stride=[0, 2]), r"'conv1' \(Convolution\): invalid stride \[0, 2\]"),
+    (lambda p: p.pop("kernel"), "malformed network description"),
+])
+def test_a_bad_window_in_network_json_is_a_clear_error(tiny, tmp_path, change, message):
+    converters.save(tiny, tmp_path / "tiny")
+    description = tmp_path / "tiny" / "network.json"
+    data = json.loads(description.read_text())
+    change(next(e for e in data["layers"] if e["name"] == "conv1")["params"])
+    description.write_text(json.dumps(data))
+    with pytest.raises(ConversionError, match=message):
+        converters.load(tmp_path / "tiny")
