@@ -18,6 +18,7 @@ exporter recorded, or unknown.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -277,9 +278,8 @@ def torch7_view(layer: Layer, bottoms: list[Shape]) -> Outcome:
 
 # --- ONNX ----------------------------------------------------------------------------------
 
-# Modules of ONNX layers for shapes, by layer identity (the layer is kept alive beside
-# its module so that the id stays its own).
-_SHAPE_MODULES: dict[int, tuple[Layer, nn.Module]] = {}
+# Modules of ONNX layers for shapes, by layer identity; an entry goes with its layer.
+_SHAPE_MODULES: dict[int, nn.Module] = {}
 # ONNX operators that read a tensor's size as data (nodes after them compute sizes from
 # values, which the meta device does not hold).
 SIZE_READING_OPS = {"Shape", "Size"}
@@ -291,10 +291,12 @@ def onnx_nodes(layer: Layer, bottoms: list[Shape]) -> Outcome:
     its nodes read sizes as data (a padded concatenation), on zeros on the CPU."""
     device = "cpu" if any(n["op"] in SIZE_READING_OPS for n in layer.params["nodes"]) \
         else "meta"
-    if id(layer) not in _SHAPE_MODULES:
+    key = id(layer)
+    if key not in _SHAPE_MODULES:
         module = build_module(layer, [torch.from_numpy(b) for b in layer.blobs]).to(device)
-        _SHAPE_MODULES[id(layer)] = (layer, module)
-    module = _SHAPE_MODULES[id(layer)][1]
+        _SHAPE_MODULES[key] = module
+        weakref.finalize(layer, _SHAPE_MODULES.pop, key, None)
+    module = _SHAPE_MODULES[key]
     try:
         with torch.no_grad():
             out = module(*[torch.zeros(b, device=device) for b in bottoms])
