@@ -161,7 +161,7 @@ class Network(nn.Module):
         shapes = self.output_shapes(input_shape)
         order = {name: i + 1 for i, name in enumerate(self.sequence)}
         width = max(len(n) for n in self.layer_names)
-        lines = [f"{'#':>4}  {'layer':<{width}}  {'type':<13} {'output':<15} min input"]
+        lines = [f"{'#':>4}  {'layer':<{width}}  {'type':<13} {'output':<15} min W×H"]
         for name, kind in zip(self.layer_names, self.layer_types):
             index = str(order[name]) if name in order else "-"
             dims = "×".join(str(d) for d in shapes[name][1:])
