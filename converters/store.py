@@ -16,6 +16,7 @@ from safetensors.numpy import load_file, save_file
 
 from .atomic import OutputError, is_temporary, replacing_folder
 from .network import Network
+from .shapes import computed_shapes, min_input_sizes
 from .spec import ConversionError, NetSpec, blob_key
 
 DESCRIPTION_FILE = "network.json"
@@ -38,9 +39,10 @@ def save(network: Network | NetSpec, directory: str | Path,
         raise ValueError(f"{sorted(unexpected)[0]!r} is not a file of a converted network")
     blobs = {blob_key(layer.name, i): np.ascontiguousarray(b, dtype=np.float32)
              for layer in spec.layers for i, b in enumerate(layer.blobs)}
+    description = json.dumps(spec.to_json(min_input_sizes(spec)), indent=1) + "\n"
     with replacing_folder(directory) as staging:
         save_file(blobs, staging / WEIGHTS_FILE, metadata={"format": FORMAT})
-        (staging / DESCRIPTION_FILE).write_text(json.dumps(spec.to_json(), indent=1) + "\n")
+        (staging / DESCRIPTION_FILE).write_text(description)
         for name, content in (extra_files or {}).items():
             if isinstance(content, bytes):
                 (staging / name).write_bytes(content)
@@ -123,6 +125,10 @@ def read_directory(directory: Path) -> NetSpec:
     except (SafetensorError, OSError) as e:
         raise ConversionError(f"{weights}: cannot read weights ({e})") from None
     try:
-        return NetSpec.from_json(data, blobs)
-    except (KeyError, TypeError) as e:
+        spec = NetSpec.from_json(data, blobs)
+        computed_shapes(spec, [1, *spec.input_shape[1:]])  # bounded, and computable
+    except ConversionError as e:
+        raise ConversionError(f"{description}: {e}") from None
+    except (KeyError, TypeError, IndexError) as e:
         raise ConversionError(f"{description}: malformed network description ({e})") from None
+    return spec
