@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from caffe_refs import CaffeReference, relative_error
+from caffe_refs import CaffeReference
+from compare import relative_error
 from conftest import ROOT, shared_path
 
 import converters
