@@ -5,11 +5,13 @@ Values (blobs, outputs): max |Δ| ≤ 1e-4 · max(1, max |ref|).
 Input gradients: DeepDream's gradient routes through every max-pool and ReLU switch of
 the net, and a switch whose two sides differ by an ulp or two goes whichever way the
 CPU's kernels round. One flipped switch deep in GoogLeNet moves a few per cent of the
-input gradient by up to 1e-2 of its largest magnitude, while the gradient as a whole
-stays the same (cosine 1 − 1e-5). So a gradient passes when it is within 1e-4 of
-max |ref| everywhere, or when at most 10 % of its elements are beyond 1e-3 of max |ref|
-and its cosine with the reference is at least 0.9999. tests/test_gradient_rule.py
-measures these numbers (one-ulp self-sensitivity) and shows real bugs fail the rule.
+input gradient by up to 3e-2 of its largest magnitude, spread thin over the switch's
+receptive field, while the gradient as a whole stays the same (cosine 1 − 2e-5). So a
+gradient passes when it is within 1e-4 of max |ref| everywhere, or when at most 10 % of
+its elements are beyond 1e-3 of max |ref| and its cosine with the reference is at least
+0.9999. The fraction is counted at 1e-3, not 1e-4: against real Caffe the Places
+GoogLeNets have 29 to 37 % of their inception_5b gradient beyond 1e-4 from one switch.
+tests/test_gradient_rule.py measures these numbers and shows that real bugs fail.
 """
 
 from __future__ import annotations
