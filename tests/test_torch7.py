@@ -1,8 +1,8 @@
 """Torch7 files against real Torch7: every model of shared/reference/torch7 and
 shared/models/torch7, output, input gradient (dy = output) and per-module outputs.
 
-References are read with torchfile, not with our reader. Tolerance everywhere:
-max |Δ| ≤ 1e-4 · max(1, max |ref|).
+References are read with torchfile, not with our reader. Tolerance: max |Δ| ≤ 1e-4 ·
+max(1, max |ref|) for values; input gradients by the gradient rule of tests/compare.py.
 """
 
 from __future__ import annotations
