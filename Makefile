@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SHARED ?= ../shared
 export DREAMZOO_SHARED ?= $(SHARED)
 
-.PHONY: setup test lint bench
+.PHONY: setup test test-avx2 lint bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ setup: $(PY)
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
+
+# The numerical tests again on AVX2 kernels only (PyTorch and oneDNN), whatever this CPU has.
+AVX2_ONLY = ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+test-avx2: setup
+	$(AVX2_ONLY) $(PY) -c 'import torch; print("ATen CPU capability:", torch.backends.cpu.get_cpu_capability())'
+	$(AVX2_ONLY) $(PY) -m pytest -q -m numerical
 
 lint: setup
 	$(PY) -m ruff check .

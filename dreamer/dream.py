@@ -13,6 +13,7 @@ Three ways to dream, chosen by `preset`:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -106,15 +107,22 @@ def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | i
     if rate is None:
         rate = {"google": 1.5, "torch7": 0.01}.get(opts.preset or "", 0.01)
     validate(iterations, rate, opts)
-    net = net.to(opts.device)
+    net = on_device(net, opts.device)
     targets = parse_targets(net, layer)
-    torch.manual_seed(opts.seed)
     if opts.preset == "torch7":
         result = _dream_torch7(rgb, net, targets, iterations, rate, opts, on_step)
     else:
         result = _dream_google(rgb, net, targets, iterations, rate, opts, on_step, on_octave,
                                trace)
     return result if raw else quantise_result(result, opts.preset)
+
+
+def on_device(net: Network, device: str) -> Network:
+    """`net` if it is on `device` already, else a copy there: the caller's net stays put."""
+    here, there = next(net.parameters(), torch.empty(0)).device, torch.device(device)
+    if here.type == there.type and there.index in (None, here.index):
+        return net
+    return copy.deepcopy(net).to(device)
 
 
 def quantise_result(rgb: np.ndarray, preset: str | None) -> np.ndarray:

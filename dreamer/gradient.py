@@ -42,8 +42,6 @@ class DreamGradient:
         self.objectives = {t.layer: self._objective(t.layer, objective, channel, topk,
                                                     guide_features) for t in targets}
         self.tile, self.blur, self.laplacian = tile, blur, laplacian
-        if next(network.parameters(), torch.empty(0)).device.type == "cpu":
-            network.to(memory_format=torch.channels_last)
         if tile is not None:
             size, self.tile_align = receptive_field(network, [t.layer for t in targets])
             self.tile_margin = size if tile_margin is None else tile_margin
@@ -71,7 +69,9 @@ class DreamGradient:
 
     def plain(self, x: Tensor) -> Tensor:
         """The gradient over the whole input at once."""
-        if x.device.type == "cpu":  # oneDNN's convolutions are faster channels-last
+        # oneDNN's convolutions are faster channels-last, and PyTorch's convolution runs
+        # channels-last when its input is: the caller's network stays as it is.
+        if x.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():

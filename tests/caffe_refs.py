@@ -77,11 +77,6 @@ def load_reference_net(shared: Path, name: str, formula) -> Network:
     return converters.load_caffe(shared / "models" / prototxt, weights)
 
 
-def relative_error(ours: np.ndarray, ref: np.ndarray) -> float:
-    scale = max(1.0, float(np.abs(ref).max()))
-    return float(np.abs(ours.astype(np.float64) - ref).max()) / scale
-
-
 def dream_gradient(net: Network, x: torch.Tensor, end: str) -> torch.Tensor:
     """DeepDream's gradient: forward to layer `end`, dy = y, backward to the input."""
     x = x.clone().requires_grad_(True)

@@ -10,9 +10,11 @@ from caffe_refs import (
     CaffeReference,
     dream_gradient,
     load_reference_net,
-    relative_error,
 )
+from compare import assert_gradient_close, relative_error
 from conftest import shared_path
+
+pytestmark = pytest.mark.numerical
 
 _NETS: dict = {}
 
@@ -44,36 +46,20 @@ def test_every_blob_matches_caffe(name, formula_weights):
     assert relative_error(ours, ref.arrays[final]) <= 1e-4
 
 
-# Ends whose gradient crosses a float32 near-tie that Caffe decided the other way: the
-# formula-weight Places GoogLeNets (identical up to the classifier) have a max-pool window
-# in inception_4c/pool whose two largest inputs differ by 1e-7 relative (one ulp), far
-# below the ~5e-7 by which any two float32 summation orders differ. Our float32 and
-# float64 runs agree with each other there, and a 1e-7 perturbation of the input moves
-# our gradient by only 5e-8, so the remaining difference is that one switch. Its
-# receptive field covers a third of the image, so the error is spread thin: measured
-# max 5.7e-4 (4c) and 2.4e-3 (5b) of the gradient's largest magnitude, L2 4e-4 / 2e-3.
-SWITCH_FLIPS = {(net, end) for net in ("googlenet_places205", "googlenet_places365")
-                for end in ("inception_4c/output", "inception_5b/output")}
-
-
 @pytest.mark.parametrize("name", list(CAFFE_REFERENCES))
 def test_dream_gradients_match_caffe(name, formula_weights):
-    """d(½‖y‖²)/dx at the three stored ends, y being the end *layer*'s own output.
+    """d(½‖y‖²)/dx at the three stored ends, y being the end *layer*'s own output, by the
+    gradient rule of tests/compare.py; the sum over the whole gradient to 1e-4 of Σ|g|.
 
-    Every element agrees to 1e-4 of the gradient's largest magnitude, except at the
-    ends listed in SWITCH_FLIPS, which must still agree to 5e-3 (max and L2).
+    The formula-weight Places GoogLeNets need the rule's second branch at
+    inception_4c/5b (and, with AVX2 kernels, 3b): a max-pool window in inception_4c/pool
+    whose two largest inputs differ by one ulp, decided the other way by Caffe.
     """
     net = reference_net(name, formula_weights)
     ref = CaffeReference(shared_path(), name)
     for end in ref.grad_ends:
         grad = dream_gradient(net, ref.input, end)
-        ours, theirs = ref.sampled("grad", end, grad)
-        diff = ours.astype(np.float64) - theirs
-        err = float(np.abs(diff).max() / np.abs(theirs).max())
-        l2 = float(np.linalg.norm(diff) / np.linalg.norm(theirs))
-        limit = 5e-3 if (name, end) in SWITCH_FLIPS else 1e-4
-        assert err <= limit and l2 <= limit, \
-            f"{name}: gradient at {end}: max {err:.2e}, L2 {l2:.2e} (limit {limit:.0e})"
+        assert_gradient_close(*ref.sampled("grad", end, grad), f"{name}: gradient at {end}")
         abssum = float(ref.arrays[f"grad_abssum:{end}"])
         assert abs(float(grad.double().sum()) - float(ref.arrays[f"grad_sum:{end}"])) \
             <= 1e-4 * abssum, end

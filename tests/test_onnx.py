@@ -3,7 +3,8 @@ at two sizes where Caffe's ceil rule matters, the round trip through onnx2torch,
 hand-written graph, the CLI and its errors.
 
 Tolerances: onnxruntime vs PyTorch ≤ 1e-4 · max(1, max |y|); read back vs original
-≤ 1e-5 (outputs) and ≤ 1e-4 (DeepDream input gradient), relative the same way.
+≤ 1e-5 (outputs), relative the same way; DeepDream input gradients by the gradient rule
+of tests/compare.py.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import onnxruntime as ort
 import pytest
 import torch
 from caffe_refs import CAFFE_REFERENCES, dream_gradient, load_reference_net
+from compare import assert_gradient_close, relative_error
 from conftest import ROOT, shared_path
 from onnx import TensorProto, helper, numpy_helper
 
@@ -28,6 +30,8 @@ from converters.network import Network
 from converters.onnx_cli import compare
 from converters.onnx_export import OPSET, export_onnx, output_names, to_onnx
 from converters.torch7 import read_torch7
+
+pytestmark = pytest.mark.numerical
 
 # net -> two other (H, W) input sizes; each makes some ceil-mode pooling differ from floor
 # or drop a last window (asserted below), and H != W.
@@ -58,11 +62,6 @@ def reference(name: str) -> Network:
         finally:
             sys.path.pop(0)
     return load_reference_net(shared_path(), name, formula)
-
-
-def relative(ours: torch.Tensor | np.ndarray, ref: torch.Tensor | np.ndarray) -> float:
-    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
-    return float(np.abs(ours - ref).max()) / max(1.0, float(np.abs(ref).max()))
 
 
 def spatial_end(net: Network) -> str:
@@ -141,25 +140,26 @@ def test_read_back_gives_the_same_net(name, tmp_path):
         ours, theirs = net.forward_to(x, net.layer_names), back.forward_to(x, net.layer_names)
         ours_b, theirs_b = net.forward_to(x, blobs=blobs), back.forward_to(x, blobs=blobs)
     for key in ours:
-        assert relative(theirs[key], ours[key]) <= 1e-5, key
+        assert relative_error(theirs[key], ours[key]) <= 1e-5, key
     for key in ours_b:
-        assert relative(theirs_b[key], ours_b[key]) <= 1e-5, key
+        assert relative_error(theirs_b[key], ours_b[key]) <= 1e-5, key
     end = net.layer_names[len(net.layer_names) // 2]
-    assert relative(dream_gradient(back, x, end), dream_gradient(net, x, end)) <= 1e-4
+    assert_gradient_close(dream_gradient(back, x, end), dream_gradient(net, x, end), end)
     # truncation and another size (Caffe's ceil rule) through onnx2torch's modules
     other = spatial_end(net)
-    x = torch.randn(1, net.spec.input_shape[1], *SIZES[name][0])
+    x = torch.randn(1, net.spec.input_shape[1], *SIZES[name][0],
+                    generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        assert relative(back.forward_to(x, [other])[other], net.forward_to(x, [other])[other]) \
-            <= 1e-5
-    assert relative(dream_gradient(back, x, other), dream_gradient(net, x, other)) <= 1e-4
+        assert relative_error(back.forward_to(x, [other])[other],
+                              net.forward_to(x, [other])[other]) <= 1e-5
+    assert_gradient_close(dream_gradient(back, x, other), dream_gradient(net, x, other), other)
 
 
 def test_imported_net_saves_loads_and_exports_again(tmp_path):
     net = reference("handbuilt.t7")  # DepthConcat: Shape, Max, Div, Pad with int constants
     back = converters.load(export_onnx(net, tmp_path / "net.onnx"))
     saved = converters.load(converters.save(back, tmp_path / "saved"))
-    x = torch.randn(net.spec.input_shape)
+    x = torch.randn(net.spec.input_shape, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         assert torch.equal(saved(x), back(x))
     again = export_onnx(saved, tmp_path / "again.onnx")
@@ -200,21 +200,21 @@ def test_handwritten_graph_loads_and_runs(tmp_path):
     assert net.layer_names == ["conv", "r", "pool", "flatten", "fc", "prob"]
     assert net.spec.input_shape == [1, 3, 8, 8]
     w, b, fc = (torch.tensor(numpy_helper.to_array(t)) for t in model.graph.initializer)
-    x = torch.randn(1, 3, 8, 8, requires_grad=True)
+    x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(5), requires_grad=True)
     pooled = net.forward_to(x, ["pool"])["pool"]
     x2 = x.detach().clone().requires_grad_(True)
     expected = torch.nn.functional.max_pool2d(
         torch.relu(torch.nn.functional.conv2d(x2, w, b, padding=1)), 3, 2, ceil_mode=True)
     assert pooled.shape == (1, 4, 4, 4)
-    assert relative(pooled.detach(), expected.detach()) <= 1e-6
+    assert relative_error(pooled.detach(), expected.detach()) <= 1e-6
     pooled.backward(pooled.detach())
     expected.backward(expected.detach())
-    assert relative(x.grad, x2.grad) <= 1e-6 and x.grad.abs().max() > 0
+    assert relative_error(x.grad, x2.grad) <= 1e-6 and x.grad.abs().max() > 0
     prob = torch.softmax(expected.reshape(1, -1) @ fc.T, 1)
     with torch.no_grad():
-        assert relative(net(x), prob.detach()) <= 1e-6
+        assert relative_error(net(x), prob.detach()) <= 1e-6
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    assert relative(session.run(None, {"x": x.detach().numpy()})[0], prob.detach()) <= 1e-6
+    assert relative_error(session.run(None, {"x": x.detach().numpy()})[0], prob.detach()) <= 1e-6
 
 
 def bad_models(tmp_path):
@@ -289,6 +289,6 @@ def test_make_convert_format_onnx(tmp_path):
                            root=tmp_path, onnx=True)
     path = result.directory / "mytiny.onnx"
     assert path.is_file() and (result.directory / "network.json").is_file()
-    x = torch.randn(result.network.spec.input_shape)
+    x = torch.randn(result.network.spec.input_shape, generator=torch.Generator().manual_seed(6))
     assert max(r[2] for r in compare(path, x.numpy(), network=result.network).values()) <= 1e-4
     assert to_onnx(result.network).graph.node[0].name == result.network.layer_names[0]

@@ -1,10 +1,11 @@
 """dreamer.torch7_preset against one real seed-script run: tiny net, cat.jpg, layer_max 4
 (the LRN output), 10 iterations, rate 0.01 (shared/reference/torch7/dream/, README §2).
 
-Measured: the octave-1 input is bit-exact; first gradient 1.6e-7 L2-relative; (step k -
-input) ≤ 7e-7 for k = 1..3; every octave end ≤ 1.3e-7 L2-relative (max |Δ| 2.4e-6);
-mean|g| of all 80 steps ≤ 1e-8 relative; result.png ~100 dB PSNR (one byte off by one).
-The bounds below leave about 10x margin over those figures.
+Measured: the octave-1 input is bit-exact; first gradient 1.6e-7 L2-relative (checked
+by the gradient rule of tests/compare.py); (step k - input) ≤ 7e-7 for k = 1..3; every
+octave end ≤ 1.3e-7 L2-relative (max |Δ| 2.4e-6); mean|g| of all 80 steps ≤ 1e-8
+relative; result.png ~100 dB PSNR (one byte off by one). The bounds below leave about
+10x margin over those figures.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from compare import assert_gradient_close, l2_relative
 from conftest import shared_path
 from PIL import Image
 
@@ -21,16 +23,12 @@ import converters
 from dreamer.torch7_image import torch7_normalise, torch7_png_bytes, torch7_postprocess
 from dreamer.torch7_preset import ascent_step, dream_torch7, octave_sizes
 
+pytestmark = pytest.mark.numerical
 DREAM = ("reference", "torch7", "dream", "tiny_cat_l4_i10_r0.01")
 
 
 def _ref(name: str) -> np.ndarray:
     return np.fromfile(shared_path(*DREAM, f"{name}.f32"), "<f4").reshape(3, 224, 224)
-
-
-def _rel(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +64,13 @@ def test_first_input_bit_exact(run) -> None:
 
 
 def test_first_gradient(run) -> None:
-    assert _rel(run[0]["oct1_grad1"], _ref("oct1_grad1")) <= 2e-6
+    assert_gradient_close(run[0]["oct1_grad1"], _ref("oct1_grad1"), "first gradient")
 
 
 def test_first_steps(run) -> None:
     trace, x0 = run[0], _ref("oct1_input")
     for k in (1, 2, 3):
-        assert _rel(trace[f"oct1_step{k}"] - x0, _ref(f"oct1_step{k}") - x0) <= 1e-5, k
+        assert l2_relative(trace[f"oct1_step{k}"] - x0, _ref(f"oct1_step{k}") - x0) <= 1e-5, k
 
 
 def test_step_rule_on_reference_arrays() -> None:
@@ -92,8 +90,17 @@ def test_every_step_and_octave(run) -> None:
         assert mine["mean_abs_g"] == pytest.approx(theirs["mean_abs_g"], rel=1e-6)
         assert mine["x_sum"] == pytest.approx(theirs["x_sum"], rel=1e-5)
     for k in range(1, 9):
-        assert _rel(trace[f"oct{k}_end"], _ref(f"oct{k}_end")) <= 2e-6, k
-    np.testing.assert_array_equal(ref["final"], trace["oct8_end"])
+        assert l2_relative(trace[f"oct{k}_end"], _ref(f"oct{k}_end")) <= 2e-6, k
+
+
+def test_returned_image_is_torch7s_final_image(run) -> None:
+    """What dream_torch7 returns against Torch7's final_img (oct8_end, README §2) and its
+    post-processed result.f32."""
+    final = run[2]["final"]
+    assert l2_relative(final, _ref("oct8_end")) <= 2e-6
+    _, mean, std = torch7_normalise(
+        np.asarray(Image.open(shared_path("models", "_common", "cat.jpg")).convert("RGB")))
+    assert l2_relative(torch7_postprocess(final, mean, std), _ref("result")) <= 2e-6
 
 
 def test_result_png_psnr(run) -> None:

@@ -12,6 +12,8 @@ import converters
 from converters.network import Network
 from converters.torch7.reader import convert_torch7
 
+pytestmark = pytest.mark.numerical
+
 
 def module(class_name: str, **fields) -> TorchObject:
     """A module as the file reader returns it: class name, fields with bytes keys."""

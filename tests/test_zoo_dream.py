@@ -3,7 +3,6 @@ every model the shared mirror holds, and `make demo` from the mirror."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -12,10 +11,6 @@ import numpy as np
 import pytest
 from conftest import ROOT, shared_path
 from PIL import Image
-
-if importlib.util.find_spec("dreamer") is None:
-    pytest.skip("the dreamer (python -m dreamer) is not in this tree yet",
-                allow_module_level=True)
 
 IN_MIRROR = ["nin", "nin_cifar10", "googlenet", "squeezenet"]
 
