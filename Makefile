@@ -13,7 +13,7 @@ $(PY):
 
 setup: $(PY)
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,check]'
 
 test: setup
 	$(PY) -m ruff check .
@@ -37,10 +37,12 @@ bench: setup
 #   make convert MODEL=nin [FROM=../shared/models] fetch (or take from a mirror), verify, convert
 #   make convert PROTOTXT=... CAFFEMODEL=... NAME=...   any other Caffe net (T7=... NAME=...)
 #   make convert MODEL=nin FORMAT=onnx              also write models/nin/nin.onnx
-#   make demo [FROM=../shared/models]             convert nin and dream on a sample photo
+#   make demo [FROM=../shared/models]             convert GoogLeNet and dream on a sample photo
 .PHONY: convert demo
 DEMO_DIR ?= build/demo
-DEMO_DREAM ?= conv4 10 1.5
+DEMO_MODEL ?= googlenet
+# LAYER ITERATIONS RATE; RATE is in the image's standard deviations (tests/test_demo.py).
+DEMO_DREAM ?= inception_4c/output 10 0.03
 # Checks (without importing) that `make setup` has run; `convert` runs it otherwise.
 INSTALLED = import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, ("torch", "safetensors", "tqdm"))))
 MIRROR_FLAG = $(if $(FROM),--from '$(FROM)')
@@ -53,7 +55,8 @@ convert: | $(PY)
 	$(PY) -m models $(CONVERT_FLAGS)
 
 demo: setup
-	$(PY) -m models nin $(MIRROR_FLAG)
+	$(PY) -m models $(DEMO_MODEL) $(MIRROR_FLAG)
 	$(PY) -m models.sample $(DEMO_DIR)/astronaut.png
-	$(PY) -m dreamer $(DEMO_DIR)/astronaut.png $(DEMO_DREAM) -o $(DEMO_DIR)/astronaut_dream.png
+	$(PY) -m dreamer $(DEMO_DIR)/astronaut.png $(DEMO_DREAM) --model $(DEMO_MODEL) \
+		-o $(DEMO_DIR)/astronaut_dream.png
 	@echo "demo dream written to $(DEMO_DIR)/astronaut_dream.png"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -91,10 +92,10 @@ def compare(path: Path, x: np.ndarray, every_layer: bool = False,
 
     PyTorch is the file read back by the ONNX reader, unless `network` is given."""
     import onnx
-    import onnxruntime as ort
 
     from .onnx_import import load_onnx, read_model
 
+    ort = onnxruntime()
     model = read_model(path)
     torch_net = load_onnx(path) if network is None else network
     names = [o.name for o in model.graph.output]
@@ -145,6 +146,16 @@ def torch_values(net: Network, x: torch.Tensor, values: list[str]) -> dict[str, 
     return picked
 
 
+def onnxruntime() -> ModuleType:
+    """The onnxruntime module, an optional dependency (the `check` extra)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ConversionError("`check` needs onnxruntime, which is not installed: "
+                              "pip install 'dreamzoo[check]' (or `make setup`)") from None
+    return ort
+
+
 def _one_line(e: Exception) -> str:
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     return lines[0] if lines else type(e).__name__
@@ -153,6 +164,7 @@ def _one_line(e: Exception) -> str:
 def run_check(args: argparse.Namespace) -> int:
     from .onnx_import import read_onnx
 
+    onnxruntime()  # refused before any work when missing
     path = Path(args.model)
     spec = read_onnx(path)
     shape = list(args.input_shape or spec.input_shape)

@@ -165,11 +165,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tqdm import tqdm
+
     argv = list(sys.argv[1:] if argv is None else argv)
     with warnings.catch_warnings():  # restores the caller's warning display afterwards
         warnings.simplefilter("always")
-        warnings.showwarning = lambda message, *_, **__: print(f"warning: {message}",
-                                                               file=sys.stderr)
+        # tqdm.write: a warning during a dream gets its own line, above the progress bar
+        warnings.showwarning = lambda message, *_, **__: tqdm.write(f"warning: {message}",
+                                                                    file=sys.stderr)
         try:
             if argv and argv[0] == "gallery":
                 from .gallery import gallery_main

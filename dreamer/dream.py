@@ -27,6 +27,7 @@ from .devices import check_device
 from .engine import STEP_NORMS, OctaveSettings, dream_octaves, octave_sizes, plan_octaves
 from .gradient import DreamGradient, Target
 from .image_io import load_rgb, quantise
+from .large_step import warn_if_noise
 from .model import NOTEBOOK_GOOGLENET_MEAN, Preprocessing, open_network, resolve_layer
 from .torch7_preset import SIZE as TORCH7_SIZE
 
@@ -106,6 +107,9 @@ def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | i
         iterations = 10
     if rate is None:
         rate = {"google": 1.5, "torch7": 0.01}.get(opts.preset or "", 0.01)
+    in_std = rate if opts.preset != "google" else rate / max(  # google: RATE in net units
+        float(preprocessing_for(net, "google").to_net(rgb).std()), 1.0)
+    warn_if_noise(iterations, in_std)
     validate(iterations, rate, opts)
     net = on_device(net, opts.device)
     targets = parse_targets(net, layer)

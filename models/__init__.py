@@ -4,8 +4,8 @@
     models.find_converted("nin")                      # -> Path("models/nin")
     models.is_zoo_name("nin_imagenet")                # -> True (aliases count)
 
-Converted models live in this folder, one directory each (network.json,
-weights.safetensors, layers.txt); DREAMZOO_MODELS_DIR puts them elsewhere.
+Converted models live one directory each (network.json, weights.safetensors, layers.txt)
+in `models_root()`: this folder in a checkout, the per-user data folder when installed.
 """
 
 from __future__ import annotations
@@ -23,9 +23,18 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def models_root() -> Path:
-    """Where converted models live: DREAMZOO_MODELS_DIR, else this package's folder."""
-    configured = os.environ.get("DREAMZOO_MODELS_DIR")
-    return Path(configured) if configured else Path(__file__).resolve().parent
+    """Where converted models live, for `make convert` and the dreamer alike:
+    $DREAMZOO_MODELS (DREAMZOO_MODELS_DIR, its earlier name, still works); else, run from
+    a checkout, its models/ folder; else (installed) $XDG_DATA_HOME/dreamzoo/models,
+    ~/.local/share/dreamzoo/models without XDG_DATA_HOME. Never the installed package."""
+    configured = os.environ.get("DREAMZOO_MODELS") or os.environ.get("DREAMZOO_MODELS_DIR")
+    if configured:
+        return Path(configured)
+    package = Path(__file__).resolve().parent
+    if (package.parent / "pyproject.toml").is_file():
+        return package
+    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data) / "dreamzoo" / "models"
 
 
 def convert_command(model: ZooModel) -> str:

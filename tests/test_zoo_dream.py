@@ -1,5 +1,5 @@
-"""The zoo feeding the dreamer: the user's own command sequence, a one-iteration dream on
-every model the shared mirror holds, and `make demo` from the mirror."""
+"""The zoo feeding the dreamer: the user's own command sequence and a one-iteration dream on
+every model the shared mirror holds (`make demo`: tests/test_demo.py)."""
 
 from __future__ import annotations
 
@@ -67,11 +67,3 @@ def test_one_iteration_on_every_model_in_the_mirror(name, src, tmp_path, zoo_env
     assert dreamed.returncode == 0, dreamed.stderr
     assert_dreamed(src, out)
 
-
-def test_make_demo_from_the_mirror(tmp_path, zoo_env):
-    """`make demo FROM=...` (setup skipped with -o: the suite runs after `make setup`)."""
-    demo_dir = tmp_path / "demo"
-    result = run(["make", "-s", "-o", "setup", "demo", f"FROM={shared_path('models')}",
-                  f"DEMO_DIR={demo_dir}"], ROOT, zoo_env)
-    assert result.returncode == 0, result.stderr
-    assert_dreamed(demo_dir / "astronaut.png", demo_dir / "astronaut_dream.png")
