@@ -24,10 +24,10 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 def models_root() -> Path:
     """Where converted models live, for `make convert` and the dreamer alike:
-    $DREAMZOO_MODELS (DREAMZOO_MODELS_DIR, its earlier name, still works); else, run from
-    a checkout, its models/ folder; else (installed) $XDG_DATA_HOME/dreamzoo/models,
-    ~/.local/share/dreamzoo/models without XDG_DATA_HOME. Never the installed package."""
-    configured = os.environ.get("DREAMZOO_MODELS") or os.environ.get("DREAMZOO_MODELS_DIR")
+    $DREAMZOO_MODELS; else, run from a checkout, its models/ folder; else (installed)
+    $XDG_DATA_HOME/dreamzoo/models, ~/.local/share/dreamzoo/models without XDG_DATA_HOME.
+    Never the installed package."""
+    configured = os.environ.get("DREAMZOO_MODELS")
     if configured:
         return Path(configured)
     package = Path(__file__).resolve().parent

@@ -14,7 +14,7 @@ from conftest import ROOT, shared_path
 
 import models
 
-MODEL_ENV = ("DREAMZOO_MODELS", "DREAMZOO_MODELS_DIR", "XDG_DATA_HOME")
+MODEL_ENV = ("DREAMZOO_MODELS", "XDG_DATA_HOME")
 
 
 @pytest.fixture

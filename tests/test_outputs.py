@@ -136,7 +136,7 @@ def test_export_refuses_a_folder(tmp_path, capsys):
 
 def test_zoo_refuses_a_model_folder_of_other_files(tmp_path, monkeypatch, capsys):
     root = tmp_path / "models"
-    monkeypatch.setenv("DREAMZOO_MODELS_DIR", str(root))
+    monkeypatch.setenv("DREAMZOO_MODELS", str(root))
     caffemodel = tmp_path / "plain.caffemodel"  # the layers have no weights
     caffemodel.write_bytes(NetParameter(name="plain", layer=[
         LayerParameter(name="pool", type="Pooling")]).SerializeToString())

@@ -43,7 +43,7 @@ def make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 @pytest.fixture
 def zoo_dirs(tmp_path, monkeypatch):
     """Converted models and downloads go to tmp_path, for make and for the Python API."""
-    env = {"DREAMZOO_MODELS_DIR": str(tmp_path / "models"),
+    env = {"DREAMZOO_MODELS": str(tmp_path / "models"),
            "DREAMZOO_CACHE": str(tmp_path / "cache")}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -113,7 +113,7 @@ def test_make_convert_from_the_shared_mirror(name, zoo_dirs):
     mirror = shared_path("models")
     result = make("convert", f"MODEL={name}", f"FROM={mirror}", env=zoo_dirs)
     assert result.returncode == 0, result.stderr
-    directory = Path(zoo_dirs["DREAMZOO_MODELS_DIR"]) / name
+    directory = Path(zoo_dirs["DREAMZOO_MODELS"]) / name
     assert sorted(p.name for p in directory.iterdir()) == [
         "layers.txt", "network.json", "weights.safetensors"]
     assert f"saved to {directory}/" in result.stdout
@@ -158,7 +158,7 @@ def test_weights_missing_from_the_mirror_are_named_with_their_url(name, zoo_dirs
     weights = model.source("weights")
     assert f"{model.folder}/{weights.name}" in str(error.value)
     assert weights.url in str(error.value)
-    assert not Path(zoo_dirs["DREAMZOO_MODELS_DIR"]).exists()
+    assert not Path(zoo_dirs["DREAMZOO_MODELS"]).exists()
 
 
 def test_make_convert_missing_weights_exits_2_with_the_url(zoo_dirs):
@@ -215,7 +215,7 @@ def test_mirror_file_that_fails_to_parse_is_an_error(tmp_path, zoo_dirs):
     (mirror / "nin_cifar10" / "cifar10_nin.caffemodel").write_bytes(os.urandom(3000))
     with pytest.raises(ConversionError, match=r"cifar10_nin\.caffemodel: not a valid caffemodel"):
         convert_zoo(lookup("nin_cifar10"), mirror=mirror)
-    assert not Path(zoo_dirs["DREAMZOO_MODELS_DIR"]).exists()
+    assert not Path(zoo_dirs["DREAMZOO_MODELS"]).exists()
 
 
 # --- find_converted and the model directory -------------------------------------------------

@@ -22,7 +22,7 @@ def run(args: list[str], cwd, env: dict[str, str]) -> subprocess.CompletedProces
 
 @pytest.fixture
 def zoo_env(tmp_path):
-    return {"DREAMZOO_MODELS_DIR": str(tmp_path / "models"),
+    return {"DREAMZOO_MODELS": str(tmp_path / "models"),
             "DREAMZOO_CACHE": str(tmp_path / "cache")}
 
 
