@@ -400,14 +400,32 @@ def flatten(layer: Layer, blobs: list[Tensor]) -> nn.Module:
     return Lambda(lambda x: x.flatten(start, end), f"flatten {start}..{end}")
 
 
-def caffe_reshape(x: Tensor, shape: list[int], axis: int, num_axes: int) -> Tensor:
+def caffe_reshape_shape(dims: list[int], shape: list[int], axis: int, num_axes: int
+                        ) -> list[int] | None:
     """Caffe's Reshape: 0 copies the input dimension, -1 is inferred; it replaces
-    dimensions [axis, axis + num_axes) (num_axes -1: to the end)."""
-    dims = list(x.shape)
+    dimensions [axis, axis + num_axes) (num_axes -1: to the end). None: impossible."""
     start = axis if axis >= 0 else len(dims) + 1 + axis
     end = len(dims) if num_axes == -1 else start + num_axes
+    if not 0 <= start <= end <= len(dims) or any(
+            d == 0 and start + i >= len(dims) for i, d in enumerate(shape)) \
+            or shape.count(-1) > 1:
+        return None
     middle = [dims[start + i] if d == 0 else d for i, d in enumerate(shape)]
-    return x.reshape(dims[:start] + middle + dims[end:])
+    out = dims[:start] + middle + dims[end:]
+    if -1 in out:
+        known = math.prod(d for d in out if d != -1)
+        if known <= 0 or math.prod(dims) % known:
+            return None
+        out[out.index(-1)] = math.prod(dims) // known
+    return out if math.prod(out) == math.prod(dims) else None
+
+
+def caffe_reshape(x: Tensor, shape: list[int], axis: int, num_axes: int) -> Tensor:
+    """`x` reshaped as Caffe's Reshape layer does (see `caffe_reshape_shape`)."""
+    out = caffe_reshape_shape(list(x.shape), shape, axis, num_axes)
+    if out is None:
+        raise RuntimeError(f"Reshape{tuple(shape)} cannot hold an input of shape {list(x.shape)}")
+    return x.reshape(out)
 
 
 @register("Reshape")
@@ -491,14 +509,16 @@ def identity(layer: Layer, blobs: list[Tensor]) -> nn.Module:
     return Lambda(lambda *xs: xs if len(xs) > 1 else xs[0], "identity")
 
 
-def torch7_view_shape(shape: list[int], size: list[int], input_dims: int | None) -> list[int]:
+def torch7_view_shape(shape: list[int], size: list[int], input_dims: int | None
+                      ) -> list[int] | None:
     """nn.View's output shape: `size`, with a batch dimension in front when the input
-    holds several views (its `numInputDims` says how many dimensions one sample has)."""
+    holds several views (its `numInputDims` says how many dimensions one sample has).
+    None when the input cannot be viewed so."""
     elements = math.prod(s for s in size if s != -1)
     sample_dims = min(input_dims or len(shape), len(shape))
     inner = math.prod(shape[len(shape) - sample_dims:])
     if elements == 0 or inner % elements:
-        raise RuntimeError(f"View{tuple(size)} cannot hold an input of shape {shape}")
+        return None
     batch = 1 if -1 in size else inner // elements
     batch *= math.prod(shape[:len(shape) - sample_dims])
     if batch == 1 and (input_dims is None or len(shape) <= input_dims):
@@ -526,15 +546,17 @@ def torch7_view(layer: Layer, blobs: list[Tensor]) -> nn.Module:
     p = layer.params
     size, unbatched = list(p["size"]), p.get("unbatched", False)
 
-    def out_shape(shape: list[int]) -> list[int]:
+    def out_shape(shape: list[int]) -> list[int] | None:
         if layer.type == "TorchView":
             return torch7_view_shape(shape, size, p.get("input_dims"))
         return torch7_reshape_shape(shape, size, p.get("batch_mode"))
 
     def view(x: Tensor) -> Tensor:
-        if unbatched:
-            return x.reshape([x.shape[0], *out_shape(list(x.shape[1:]))])
-        return x.reshape(out_shape(list(x.shape)))
+        sample = list(x.shape[1:]) if unbatched else list(x.shape)
+        out = out_shape(sample)
+        if out is None:
+            raise RuntimeError(f"View{tuple(size)} cannot hold an input of shape {sample}")
+        return x.reshape([x.shape[0], *out] if unbatched else out)
 
     return Lambda(view, f"{layer.type[5:]} {size}{' per sample' if unbatched else ''}")
 

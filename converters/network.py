@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .layers import build_module
+from .shapes import Unfit, min_input_sizes, output_shapes, walk_shapes
 from .spec import ConversionError, NetSpec
 
 
@@ -34,6 +35,7 @@ class Network(nn.Module):
         for i, layer in enumerate(spec.layers):
             for top in layer.tops:
                 self.blob_writer[top] = i
+        self._min_sizes: dict[str, list[int] | None] | None = None
         self.requires_grad_(False)
         self.eval()
 
@@ -113,22 +115,56 @@ class Network(nn.Module):
         return by_layer
 
     def output_shapes(self, input_shape: list[int] | None = None) -> dict[str, list[int]]:
-        """Each layer's output shape (first top) for an input shape (default: declared)."""
-        shape = list(input_shape or self.spec.input_shape)
-        shape[0] = 1
-        with torch.no_grad():
-            outs = self.forward_to(torch.zeros(shape), self.layer_names)
-        return {name: list((v[0] if isinstance(v, tuple) else v).shape)
-                for name, v in outs.items()}
+        """Each layer's output shape (first top) for an input shape (default: declared),
+        by arithmetic (`shapes.py`); a size the net cannot be computed at is an error."""
+        return {name: outs[0] for name, outs in output_shapes(self.spec, input_shape).items()}
+
+    @property
+    def min_sizes(self) -> dict[str, list[int] | None]:
+        """Per layer, the smallest input [height, width] it is computed at (None: unknown)."""
+        if self._min_sizes is None:
+            self._min_sizes = min_input_sizes(self.spec)
+        return self._min_sizes
+
+    def size_problem(self, height: int, width: int, layers: Iterable[str]) -> Unfit | None:
+        """Why `layers` cannot be computed on a height×width input, or None if they can.
+
+        A net of ONNX layers is judged by its recorded minimum sizes only (see shapes.py).
+        """
+        layers = list(layers)
+        if any(t == "ONNX" for t in self.layer_types):
+            walk = None
+        else:
+            shape = [1, *self.spec.input_shape[1:-2], height, width]
+            walk = walk_shapes(self.spec, shape, max(layers, key=self.layer_index.get))
+        for name in layers:
+            low = self.min_sizes.get(name)
+            if walk is not None and name in walk.unfit:
+                problem = walk.unfit[name]
+            elif walk is None and low is not None and (height < low[0] or width < low[1]):
+                problem = Unfit(name, f"{width}×{height} is below the recorded minimum",
+                                too_small=True)
+            else:
+                continue
+            if problem.too_small and low:
+                need = f"; {name!r} needs at least {low[1]}×{low[0]} (W×H)"
+            else:
+                declared = "×".join(map(str, self.spec.input_shape[:1:-1]))
+                need = f"; the net was made for {declared} (W×H)"
+            return Unfit(problem.layer, problem.reason + need, problem.too_small)
+        return None
 
     def layer_table(self, input_shape: list[int] | None = None) -> str:
-        """A printable table: index (layer_max order), name, type, output shape."""
+        """A printable table: index (layer_max order), name, type, output shape, and the
+        smallest input (W×H) the layer is computed at."""
         shapes = self.output_shapes(input_shape)
         order = {name: i + 1 for i, name in enumerate(self.sequence)}
         width = max(len(n) for n in self.layer_names)
-        lines = [f"{'#':>4}  {'layer':<{width}}  {'type':<13} output"]
+        lines = [f"{'#':>4}  {'layer':<{width}}  {'type':<13} {'output':<15} min input"]
         for name, kind in zip(self.layer_names, self.layer_types):
             index = str(order[name]) if name in order else "-"
             dims = "×".join(str(d) for d in shapes[name][1:])
-            lines.append(f"{index:>4}  {name:<{width}}  {kind:<13} {dims}")
+            low = self.min_sizes.get(name)
+            smallest = f"{low[1]}×{low[0]}" if low else "?"
+            lines.append(f"{index:>4}  {name:<{width}}  {kind:<13} {dims:<15} {smallest}")
         return "\n".join(lines)

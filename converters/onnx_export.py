@@ -26,6 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from .layers import Pool, build_module
 from .network import Network
+from .shapes import min_input_sizes, output_shapes
 from .spec import ConversionError, Layer, NetSpec, blob_key
 
 OPSET = 13
@@ -329,16 +330,12 @@ def output_names(layer: Layer) -> list[str]:
     return [layer.name] + [f"{layer.name}:{k}" for k in range(1, len(layer.tops))]
 
 
-def traced_shapes(network: Network, layers: list[Layer]) -> dict[str, list[int]]:
-    """Every output value's shape at the declared input size (batch 1)."""
-    shape = [1, *network.spec.input_shape[1:]]
-    with torch.no_grad():
-        outs = network.forward_to(torch.zeros(shape), [layer.name for layer in layers])
-    shapes = {network.spec.input_name: shape}
+def value_shapes(network: Network, layers: list[Layer]) -> dict[str, list[int]]:
+    """Every output value's shape at the declared input size (batch 1), by arithmetic."""
+    by_layer = output_shapes(network.spec)
+    shapes = {network.spec.input_name: [1, *network.spec.input_shape[1:]]}
     for layer in layers:
-        value = outs[layer.name]
-        for name, v in zip(output_names(layer), value if isinstance(value, tuple) else (value,)):
-            shapes[name] = list(v.shape)
+        shapes.update(zip(output_names(layer), by_layer[layer.name]))
     return shapes
 
 
@@ -353,7 +350,7 @@ def to_onnx(network: Network | NetSpec, until: str | None = None) -> onnx.ModelP
     if len(names) != 1 + sum(len(layer.tops) for layer in layers):
         raise ConversionError(f"network {spec.name!r}: a layer name is also the input's or "
                               f"another layer's output name")
-    g = GraphBuilder(traced_shapes(network, layers))
+    g = GraphBuilder(value_shapes(network, layers))
     current = {spec.input_name: spec.input_name}  # blob -> ONNX value holding it now
     read: set[str] = set()
     counts = []
@@ -388,10 +385,12 @@ def _model(spec: NetSpec, layers: list[Layer], counts: list[int], g: GraphBuilde
     model = helper.make_model(graph, producer_name="dreamzoo", ir_version=IR_VERSION,
                               opset_imports=[helper.make_opsetid("", OPSET)])
     kept = {layer.name for layer in layers}
+    min_sizes = min_input_sizes(spec)
     meta = {"name": spec.name, "input": {"name": spec.input_name, "shape": spec.input_shape},
             "sequence": [n for n in spec.sequence if n in kept], "source": spec.source,
             "preprocessing": spec.preprocessing,
-            "layers": [{"name": layer.name, "type": layer.type, "tops": layer.tops, "nodes": n}
+            "layers": [{"name": layer.name, "type": layer.type, "tops": layer.tops, "nodes": n,
+                        "min_size": min_sizes.get(layer.name)}
                        for layer, n in zip(layers, counts)]}
     helper.set_model_props(model, {METADATA_KEY: json.dumps(meta)})
     try:

@@ -6,6 +6,8 @@ blob names, `sequence` and `forward_to` are those of the original net. A layer's
 hold its nodes in readable JSON, its float initializers are its blobs, small integer
 constants stay in the params. The layer's module is built by onnx2torch from a graph of
 just those nodes (see `build_onnx_module`). Constant nodes are folded into their readers.
+Shapes of such layers come from PyTorch's meta device (`shapes.py`); a layer's minimum
+input size (params "min_size") is the one dreamzoo's exporter recorded, else unknown.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from torch import Tensor, nn
 
 from .network import Network
 from .onnx_export import METADATA_KEY
+from .shapes import check_input_shape
 from .spec import ConversionError, Layer, NetSpec
 
 MAX_BYTES = 2 << 30
@@ -131,6 +134,7 @@ def _describe(path: Path, model: onnx.ModelProto, opsets: dict[str, int]) -> Net
         later = set().union(*reads[k + 1:]) | outputs
         layers.append(_layer(path, group, info, constants, types, opsets, blob_of, later))
     shape = _input_shape(inputs[0], meta)
+    check_input_shape([1, *shape[1:]])
     source = {"format": "onnx", "file": path.name, "opset": opsets.get("", 0),
               "producer": f"{model.producer_name} {model.producer_version}".strip()}
     if meta:
@@ -211,7 +215,8 @@ def _layer_infos(groups: list[list], meta: dict[str, Any] | None) -> list[dict[s
         for entry in meta["layers"]:
             name, tops = entry["name"], list(entry["tops"])
             values = [name] + [f"{name}:{k}" for k in range(1, len(tops))]
-            infos.append({"name": name, "values": values, "tops": tops})
+            infos.append({"name": name, "values": values, "tops": tops,
+                          "min_size": _min_size(entry.get("min_size"))})
         return infos
     infos, seen = [], set()
     for (node,) in groups:
@@ -224,6 +229,14 @@ def _layer_infos(groups: list[list], meta: dict[str, Any] | None) -> list[dict[s
         values = [o for o in node.output if o]
         infos.append({"name": name, "values": values, "tops": values})
     return infos
+
+
+def _min_size(value: Any) -> list[int] | None:
+    """The exporter's minimum input [height, width] for a layer, if well formed."""
+    if isinstance(value, list) and len(value) == 2 and \
+            all(isinstance(v, int) and v > 0 for v in value):
+        return value
+    return None
 
 
 def _layer(path: Path, group: list, info: dict[str, Any], constants: dict[str, TensorProto],
@@ -259,6 +272,8 @@ def _layer(path: Path, group: list, info: dict[str, Any], constants: dict[str, T
               "initializers": blob_names,
               "initializer_dtypes": [int(constants[b].data_type) for b in blob_names],
               "constants": inline, "nodes": [_node_json(path, n) for n in group]}
+    if info.get("min_size"):
+        params["min_size"] = info["min_size"]
     bottoms = [blob_of[v] for v in inputs]
     blob_of.update(zip(outputs, tops))
     return Layer(info["name"], "ONNX", bottoms, tops, params, blobs)

@@ -71,7 +71,10 @@ class NetSpec:
                 return layer
         raise KeyError(name)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, min_sizes: dict[str, list[int] | None] | None = None) -> dict[str, Any]:
+        """The description as JSON; `min_sizes` (`shapes.min_input_sizes`) gives each layer
+        a "min_size": the smallest input [height, width] it is computed at, null if
+        unknown (for readers of the file: loading recomputes it)."""
         out: dict[str, Any] = {
             "format": "dreamzoo-network/1",
             "name": self.name,
@@ -80,6 +83,9 @@ class NetSpec:
             "sequence": self.sequence,
             "layers": [layer.to_json() for layer in self.layers],
         }
+        if min_sizes is not None:
+            for entry in out["layers"]:
+                entry["min_size"] = min_sizes.get(entry["name"])
         if self.preprocessing is not None:
             out["preprocessing"] = self.preprocessing
         return out

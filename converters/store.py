@@ -17,6 +17,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from .network import Network
+from .shapes import computed_shapes, min_input_sizes
 from .spec import ConversionError, NetSpec, blob_key
 
 DESCRIPTION_FILE = "network.json"
@@ -38,7 +39,8 @@ def save(network: Network | NetSpec, directory: str | Path,
         blobs = {blob_key(layer.name, i): np.ascontiguousarray(b, dtype=np.float32)
                  for layer in spec.layers for i, b in enumerate(layer.blobs)}
         save_file(blobs, staging / WEIGHTS_FILE, metadata={"format": "dreamzoo-network/1"})
-        (staging / DESCRIPTION_FILE).write_text(json.dumps(spec.to_json(), indent=1) + "\n")
+        description = spec.to_json(min_input_sizes(spec))
+        (staging / DESCRIPTION_FILE).write_text(json.dumps(description, indent=1) + "\n")
         for name, text in (extra_files or {}).items():
             (staging / name).write_text(text)
         _make_public(staging)
@@ -92,6 +94,11 @@ def read_directory(directory: Path) -> NetSpec:
     except (SafetensorError, OSError) as e:
         raise ConversionError(f"{weights}: cannot read weights ({e})") from None
     try:
-        return NetSpec.from_json(data, blobs)
+        spec = NetSpec.from_json(data, blobs)
     except (KeyError, TypeError) as e:
         raise ConversionError(f"{description}: malformed network description ({e})") from None
+    try:
+        computed_shapes(spec, [1, *spec.input_shape[1:]])  # bounded, and computable
+    except ConversionError as e:
+        raise ConversionError(f"{description}: {e}") from None
+    return spec

@@ -81,10 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-raw", help="also save the float RGB result as .npy")
     parser.add_argument("--save-octaves", help="also save each octave's result in this folder")
     parser.add_argument("--seed", type=int, default=0, help="random seed (jitter)")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--list-layers", action="store_true",
-                        help="print index, name, type and output shape of every layer")
+                        help="print index, name, type, output shape and smallest input "
+                        "size of every layer")
     return parser
 
 
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from .dream import Options, dream, parse_targets, quantise_result, validate
+    from .dream import Options, check_size, dream, parse_targets, quantise_result, validate
     from .gradient import receptive_field
     from .image_io import check_npy, check_writable, load_rgb, save_array, save_rgb
     from .model import dream_layer_default, open_network
@@ -137,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     if args.save_raw:
         check_npy(args.save_raw)
     rgb = load_rgb(args.src)
+    check_size(network, targets, *rgb.shape[:2], Options(**options))
     octave_dir = Path(args.save_octaves) if args.save_octaves else None
 
     def on_octave(k: int, octave_rgb: np.ndarray) -> None:
@@ -166,9 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                 from .gallery import gallery_main
                 return gallery_main(argv[1:])
             return run(build_parser().parse_args(argv))
-        except (ConversionError, ImageError, ValueError, KeyError) as e:
-            message = e.args[0] if isinstance(e, KeyError) and e.args else e
-            print(f"error: {message}", file=sys.stderr)
+        except (ConversionError, ImageError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
             return 2
 
 

@@ -22,10 +22,12 @@ import torch
 
 from converters.network import Network
 
-from .engine import STEP_NORMS, OctaveSettings, dream_octaves
+from .devices import check_device
+from .engine import STEP_NORMS, OctaveSettings, dream_octaves, octave_sizes, plan_octaves
 from .gradient import DreamGradient, Target
 from .image_io import load_rgb, quantise
 from .model import NOTEBOOK_GOOGLENET_MEAN, Preprocessing, open_network, resolve_layer
+from .torch7_preset import SIZE as TORCH7_SIZE
 
 PRESETS = ("google", "torch7")
 
@@ -140,6 +142,34 @@ def validate(iterations: int, rate: float, opts: Options) -> None:
         raise ValueError("--jitter must not be negative")
     if opts.tile is not None and opts.tile < 1:
         raise ValueError("--tile must be positive")
+    check_device(opts.device)
+
+
+def octave_settings(opts: Options, iterations: int, step: float) -> OctaveSettings:
+    """The octave loop's settings: the options given, else Google's notebook's."""
+    return OctaveSettings(
+        iterations=iterations, step=step,
+        octaves=opts.octaves if opts.octaves is not None else 4,
+        octave_scale=opts.octave_scale if opts.octave_scale is not None else 1.4,
+        jitter=opts.jitter if opts.jitter is not None else 32,
+        step_norm=opts.step_norm or "mean")
+
+
+def check_size(net: Network, targets: list[Target], height: int, width: int,
+               opts: Options) -> None:
+    """Refuse, before any compute, an image on which the targets cannot be dreamed: no
+    octave large enough (a ValueError naming the size needed), or a size the net cannot
+    be computed at. The torch7 preset dreams at 224×224 whatever the image."""
+    layers = [t.layer for t in targets]
+    if opts.preset == "torch7":
+        problem = net.size_problem(TORCH7_SIZE, TORCH7_SIZE, layers)
+        if problem is not None:
+            raise ValueError(f"--preset torch7 dreams at {TORCH7_SIZE}×{TORCH7_SIZE}: "
+                             f"{problem.reason}")
+        return
+    settings = octave_settings(opts, 1, 1.0)
+    plan_octaves(octave_sizes(height, width, settings.octaves, settings.octave_scale),
+                 lambda h, w: net.size_problem(h, w, layers))
 
 
 def make_gradient(net: Network, targets: list[Target], opts: Options,
@@ -147,6 +177,9 @@ def make_gradient(net: Network, targets: list[Target], opts: Options,
     guide_features = None
     if opts.guide is not None:
         guide_rgb = load_rgb(opts.guide) if isinstance(opts.guide, (str, Path)) else opts.guide
+        problem = net.size_problem(*guide_rgb.shape[:2], [t.layer for t in targets])
+        if problem is not None:
+            raise ValueError(f"the guide image cannot be used: {problem.reason}")
         x = torch.from_numpy(pre.to_net(guide_rgb))[None].to(opts.device)
         with torch.no_grad():
             outs = net.forward_to(x, [t.layer for t in targets])
@@ -160,12 +193,7 @@ def _dream_google(rgb, net, targets, iterations, rate, opts, on_step, on_octave,
     pre = preprocessing_for(net, opts.preset)
     base = pre.to_net(rgb)
     step = rate if opts.preset == "google" else rate * float(base.std())
-    settings = OctaveSettings(
-        iterations=iterations, step=step,
-        octaves=opts.octaves if opts.octaves is not None else 4,
-        octave_scale=opts.octave_scale if opts.octave_scale is not None else 1.4,
-        jitter=opts.jitter if opts.jitter is not None else 32,
-        step_norm=opts.step_norm or "mean")
+    settings = octave_settings(opts, iterations, step)
     low, high = pre.input_range()
     gradient = make_gradient(net, targets, opts, pre)
     octave_hook = None
@@ -174,7 +202,8 @@ def _dream_google(rgb, net, targets, iterations, rate, opts, on_step, on_octave,
             on_octave(k, pre.to_rgb(data))
     result = dream_octaves(base, gradient, settings, low.astype(np.float32),
                            high.astype(np.float32), np.random.RandomState(opts.seed),
-                           opts.device, on_step, octave_hook, trace)
+                           opts.device, on_step, octave_hook, trace,
+                           lambda h, w: net.size_problem(h, w, [t.layer for t in targets]))
     return pre.to_rgb(result)
 
 
@@ -188,6 +217,7 @@ def _dream_torch7(rgb, net, targets, iterations, rate, opts, on_step):
         raise ValueError(f"--preset torch7 does not take --{unsupported[0].replace('_', '-')}")
     gradient = DreamGradient(net, targets, opts.objective, opts.channel, opts.topk,
                              blur=opts.blur, laplacian=opts.laplacian)
+    check_size(net, targets, *rgb.shape[:2], opts)
     kwargs = {"octaves": opts.octaves} if opts.octaves is not None else {}
     final = dream_torch7(rgb, lambda x: gradient(x.to(opts.device)).cpu(), iterations, rate,
                          on_step=on_step, **kwargs)

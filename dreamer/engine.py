@@ -5,7 +5,7 @@ pyramid made with order-1 `scipy.ndimage.zoom`, smallest octave first, the detai
 carried up between octaves, jitter drawn with NumPy's legacy RandomState exactly as
 `np.random.randint(-jitter, jitter + 1, 2)`, a step normalised by the gradient's mean
 magnitude, and clipping to what pixels can produce. Octaves too small for the net are
-skipped with a warning.
+skipped with a warning before any compute (`plan_octaves`, by shape arithmetic).
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ import scipy.ndimage as nd
 import torch
 from torch import Tensor
 
+from converters.shapes import Unfit
+
 Gradient = Callable[[Tensor], Tensor]
+SizeProblem = Callable[[int, int], "Unfit | None"]
 STEP_NORMS = ("mean", "max", "l2", "none")
 
 
@@ -51,20 +54,54 @@ def octave_pyramid(base: np.ndarray, count: int, scale: float) -> list[np.ndarra
     return octaves
 
 
-class TooSmall(Exception):
-    """The net cannot run to the target layer at this input size (too small for it)."""
+def octave_sizes(height: int, width: int, count: int, scale: float) -> list[tuple[int, int]]:
+    """(height, width) of each octave, smallest first: `nd.zoom`'s rounding, octave by
+    octave, as `octave_pyramid` makes them."""
+    sizes = [(height, width)]
+    for _ in range(count - 1):
+        h, w = sizes[-1]
+        sizes.append((int(round(h * (1.0 / scale))), int(round(w * (1.0 / scale)))))
+    return sizes[::-1]
+
+
+def plan_octaves(sizes: list[tuple[int, int]], size_problem: SizeProblem | None
+                 ) -> list[Unfit | None]:
+    """Per octave (smallest first), why it is too small for the net, or None to run it.
+
+    An octave the net cannot be computed at for another reason, or an image whose every
+    octave is too small, is a ValueError naming the size needed.
+    """
+    if size_problem is None:
+        return [None] * len(sizes)
+    problems = [size_problem(h, w) for h, w in sizes]
+    for k, ((h, w), problem) in enumerate(zip(sizes, problems)):
+        if problem is not None and not problem.too_small:
+            raise ValueError(f"octave {k + 1} ({w}×{h}): {problem.reason}")
+    if all(problems):
+        h, w = sizes[-1]
+        raise ValueError(f"the image ({w}×{h}) is too small for the target: "
+                         f"{problems[-1].reason}")
+    return problems
 
 
 def dream_octaves(base: np.ndarray, gradient: Gradient, settings: OctaveSettings,
                   low: np.ndarray, high: np.ndarray, rng: np.random.RandomState,
                   device: torch.device | str = "cpu", on_step: Callable[[], None] | None = None,
                   on_octave: Callable[[int, np.ndarray], None] | None = None,
-                  trace: dict | None = None) -> np.ndarray:
+                  trace: dict | None = None, size_problem: SizeProblem | None = None
+                  ) -> np.ndarray:
     """Dream on `base` (C×H×W net input); returns the result at the same size.
 
     `low`/`high` (C×1×1) are the clip bounds; `on_octave(k, data)` sees each octave's
-    result, `trace` (a dict) receives the first input, gradient and steps.
+    result, `trace` (a dict) receives the first input, gradient and steps;
+    `size_problem(h, w)` says why the net cannot run at h×w (see `plan_octaves`).
     """
+    sizes = octave_sizes(*base.shape[-2:], settings.octaves, settings.octave_scale)
+    problems = plan_octaves(sizes, size_problem)
+    for k, ((h, w), problem) in enumerate(zip(sizes, problems)):
+        if problem is not None:
+            warnings.warn(f"octave {k + 1} ({w}×{h}) skipped: the net cannot reach the "
+                          f"target layer at this size ({problem.reason})", stacklevel=2)
     octaves = octave_pyramid(base.astype(np.float32), settings.octaves, settings.octave_scale)
     detail = np.zeros_like(octaves[-1])
     data = octaves[-1]
@@ -74,15 +111,12 @@ def dream_octaves(base: np.ndarray, gradient: Gradient, settings: OctaveSettings
             h1, w1 = detail.shape[-2:]
             detail = nd.zoom(detail, (1, h / h1, w / w1), order=1)
         data = octave_base + detail
-        try:
+        if problems[k] is None:
             data = _octave(data, gradient, settings, low, high, rng, device, on_step,
                            trace if k == 0 else None)
-        except TooSmall as e:
-            warnings.warn(f"octave {k + 1} ({w}×{h}) skipped: the net cannot reach the "
-                          f"target layer at this size ({e})", stacklevel=2)
-            if on_step is not None:
-                for _ in range(settings.iterations):
-                    on_step()
+        elif on_step is not None:
+            for _ in range(settings.iterations):
+                on_step()
         detail = data - octave_base
         if on_octave is not None:
             on_octave(k, data)
@@ -99,12 +133,7 @@ def _octave(data: np.ndarray, gradient: Gradient, settings: OctaveSettings, low:
     for i in range(settings.iterations):
         ox, oy = (int(v) for v in rng.randint(-settings.jitter, settings.jitter + 1, 2))
         x = torch.roll(x, (oy, ox), (-2, -1))
-        try:
-            grad = gradient(x)
-        except RuntimeError as e:
-            if i > 0:  # the size has not changed since the first step, so this is no guard
-                raise
-            raise TooSmall(str(e).splitlines()[0]) from None
+        grad = gradient(x)
         x = x + grad * normalised_step(grad, settings.step, settings.step_norm)
         x = torch.roll(x, (-oy, -ox), (-2, -1))
         if settings.clip:

@@ -17,10 +17,11 @@ import torch
 from .torch7_image import scale, torch7_normalise
 
 DROP_SCALE = 1.25 / 1.4
+SIZE = 224  # the script's working size: every octave is dreamed at SIZE×SIZE
 F32 = np.float32
 
 
-def octave_sizes(size: int = 224, octaves: int = 8) -> list[int]:
+def octave_sizes(size: int = SIZE, octaves: int = 8) -> list[int]:
     """Octave side lengths, smallest first: floor(size * d^k) for k = octaves-1 .. 0."""
     return [math.floor(size * DROP_SCALE ** k) for k in range(octaves - 1, -1, -1)]
 
@@ -34,7 +35,7 @@ def ascent_step(x: np.ndarray, g: np.ndarray, rate: float) -> tuple[np.ndarray, 
 
 
 def dream_torch7(rgb: np.ndarray, gradient: Callable[[torch.Tensor], torch.Tensor],
-                 iterations: int, rate: float, size: int = 224, octaves: int = 8,
+                 iterations: int, rate: float, size: int = SIZE, octaves: int = 8,
                  on_step: Callable[[], None] | None = None,
                  trace: dict | None = None) -> np.ndarray:
     """Dream on (H,W,3) uint8 `rgb`; returns the final (3,size,size) float32 net input.

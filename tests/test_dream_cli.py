@@ -154,15 +154,18 @@ def test_list_layers_prints_index_name_type_and_shape(work, capsys, tiny_files):
     assert code == 0
     rows = [line.split() for line in out.strip().splitlines()[1:]]
     # From the prototxt at 35×35: conv k5 s2 -> 16; MAX k3 s2 ceil -> 8; conv k3 pad 1 -> 8.
+    # Smallest input (last column): conv1 needs 5 (one 5-wide window); pool1 needs conv1 to
+    # give 2 (Caffe's ceil: ceil((1-3)/2)+1 = 0 on 1), so 7; fc3 needs pool1 = 8 (its
+    # weights hold 12·8·8 inputs): conv1 = 16, so 35.
     assert rows == [
-        ["1", "conv1", "Convolution", "8×16×16"],
-        ["2", "relu1", "ReLU", "8×16×16"],
-        ["3", "pool1", "Pooling", "8×8×8"],
-        ["4", "norm1", "LRN", "8×8×8"],
-        ["5", "conv2", "Convolution", "12×8×8"],
-        ["6", "relu2", "ReLU", "12×8×8"],
-        ["7", "fc3", "InnerProduct", "10"],
-        ["8", "prob", "Softmax", "10"],
+        ["1", "conv1", "Convolution", "8×16×16", "5×5"],
+        ["2", "relu1", "ReLU", "8×16×16", "5×5"],
+        ["3", "pool1", "Pooling", "8×8×8", "7×7"],
+        ["4", "norm1", "LRN", "8×8×8", "7×7"],
+        ["5", "conv2", "Convolution", "12×8×8", "7×7"],
+        ["6", "relu2", "ReLU", "12×8×8", "7×7"],
+        ["7", "fc3", "InnerProduct", "10", "35×35"],
+        ["8", "prob", "Softmax", "10", "35×35"],
     ]
 
 

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
-from ..layers import build_module
+from ..shapes import ShapeWalk, Unfit, check_input_shape
 from ..spec import ConversionError, Layer, NetSpec
 from . import proto
 
@@ -432,6 +431,10 @@ def read_caffe(prototxt: str | Path, weights: str | Path | WeightSource | None,
     if len(shape) != 4 or any(d <= 0 for d in shape):
         raise ConversionError(f"{prototxt}: cannot tell the input size (found {shape}); "
                               f"give one as input_shape, e.g. [1, 3, 224, 224]")
+    try:
+        check_input_shape([1, *shape[1:]])
+    except ConversionError as e:
+        raise ConversionError(f"{prototxt}: {e}") from None
 
     layers = []
     for lp in messages:
@@ -462,15 +465,15 @@ def read_caffe(prototxt: str | Path, weights: str | Path | WeightSource | None,
 def _fill_weights(layers: list[Layer], input_name: str, shape: list[int], weights: Any,
                   lookup: dict[str, list[np.ndarray]] | None, source_name: str,
                   prototxt: Path) -> None:
-    """Give each layer its blobs, checking shapes against a zero run of the net."""
-    values = {input_name: torch.zeros([1, *shape[1:]])}
+    """Give each layer its blobs, checking shapes by arithmetic (`shapes.py`)."""
+    walk = ShapeWalk(input_name, [1, *shape[1:]])
     for layer in layers:
-        missing = [b for b in layer.bottoms if b not in values]
-        if missing:
-            raise ConversionError(f"{prototxt}: layer {layer.name!r} reads blob {missing[0]!r} "
-                                  f"that no earlier layer writes")
-        bottom = list(values[layer.bottoms[0]].shape) if layer.bottoms else []
-        expected = expected_blob_shapes(layer, bottom)
+        try:
+            bottoms = walk.bottoms(layer)
+        except ConversionError as e:
+            raise ConversionError(f"{prototxt}: {e}") from None
+        # No bottom is blocked: the first layer that cannot be computed stops the reader.
+        expected = expected_blob_shapes(layer, bottoms[0] if bottoms else [])
         if expected:
             if lookup is None:
                 for s in expected:
@@ -487,13 +490,10 @@ def _fill_weights(layers: list[Layer], input_name: str, shape: list[int], weight
                                       f"weight blobs, the prototxt implies {len(expected)}")
             layer.blobs = [_checked(source_name, layer, i, a, s)
                            for i, (a, s) in enumerate(zip(found, expected))]
-        module = build_module(layer, [torch.from_numpy(b) for b in layer.blobs])
         try:
-            with torch.no_grad():
-                out = module(*[values[b] for b in layer.bottoms])
-        except RuntimeError as e:
-            first = str(e).splitlines()[0]
-            raise ConversionError(f"{prototxt}: layer {layer.name!r} ({layer.type}) cannot run "
-                                  f"on bottom shape {bottom}: {first}") from None
-        for top, value in zip(layer.tops, out if isinstance(out, tuple) else (out,)):
-            values[top] = value
+            out = walk.add(layer)
+        except ConversionError as e:
+            raise ConversionError(f"{prototxt}: {e}") from None
+        if isinstance(out, Unfit):
+            raise ConversionError(f"{prototxt}: cannot compute the net on input shape "
+                                  f"{walk.input_shape}: {out.reason}")

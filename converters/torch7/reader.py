@@ -18,8 +18,8 @@ root). `sequence` lists, for each top-level module of the outer nn.Sequential, t
 layer whose output is that module's output (the seed script's `layer_max` order).
 
 The input size is not stored in Torch7 files: unless given, it is the first of
-224×224, then 1×1, 2×2, ... up to 512×512, on which the net runs (tried on the meta
-device, so no arithmetic is done), with the channel count of the first convolution
+224×224, then 1×1, 2×2, ... up to 512×512, on which the net runs (by the shape
+arithmetic of `converters/shapes.py`), with the channel count of the first convolution
 or batch normalisation (or the feature count of a first Linear).
 """
 
@@ -28,10 +28,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 from torchfile import TorchObject
 
-from ..network import Network
+from ..shapes import computed_shapes, walk_shapes
 from ..spec import ConversionError, Layer, NetSpec
 from .modules import PACKAGES, Graph, Module, describe
 from .t7file import read_t7
@@ -69,7 +68,11 @@ def convert_torch7(root: Any, name: str, input_shape: list[int] | None = None,
     sequence = convert_root(graph, root)
     source = {**(source or {"format": "torch7"}), "batched": batched}
     spec = NetSpec(name, INPUT_NAME, [], graph.layers, sequence, source)
-    spec.input_shape = list(input_shape) if input_shape else probe_input_shape(spec)
+    if input_shape:
+        computed_shapes(spec, list(input_shape))  # bounded, and every layer computable
+        spec.input_shape = list(input_shape)
+    else:
+        spec.input_shape = probe_input_shape(spec)
     return spec
 
 
@@ -117,15 +120,10 @@ def detect_batched(root: TorchObject) -> bool:
 
 
 def probe_input_shape(spec: NetSpec) -> list[int]:
-    """The first input shape on which the net runs (shapes only, on the meta device)."""
-    network = Network(spec).to("meta")
-    last = network.layer_names[-1]
+    """The first input shape on which every layer can be computed (by arithmetic)."""
     for shape in probe_shapes(spec.layers):
-        try:
-            network.forward_to(torch.empty(shape, device="meta"), [last])
-        except (RuntimeError, ValueError, IndexError, ZeroDivisionError):
-            continue
-        return shape
+        if not walk_shapes(spec, shape).unfit:
+            return shape
     raise ConversionError("found no square input size up to 512×512 on which the net "
                           "runs; give one: read_torch7(path, input_shape=[1, C, H, W])")
 
