@@ -94,9 +94,18 @@ def _mismatch(layer: Layer, message: str) -> Unfit:
 
 # --- convolution, fully connected, pooling ---------------------------------------------
 
+def _at_least_one(layer: Layer, **sizes: list[int]) -> None:
+    """Kernel, stride, dilation and group sizes below 1 are wrong at any input size."""
+    for name, values in sizes.items():
+        if min(values) < 1:
+            raise _error(layer, f"{name} {values} is not at least 1")
+
+
 @shape_rule("Convolution")
 def convolution(layer: Layer, bottoms: list[Shape]) -> Outcome:
     x, p = _one(layer, bottoms, 4), layer.params
+    _at_least_one(layer, kernel=p["kernel"], stride=p["stride"], dilation=p["dilation"],
+                  group=[p["group"]])
     if layer.blobs and layer.blobs[0].shape[1] * p["group"] != x[1]:
         return _mismatch(layer, f"weights for {layer.blobs[0].shape[1] * p['group']} input "
                          f"channels, input has {x[1]}")
@@ -125,6 +134,7 @@ def pooling(layer: Layer, bottoms: list[Shape]) -> Outcome:
         raise _error(layer, f"unsupported pooling method {p.get('method')!r}")
     if p.get("global", False):
         return [[*x[:2], 1, 1]] * len(layer.tops)
+    _at_least_one(layer, kernel=p.get("kernel", [1, 1]), stride=p.get("stride", [1, 1]))
     sizes = [pooled_size(n, k, s, pad, p.get("round", "ceil") == "ceil") for n, k, s, pad in
              zip(x[2:], p.get("kernel", [1, 1]), p.get("stride", [1, 1]), p.get("pad", [0, 0]))]
     return _spatial(layer, x, x[1], sizes)

@@ -61,6 +61,8 @@ class NetSpec:
         for layer in self.layers:
             if layer.name in seen:
                 raise ConversionError(f"network {self.name!r}: two layers are named {layer.name!r}")
+            if not layer.tops:
+                raise ConversionError(f"network {self.name!r}: layer {layer.name!r} writes no blob")
             seen.add(layer.name)
         if not self.sequence:
             self.sequence = [layer.name for layer in self.layers]

@@ -89,16 +89,18 @@ def read_directory(directory: Path) -> NetSpec:
         raise ConversionError(f"{description}: cannot read ({e.strerror or e})") from None
     except json.JSONDecodeError as e:
         raise ConversionError(f"{description}: invalid JSON (line {e.lineno}: {e.msg})") from None
+    except UnicodeDecodeError as e:
+        raise ConversionError(f"{description}: not UTF-8 text (byte {e.start})") from None
     try:
         blobs = load_file(weights) if weights.exists() else {}
     except (SafetensorError, OSError) as e:
         raise ConversionError(f"{weights}: cannot read weights ({e})") from None
     try:
         spec = NetSpec.from_json(data, blobs)
-    except (KeyError, TypeError) as e:
-        raise ConversionError(f"{description}: malformed network description ({e})") from None
-    try:
         computed_shapes(spec, [1, *spec.input_shape[1:]])  # bounded, and computable
     except ConversionError as e:
         raise ConversionError(f"{description}: {e}") from None
+    except (KeyError, TypeError, ValueError, IndexError) as e:  # entries of a wrong kind
+        raise ConversionError(f"{description}: malformed network description "
+                              f"({type(e).__name__}: {e})") from None
     return spec

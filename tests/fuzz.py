@@ -70,11 +70,18 @@ def run_case(name: str, index: int, seeds: list[Seed], folder: Path) -> dict[str
         return {"outcome": "finding", "detail": f"multi-line error: {str(e)[:300]!r}"}
     except Exception as e:  # anything else is what the fuzzer looks for
         kind = "memory" if isinstance(e, MemoryError) or "allocate" in str(e) else "exception"
-        where = traceback.extract_tb(e.__traceback__)[-1]
         first = (str(e).strip().splitlines() or [""])[0][:200]
-        detail = f"{type(e).__name__} at {Path(where.filename).name}:{where.lineno}: {first}"
+        detail = f"{type(e).__name__} at {raised_at(e)}: {first}"
         return {"outcome": "finding", "detail": f"{kind}: {detail}"}
     return {"outcome": "accepted"}
+
+
+def raised_at(error: Exception) -> str:
+    """file:line of the deepest frame of the traceback in our code (not in a library)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = [f for f in frames if f.filename.startswith(str(ROOT)) and "/tests/" not in f.filename]
+    where = (ours or frames)[-1]
+    return f"{Path(where.filename).relative_to(ROOT) if ours else where.filename}:{where.lineno}"
 
 
 def worker(answer_fd: int, names: list[str]) -> None:

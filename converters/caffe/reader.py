@@ -220,6 +220,8 @@ def _convolution(lp: Any) -> dict[str, Any]:
     kernel = _pair(p.kernel_size, p.kernel_h, p.kernel_w, p.HasField("kernel_h"), 0)
     if 0 in kernel:
         raise ConversionError(f"layer {lp.name!r}: convolution has no kernel size")
+    if p.group < 1:
+        raise ConversionError(f"layer {lp.name!r}: convolution group {p.group} is not at least 1")
     return {
         "num_output": p.num_output, "kernel": kernel,
         "stride": _pair(p.stride, p.stride_h, p.stride_w, p.HasField("stride_h"), 1),
@@ -446,7 +448,11 @@ def read_caffe(prototxt: str | Path, weights: str | Path | WeightSource | None,
         if reader is None:
             raise ConversionError(f"{prototxt}: layer {lp.name!r} has unsupported type "
                                   f"{lp.type!r}")
-        layers.append(Layer(lp.name, lp.type, list(lp.bottom), list(lp.top), reader(lp)))
+        try:
+            params = reader(lp)
+        except ConversionError as e:
+            raise ConversionError(f"{prototxt}: {e}") from None
+        layers.append(Layer(lp.name, lp.type, list(lp.bottom), list(lp.top), params))
 
     if callable(weights):
         source_name, lookup = "weights callable", None
