@@ -57,6 +57,8 @@ class NetSpec:
     preprocessing: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        if not self.layers:
+            raise ConversionError(f"network {self.name!r} has no layers")
         seen: set[str] = set()
         for layer in self.layers:
             if layer.name in seen:

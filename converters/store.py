@@ -100,7 +100,7 @@ def read_directory(directory: Path) -> NetSpec:
         computed_shapes(spec, [1, *spec.input_shape[1:]])  # bounded, and computable
     except ConversionError as e:
         raise ConversionError(f"{description}: {e}") from None
-    except (KeyError, TypeError, ValueError, IndexError) as e:  # entries of a wrong kind
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:  # wrong kinds
         raise ConversionError(f"{description}: malformed network description "
                               f"({type(e).__name__}: {e})") from None
     return spec

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -10,6 +11,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+# Larger images are refused before decoding: PIL's own decompression-bomb size, which
+# PIL only warns about (it refuses twice as many).
+MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 
 
 class ImageError(Exception):
@@ -20,7 +24,12 @@ def load_rgb(path: str | Path) -> np.ndarray:
     """The image as H×W×3 uint8 RGB."""
     path = Path(path)
     try:
-        with Image.open(path) as image:
+        # From memory: PIL reads a chunk of the size a file declares, which from a file
+        # object allocates that size first, and from bytes no more than there are.
+        with Image.open(io.BytesIO(path.read_bytes())) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise ImageError(f"{path}: {image.width}×{image.height} pixels is too large "
+                                 f"(at most {MAX_PIXELS} pixels)")
             image.load()
             return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
     except FileNotFoundError:

@@ -4,18 +4,30 @@ seeds it starts from, and one small test per problem the fuzzer found."""
 from __future__ import annotations
 
 import json
+import math
 import re
+import struct
 import tempfile
+import tracemalloc
 from pathlib import Path
 
 import pytest
 from conftest import shared_path
 from fuzz import fuzz, summary
-from fuzz_cases import FORMATS, SEED_FILES, TINY_V0, ascii_t7, read_model, small_t7_files
+from fuzz_cases import (
+    FORMATS,
+    SEED_FILES,
+    TINY_V0,
+    ascii_t7,
+    fix_png_crcs,
+    read_model,
+    small_t7_files,
+)
 
 from converters import ConversionError, load, save
 from converters.onnx_export import to_onnx
 from converters.torch7.t7file import read_t7
+from dreamer.image_io import ImageError, load_rgb
 
 # Cases per format in the suite: about 40 s in all on 2 busy cores.
 SUITE_CASES = {"caffemodel": 150, "onnx": 150}
@@ -91,6 +103,8 @@ def test_folder_description_not_utf8(tiny_folder):
     lambda d: d["layers"][0]["params"].update(group={"a": 1}),
     lambda d: d["layers"][0]["params"].update(kernel="55"),
     lambda d: d["layers"][5].update(tops=[]),
+    lambda d: d["layers"].__setitem__(0, "conv1"),
+    lambda d: d.update(layers=[]),
 ])
 def test_folder_parameters_of_a_wrong_kind(tiny_folder, edit):
     edit_description(tiny_folder, edit)
@@ -142,3 +156,65 @@ def test_onnx_tensor_of_an_unknown_type(tiny, tmp_path):
     path.write_bytes(model.SerializeToString())
     one_line_error(read_model, path)
 
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_torch7_integer_field_not_finite(tmp_path, value):
+    genuine = shared_path("reference", "torch7", "layers", "SpatialMaxPooling_floor.t7")
+    kernel_width = b"kW" + struct.pack("<id", 1, 3.0)
+    data = genuine.read_bytes()
+    assert data.count(kernel_width) == 1
+    path = tmp_path / "pool.t7"
+    path.write_bytes(data.replace(kernel_width, b"kW" + struct.pack("<id", 1, value)))
+    assert "'kW'" in one_line_error(read_model, path)
+
+
+def tiny_prototxt_without(tmp_path: Path, text: str) -> Path:
+    original = (shared_path("models", "tiny") / "deploy.prototxt").read_text()
+    assert text in original
+    path = tmp_path / "edited.prototxt"
+    path.write_text(original.replace(text, ""))
+    return path
+
+
+def test_prototxt_layer_that_reads_nothing(tmp_path):
+    path = tiny_prototxt_without(tmp_path, 'bottom: "norm1" ')
+    caffemodel = shared_path("models", "tiny", "tiny.caffemodel")
+    assert "conv2" in one_line_error(read_model, path, caffemodel)
+
+
+def test_prototxt_without_layers(tmp_path):
+    text = (shared_path("models", "tiny") / "deploy.prototxt").read_text()
+    path = tmp_path / "input_only.prototxt"
+    path.write_text(text[:text.index('layer { name: "conv1"')])
+    assert "no layers" in one_line_error(read_model, path)
+
+
+def test_image_too_large_is_refused_before_decoding(tmp_path):
+    """10000×10000: more than PIL's warning size, less than its error size."""
+    header = shared_path("models", "cifar10_quick_v1", "cat10.png").read_bytes()
+    huge = header[:16] + struct.pack(">II", 10000, 10000) + header[24:]
+    path = tmp_path / "huge.png"
+    path.write_bytes(fix_png_crcs(huge))
+    tracemalloc.start()
+    with pytest.raises(ImageError, match="too large") as caught:
+        load_rgb(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+    assert peak < 10 << 20
+
+
+def test_png_chunk_of_a_huge_declared_size_allocates_no_more_than_the_file(tmp_path):
+    data = bytearray(shared_path("models", "lenet_mnist", "samples", "img_0_3.png").read_bytes())
+    assert data[37:41] == b"IDAT"
+    data[33] |= 0x40  # the IDAT chunk declares 1 GiB more than it holds
+    path = tmp_path / "long_chunk.png"
+    path.write_bytes(fix_png_crcs(bytes(data)))
+    tracemalloc.start()
+    try:
+        load_rgb(path)  # the image data is all there, so it reads
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 << 20

@@ -444,6 +444,8 @@ def read_caffe(prototxt: str | Path, weights: str | Path | WeightSource | None,
             continue
         if not lp.type:
             raise ConversionError(f"{prototxt}: layer {lp.name!r} has no type")
+        if not lp.bottom:
+            raise ConversionError(f"{prototxt}: layer {lp.name!r} reads no blob")
         reader = PARAM_READERS.get(lp.type)
         if reader is None:
             raise ConversionError(f"{prototxt}: layer {lp.name!r} has unsupported type "
@@ -465,7 +467,10 @@ def read_caffe(prototxt: str | Path, weights: str | Path | WeightSource | None,
     source = {"format": "caffe", "prototxt": prototxt.name,
               "weights": Path(weights).name if isinstance(weights, (str, Path)) else None}
     name = net.name or prototxt.stem
-    return NetSpec(name, input_name, [1, *shape[1:]], layers, source=source)
+    try:
+        return NetSpec(name, input_name, [1, *shape[1:]], layers, source=source)
+    except ConversionError as e:
+        raise ConversionError(f"{prototxt}: {e}") from None
 
 
 def _fill_weights(layers: list[Layer], input_name: str, shape: list[int], weights: Any,

@@ -51,7 +51,7 @@ class Module:
 
     def integer(self, key: str, default: Any = MISSING, low: int = 0) -> int:
         value = self.number(key, default)
-        if value != int(value) or not low <= value < 2**31:
+        if not low <= value < 2**31 or value != int(value):  # NaN fails the first test
             raise self.error(f"field {key!r} = {value} is not an integer >= {low}")
         return int(value)
 
