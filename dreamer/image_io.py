@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,10 @@ def load_rgb(path: str | Path) -> np.ndarray:
     try:
         # From memory: PIL reads a chunk of the size a file declares, which from a file
         # object allocates that size first, and from bytes no more than there are.
-        with Image.open(io.BytesIO(path.read_bytes())) as image:
+        with warnings.catch_warnings():  # PIL warns of what is refused here anyway
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(path.read_bytes()))
+        with image:
             if image.width * image.height > MAX_PIXELS:
                 raise ImageError(f"{path}: {image.width}×{image.height} pixels is too large "
                                  f"(at most {MAX_PIXELS} pixels)")

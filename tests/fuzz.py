@@ -166,16 +166,18 @@ class Worker:
         os.close(self.answers)
 
 
-def fuzz(names: list[str], cases: int, start: int = 0, timeout: float = 10.0,
+def fuzz(names: list[str], cases: int | dict[str, int], start: int = 0, timeout: float = 10.0,
          log: Path | None = None, progress: bool = False) -> dict[str, Report]:
-    """Cases start..start+cases-1 of each format; a report per format."""
+    """Cases start..start+cases-1 of each format (`cases`: a count, or one per format),
+    all in one worker while none crashes or hangs; a report per format."""
     log = log or Path(tempfile.gettempdir()) / "dreamzoo-fuzz-worker.log"
     reports = {name: Report() for name in names}
     current: Worker | None = None
     try:
         for name in names:
             report, began = reports[name], time.perf_counter()
-            for index in range(start, start + cases):
+            count = cases[name] if isinstance(cases, dict) else cases
+            for index in range(start, start + count):
                 if current is None or current.process.poll() is not None:
                     current = Worker(names, log)
                 result = current.ask(name, index, timeout)

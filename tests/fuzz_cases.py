@@ -223,7 +223,7 @@ def _scalar_values(rng: Random, field: Any, strings: list[Any]) -> list[Any]:
         return [True, False]
     if kind in (field.CPPTYPE_FLOAT, field.CPPTYPE_DOUBLE):
         return [0.0, -1.0, 0.5, 1e-45, 1e38, math.inf, -math.inf, math.nan]
-    if kind in (field.CPPTYPE_STRING,):
+    if kind == field.CPPTYPE_STRING:
         if field.type == field.TYPE_BYTES:
             return [b"", rng.randbytes(rng.randint(1, 64))]
         return ["", "x", *strings[:1]]
@@ -264,10 +264,13 @@ def mutate_message(rng: Random, message: Any) -> None:
             value.append(rng.choice(_scalar_values(rng, field, [])))
         return
     if field.cpp_type == field.CPPTYPE_MESSAGE:
-        target.ClearField(field.name) if rng.random() < 0.5 else value.SetInParent()
+        if rng.random() < 0.5:
+            target.ClearField(field.name)
+        else:
+            value.SetInParent()
         return
     strings = [getattr(m, "name", "") for m in _messages(message, []) if getattr(m, "name", "")]
-    rng.shuffle(strings)
+    rng.shuffle(strings)  # another entry's name: duplicate names, dangling references
     setattr(target, field.name, rng.choice(_scalar_values(rng, field, strings)))
 
 
