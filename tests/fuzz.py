@@ -84,6 +84,17 @@ def raised_at(error: Exception) -> str:
     return f"{Path(where.filename).relative_to(ROOT) if ours else where.filename}:{where.lineno}"
 
 
+def warm_up(name: str, seed: Seed, folder: Path) -> None:
+    """Read a seed once, so that first-use imports and caches are not timed as a case."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_case(seed.files, folder)
+    try:
+        FORMATS[name].read(folder)
+    except FORMATS[name].error():
+        pass  # some seeds are not networks (torchfile's test files)
+    shutil.rmtree(folder)
+
+
 def worker(answer_fd: int, names: list[str]) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     import torch
@@ -95,6 +106,7 @@ def worker(answer_fd: int, names: list[str]) -> None:
         for name in names:
             (scratch / name).mkdir()
             seeds[name] = FORMATS[name].seeds(scratch / name)
+            warm_up(name, seeds[name][0], scratch / "case")
         with os.fdopen(answer_fd, "w", buffering=1) as answers:
             answers.write("ready\n")
             for line in sys.stdin:
@@ -166,10 +178,11 @@ class Worker:
         os.close(self.answers)
 
 
-def fuzz(names: list[str], cases: int | dict[str, int], start: int = 0, timeout: float = 10.0,
-         log: Path | None = None, progress: bool = False) -> dict[str, Report]:
+def fuzz(names: list[str], cases: int | dict[str, int], start: int = 0, timeout: float = 30.0,
+         log: Path | None = None, listing: Path | None = None) -> dict[str, Report]:
     """Cases start..start+cases-1 of each format (`cases`: a count, or one per format),
-    all in one worker while none crashes or hangs; a report per format."""
+    all in one worker while none crashes or hangs; a report per format. With `listing`,
+    findings are written there as they come, and progress to stderr."""
     log = log or Path(tempfile.gettempdir()) / "dreamzoo-fuzz-worker.log"
     reports = {name: Report() for name in names}
     current: Worker | None = None
@@ -188,9 +201,12 @@ def fuzz(names: list[str], cases: int | dict[str, int], start: int = 0, timeout:
                 report.cases += 1
                 if result["outcome"] == "finding":
                     report.findings.append(f"{index} {result['detail']}")
+                    if listing is not None:
+                        with open(listing, "a") as out:
+                            out.write(f"{name} {report.findings[-1]}\n")
                 else:
                     setattr(report, result["outcome"], getattr(report, result["outcome"]) + 1)
-                if progress and report.cases % 1000 == 0:
+                if listing is not None and report.cases % 1000 == 0:
                     print(f"  {name}: {report.cases} cases", file=sys.stderr, flush=True)
             report.seconds = time.perf_counter() - began
     finally:
@@ -227,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=10_000, help="cases per format")
     parser.add_argument("--start", type=int, default=0, help="number of the first case")
     parser.add_argument("--formats", nargs="+", choices=list(FORMATS), default=list(FORMATS))
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per case")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per case")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "fuzz",
                         help="folder for findings.txt and the worker log")
     parser.add_argument("--repro", nargs=2, metavar=("FORMAT", "INDEX"))
@@ -241,12 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         repro(args.repro[0], int(args.repro[1]), args.keep)
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "findings.txt").write_text("")
     began = time.perf_counter()
     reports = fuzz(args.formats, args.cases, args.start, args.timeout,
-                   args.out / "worker.log", progress=True)
-    with open(args.out / "findings.txt", "w") as listing:
-        for name, report in reports.items():
-            listing.writelines(f"{name} {finding}\n" for finding in report.findings)
+                   args.out / "worker.log", args.out / "findings.txt")
     print(summary(reports))
     found = sum(len(r.findings) for r in reports.values())
     print(f"{found} findings in {time.perf_counter() - began:.0f} s"

@@ -24,6 +24,7 @@ from fuzz_cases import (
     read_model,
     small_t7_files,
 )
+from test_torch7_errors import instance, sequential, string, table
 
 from converters import ConversionError, load, save
 from converters.onnx_export import to_onnx
@@ -219,3 +220,11 @@ def test_png_chunk_of_a_huge_declared_size_allocates_no_more_than_the_file(tmp_p
     finally:
         tracemalloc.stop()
     assert peak < 10 << 20
+
+
+def test_torch7_sizes_that_are_an_object(tmp_path):
+    size = instance(12, "nn.Identity", table(13, []))
+    view = instance(10, "nn.View", table(11, [(string("size"), size)]))
+    path = tmp_path / "view.t7"
+    path.write_bytes(sequential([view]))
+    assert "'size' is not a list of sizes" in one_line_error(read_model, path)

@@ -78,7 +78,8 @@ class Module:
         value = self.get(key)
         if isinstance(value, dict):
             value = [value.get(i) for i in range(1, len(value) + 1)]
-        if value is None or not all(isinstance(v, (int, float, np.integer)) for v in value):
+        if not isinstance(value, (list, np.ndarray)) or \
+                not all(isinstance(v, (int, float, np.integer)) for v in value):
             raise self.error(f"field {key!r} is not a list of sizes")
         return [int(v) for v in value]
 
