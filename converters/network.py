@@ -132,20 +132,21 @@ class Network(nn.Module):
         A net of ONNX layers is judged by its recorded minimum sizes only (see shapes.py).
         """
         layers = list(layers)
-        if any(t == "ONNX" for t in self.layer_types):
-            walk = None
-        else:
+        walk = None
+        if not any(t == "ONNX" for t in self.layer_types):
             shape = [1, *self.spec.input_shape[1:-2], height, width]
             walk = walk_shapes(self.spec, shape, max(layers, key=self.layer_index.get))
         for name in layers:
-            low = self.min_sizes.get(name)
-            if walk is not None and name in walk.unfit:
-                problem = walk.unfit[name]
-            elif walk is None and low is not None and (height < low[0] or width < low[1]):
-                problem = Unfit(name, f"{width}×{height} is below the recorded minimum",
-                                too_small=True)
+            if walk is not None:
+                problem = walk.unfit.get(name)
             else:
+                low = self.min_sizes.get(name)
+                below = low is not None and (height < low[0] or width < low[1])
+                problem = Unfit(name, f"{width}×{height} is below the recorded minimum",
+                                too_small=True) if below else None
+            if problem is None:
                 continue
+            low = self.min_sizes.get(name)
             if problem.too_small and low:
                 need = f"; {name!r} needs at least {low[1]}×{low[0]} (W×H)"
             else:
@@ -160,7 +161,7 @@ class Network(nn.Module):
         shapes = self.output_shapes(input_shape)
         order = {name: i + 1 for i, name in enumerate(self.sequence)}
         width = max(len(n) for n in self.layer_names)
-        lines = [f"{'#':>4}  {'layer':<{width}}  {'type':<13} {'output':<15} min input"]
+        lines = [f"{'#':>4}  {'layer':<{width}}  {'type':<13} {'output':<15} min W×H"]
         for name, kind in zip(self.layer_names, self.layer_types):
             index = str(order[name]) if name in order else "-"
             dims = "×".join(str(d) for d in shapes[name][1:])

@@ -18,6 +18,7 @@ exporter recorded, or unknown.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -80,6 +81,14 @@ def _axis(layer: Layer, axis: int, rank: int) -> int:
     return axis % rank
 
 
+def _window(layer: Layer, **values: list[int]) -> None:
+    """Kernels, strides and dilations must be at least 1 and pads at least 0."""
+    for name, pair in values.items():
+        low = 0 if name == "pad" else 1
+        if len(pair) != 2 or any(not isinstance(v, int) or v < low for v in pair):
+            raise _error(layer, f"invalid {name} {pair}")
+
+
 def _spatial(layer: Layer, x: Shape, channels: int, sizes: list[int]) -> Outcome:
     """[N, channels, *sizes] for each top, or too small when a size is below 1."""
     if min(sizes) < 1:
@@ -94,18 +103,11 @@ def _mismatch(layer: Layer, message: str) -> Unfit:
 
 # --- convolution, fully connected, pooling ---------------------------------------------
 
-def _at_least_one(layer: Layer, **sizes: list[int]) -> None:
-    """Kernel, stride, dilation and group sizes below 1 are wrong at any input size."""
-    for name, values in sizes.items():
-        if min(values) < 1:
-            raise _error(layer, f"{name} {values} is not at least 1")
-
-
 @shape_rule("Convolution")
 def convolution(layer: Layer, bottoms: list[Shape]) -> Outcome:
     x, p = _one(layer, bottoms, 4), layer.params
-    _at_least_one(layer, kernel=p["kernel"], stride=p["stride"], dilation=p["dilation"],
-                  group=[p["group"]])
+    _window(layer, kernel=p["kernel"], stride=p["stride"], pad=p["pad"],
+            dilation=p["dilation"])
     if layer.blobs and layer.blobs[0].shape[1] * p["group"] != x[1]:
         return _mismatch(layer, f"weights for {layer.blobs[0].shape[1] * p['group']} input "
                          f"channels, input has {x[1]}")
@@ -134,9 +136,10 @@ def pooling(layer: Layer, bottoms: list[Shape]) -> Outcome:
         raise _error(layer, f"unsupported pooling method {p.get('method')!r}")
     if p.get("global", False):
         return [[*x[:2], 1, 1]] * len(layer.tops)
-    _at_least_one(layer, kernel=p.get("kernel", [1, 1]), stride=p.get("stride", [1, 1]))
-    sizes = [pooled_size(n, k, s, pad, p.get("round", "ceil") == "ceil") for n, k, s, pad in
-             zip(x[2:], p.get("kernel", [1, 1]), p.get("stride", [1, 1]), p.get("pad", [0, 0]))]
+    kernel, stride, pad = p.get("kernel", [1, 1]), p.get("stride", [1, 1]), p.get("pad", [0, 0])
+    _window(layer, kernel=kernel, stride=stride, pad=pad)
+    sizes = [pooled_size(n, k, s, q, p.get("round", "ceil") == "ceil")
+             for n, k, s, q in zip(x[2:], kernel, stride, pad)]
     return _spatial(layer, x, x[1], sizes)
 
 
@@ -275,9 +278,8 @@ def torch7_view(layer: Layer, bottoms: list[Shape]) -> Outcome:
 
 # --- ONNX ----------------------------------------------------------------------------------
 
-# Modules of ONNX layers for shapes, by layer identity (the layer is kept alive beside
-# its module so that the id stays its own).
-_SHAPE_MODULES: dict[int, tuple[Layer, nn.Module]] = {}
+# Modules of ONNX layers for shapes, by layer identity; an entry goes with its layer.
+_SHAPE_MODULES: dict[int, nn.Module] = {}
 # ONNX operators that read a tensor's size as data (nodes after them compute sizes from
 # values, which the meta device does not hold).
 SIZE_READING_OPS = {"Shape", "Size"}
@@ -289,10 +291,12 @@ def onnx_nodes(layer: Layer, bottoms: list[Shape]) -> Outcome:
     its nodes read sizes as data (a padded concatenation), on zeros on the CPU."""
     device = "cpu" if any(n["op"] in SIZE_READING_OPS for n in layer.params["nodes"]) \
         else "meta"
-    if id(layer) not in _SHAPE_MODULES:
+    key = id(layer)
+    if key not in _SHAPE_MODULES:
         module = build_module(layer, [torch.from_numpy(b) for b in layer.blobs]).to(device)
-        _SHAPE_MODULES[id(layer)] = (layer, module)
-    module = _SHAPE_MODULES[id(layer)][1]
+        _SHAPE_MODULES[key] = module
+        weakref.finalize(layer, _SHAPE_MODULES.pop, key, None)
+    module = _SHAPE_MODULES[key]
     try:
         with torch.no_grad():
             out = module(*[torch.zeros(b, device=device) for b in bottoms])

@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     if args.save_raw:
         check_npy(args.save_raw)
     rgb = load_rgb(args.src)
-    check_size(network, targets, *rgb.shape[:2], Options(**options))
+    check_size(network, targets, rgb, Options(**options))
     octave_dir = Path(args.save_octaves) if args.save_octaves else None
 
     def on_octave(k: int, octave_rgb: np.ndarray) -> None:

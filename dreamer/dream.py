@@ -155,20 +155,24 @@ def octave_settings(opts: Options, iterations: int, step: float) -> OctaveSettin
         step_norm=opts.step_norm or "mean")
 
 
-def check_size(net: Network, targets: list[Target], height: int, width: int,
-               opts: Options) -> None:
+def check_size(net: Network, targets: list[Target], rgb: np.ndarray, opts: Options) -> None:
     """Refuse, before any compute, an image on which the targets cannot be dreamed: no
     octave large enough (a ValueError naming the size needed), or a size the net cannot
-    be computed at. The torch7 preset dreams at 224×224 whatever the image."""
+    be computed at. The torch7 preset dreams at 224×224 whatever the image, but divides
+    by the image's standard deviation, which must not be 0."""
     layers = [t.layer for t in targets]
     if opts.preset == "torch7":
+        from .torch7_image import torch7_stats
+        if torch7_stats(rgb)[1] == 0:
+            raise ValueError("--preset torch7 normalises the image by its standard "
+                             "deviation, and this image has none (one colour)")
         problem = net.size_problem(TORCH7_SIZE, TORCH7_SIZE, layers)
         if problem is not None:
             raise ValueError(f"--preset torch7 dreams at {TORCH7_SIZE}×{TORCH7_SIZE}: "
                              f"{problem.reason}")
         return
     settings = octave_settings(opts, 1, 1.0)
-    plan_octaves(octave_sizes(height, width, settings.octaves, settings.octave_scale),
+    plan_octaves(octave_sizes(*rgb.shape[:2], settings.octaves, settings.octave_scale),
                  lambda h, w: net.size_problem(h, w, layers))
 
 
@@ -217,7 +221,7 @@ def _dream_torch7(rgb, net, targets, iterations, rate, opts, on_step):
         raise ValueError(f"--preset torch7 does not take --{unsupported[0].replace('_', '-')}")
     gradient = DreamGradient(net, targets, opts.objective, opts.channel, opts.topk,
                              blur=opts.blur, laplacian=opts.laplacian)
-    check_size(net, targets, *rgb.shape[:2], opts)
+    check_size(net, targets, rgb, opts)
     kwargs = {"octaves": opts.octaves} if opts.octaves is not None else {}
     final = dream_torch7(rgb, lambda x: gradient(x.to(opts.device)).cpu(), iterations, rate,
                          on_step=on_step, **kwargs)

@@ -20,11 +20,11 @@ from PIL import Image
 import converters
 import dreamer
 from converters.caffe.reader import read_caffe
-from converters.layers import build_module
-from converters.shapes import min_input_sizes, walk_shapes
+from converters.layers import LAYER_BUILDERS, build_module
+from converters.shapes import SHAPE_RULES, min_input_sizes, walk_shapes
 from converters.spec import ConversionError, NetSpec
 from converters.torch7 import read_torch7
-from dreamer.engine import OctaveSettings, dream_octaves
+from dreamer.engine import OctaveSettings, dream_octaves, octave_pyramid, octave_sizes
 
 CAFFE_DEPLOYS = sorted(str(p.relative_to(SHARED)) for p in SHARED.glob("models/*/*.prot*txt")
                        if "deploy" in p.name)
@@ -90,6 +90,10 @@ def test_caffe_shapes_match_the_modules(prototxt):
 @pytest.mark.parametrize("path", TORCH7_NETS)
 def test_torch7_shapes_match_the_modules(path):
     assert_arithmetic_matches_modules(read_torch7(shared_path(path)))
+
+
+def test_every_layer_type_has_a_shape_rule():
+    assert set(SHAPE_RULES) == set(LAYER_BUILDERS)
 
 
 # --- minimum sizes against the real nets --------------------------------------------------
@@ -215,10 +219,24 @@ def test_skipped_octaves_are_announced_before_any_compute(tiny):
     assert calls == [2] * (4 * 2)  # four octaves of two steps, all after both warnings
 
 
+@pytest.mark.parametrize("height, width, count, scale", [(20, 24, 6, 1.4), (375, 500, 8, 1.3),
+                                                         (7, 3, 3, 1.5)])
+def test_octave_sizes_are_the_pyramid_sizes(height, width, count, scale):
+    pyramid = octave_pyramid(np.zeros((3, height, width), np.float32), count, scale)
+    assert octave_sizes(height, width, count, scale) == [o.shape[1:] for o in pyramid[::-1]]
+
+
+def test_the_torch7_preset_refuses_a_one_colour_image(tiny):
+    with pytest.raises(ValueError, match="standard deviation"):
+        dreamer.dream(np.full((1, 1, 3), 90, np.uint8), tiny, "conv2", 1, 0.01,
+                      preset="torch7")
+
+
 def test_the_torch7_preset_checks_its_working_size(tiny):
     # The tiny net's fc3 needs exactly its 35×35 input: 224×224 cannot be dreamed at fc3.
     with pytest.raises(ValueError, match="224×224: .*'fc3'"):
-        dreamer.dream(np.zeros((30, 30, 3), np.uint8), tiny, "fc3", 1, 0.01, preset="torch7")
+        image = np.random.default_rng(0).integers(0, 256, (30, 30, 3), np.uint8)
+        dreamer.dream(image, tiny, "fc3", 1, 0.01, preset="torch7")
 
 
 # --- devices -------------------------------------------------------------------------------
@@ -308,3 +326,17 @@ def test_the_converter_refuses_a_huge_prototxt_in_one_line(tmp_path):
                              str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "huge.prototxt" in result.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p.update(stride=[0, 2]), r"'conv1' \(Convolution\): invalid stride \[0, 2\]"),
+    (lambda p: p.pop("kernel"), "malformed network description"),
+])
+def test_a_bad_window_in_network_json_is_a_clear_error(tiny, tmp_path, change, message):
+    converters.save(tiny, tmp_path / "tiny")
+    description = tmp_path / "tiny" / "network.json"
+    data = json.loads(description.read_text())
+    change(next(e for e in data["layers"] if e["name"] == "conv1")["params"])
+    description.write_text(json.dumps(data))
+    with pytest.raises(ConversionError, match=message):
+        converters.load(tmp_path / "tiny")
