@@ -95,12 +95,19 @@ def warm_up(name: str, seed: Seed, folder: Path) -> None:
     shutil.rmtree(folder)
 
 
+def scratch_folder(pid: int) -> Path:
+    """Where worker `pid` writes its cases; the driver removes it when the worker ends,
+    also when it was killed."""
+    return Path(tempfile.gettempdir()) / f"dreamzoo-fuzz-{pid}"
+
+
 def worker(answer_fd: int, names: list[str]) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     import torch
 
     torch.set_num_threads(1)
-    scratch = Path(tempfile.mkdtemp(prefix="dreamzoo-fuzz-"))
+    scratch = scratch_folder(os.getpid())
+    scratch.mkdir()
     try:
         seeds = {}
         for name in names:
@@ -176,6 +183,7 @@ class Worker:
         self.process.wait()
         self.process.stdin.close()
         os.close(self.answers)
+        shutil.rmtree(scratch_folder(self.process.pid), ignore_errors=True)
 
 
 def fuzz(names: list[str], cases: int | dict[str, int], start: int = 0, timeout: float = 30.0,
@@ -185,7 +193,7 @@ def fuzz(names: list[str], cases: int | dict[str, int], start: int = 0, timeout:
     findings are written there as they come, and progress to stderr."""
     log = log or Path(tempfile.gettempdir()) / "dreamzoo-fuzz-worker.log"
     reports = {name: Report() for name in names}
-    current: Worker | None = None
+    current: Worker | None = Worker(names, log)  # started before any clock runs
     try:
         for name in names:
             report, began = reports[name], time.perf_counter()
