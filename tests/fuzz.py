@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fuzz_cases import FORMATS, Seed, make_case, write_case  # noqa: E402
+from fuzz_cases import FORMATS, Seed, format_named, make_case, write_case  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMORY_LIMIT = 4 << 30  # bytes of address space for a worker
@@ -61,7 +61,7 @@ def run_case(name: str, index: int, seeds: list[Seed], folder: Path) -> dict[str
         write_case(make_case(name, index, seeds), folder)
     except Exception:  # a bug of the fuzzer, not of a reader: the driver stops
         return {"outcome": "broken", "detail": traceback.format_exc()}
-    fmt = FORMATS[name]
+    fmt = format_named(name)
     try:
         fmt.read(folder)
     except fmt.error() as e:
@@ -89,8 +89,8 @@ def warm_up(name: str, seed: Seed, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     write_case(seed.files, folder)
     try:
-        FORMATS[name].read(folder)
-    except FORMATS[name].error():
+        format_named(name).read(folder)
+    except format_named(name).error():
         pass  # some seeds are not networks (torchfile's test files)
     shutil.rmtree(folder)
 
@@ -112,7 +112,7 @@ def worker(answer_fd: int, names: list[str]) -> None:
         seeds = {}
         for name in names:
             (scratch / name).mkdir()
-            seeds[name] = FORMATS[name].seeds(scratch / name)
+            seeds[name] = format_named(name).seeds(scratch / name)
             warm_up(name, seeds[name][0], scratch / "case")
         with os.fdopen(answer_fd, "w", buffering=1) as answers:
             answers.write("ready\n")
@@ -238,12 +238,12 @@ def repro(name: str, index: int, keep: Path | None) -> None:
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as scratch:
-        seeds = FORMATS[name].seeds(Path(scratch))
+        seeds = format_named(name).seeds(Path(scratch))
         folder = keep or Path(scratch) / "case"
         folder.mkdir(parents=True, exist_ok=True)
         write_case(make_case(name, index, seeds), folder)
         print(f"case files in {folder}", file=sys.stderr)
-        FORMATS[name].read(folder)
+        format_named(name).read(folder)
 
 
 def main(argv: list[str] | None = None) -> int:

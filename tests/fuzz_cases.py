@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 import os
 import re
+import signal
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -523,13 +525,44 @@ FORMATS: dict[str, Format] = {
 }
 
 
+# --- a check of the fuzzer itself: cases that crash, hang, raise or allocate ---------------
+
+BEHAVIOURS = ["ok", "error", "lines", "raise", "allocate", "crash", "hang"]
+
+
+def read_behaviour(folder: Path) -> None:
+    """Do what the case file says, as a broken reader would."""
+    what = (folder / "case.txt").read_text()
+    if what == "error":
+        raise conversion_error()("one line")
+    if what == "lines":
+        raise conversion_error()("two\nlines")
+    if what == "raise":
+        raise KeyError("not the reader's error")
+    if what == "allocate":
+        bytearray(8 << 30)  # more than the worker's address-space limit
+    if what == "crash":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if what == "hang":
+        time.sleep(3600)
+
+
+CHECKS = {"behaviour": Format(lambda scratch: [Seed({"case.txt": b"ok"}, ["case.txt"])],
+                              lambda rng, content, name: rng.choice(BEHAVIOURS).encode(),
+                              read_behaviour, conversion_error)}
+
+
+def format_named(name: str) -> Format:
+    return FORMATS[name] if name in FORMATS else CHECKS[name]
+
+
 def make_case(name: str, index: int, seeds: list[Seed]) -> Files:
     """The files of case `index` of format `name` (deterministic)."""
     rng = Random(f"{name}:{index}")
     seed = rng.choice(seeds)
     target = rng.choice(seed.mutable)
     files = dict(seed.files)
-    files[target] = FORMATS[name].mutate(rng, files[target], target)
+    files[target] = format_named(name).mutate(rng, files[target], target)
     return files
 
 

@@ -16,11 +16,14 @@ import pytest
 from conftest import shared_path
 from fuzz import fuzz, summary
 from fuzz_cases import (
+    BEHAVIOURS,
+    CHECKS,
     FORMATS,
     SEED_FILES,
     TINY_V0,
     ascii_t7,
     fix_png_crcs,
+    make_case,
     read_model,
     small_t7_files,
 )
@@ -228,3 +231,19 @@ def test_torch7_sizes_that_are_an_object(tmp_path):
     path = tmp_path / "view.t7"
     path.write_bytes(sequential([view]))
     assert "'size' is not a list of sizes" in one_line_error(read_model, path)
+
+
+# --- the fuzzer's own check: what it must report ---------------------------------------------
+
+def test_the_driver_catches_crashes_hangs_and_stray_exceptions(tmp_path):
+    start = 2  # cases 2..8 of "behaviour" hold each behaviour once (asserted)
+    seeds = CHECKS["behaviour"].seeds(tmp_path)
+    what = {i: make_case("behaviour", i, seeds)["case.txt"].decode()
+            for i in range(start, start + 7)}
+    assert sorted(what.values()) == sorted(BEHAVIOURS)
+    report = fuzz(["behaviour"], 7, start, timeout=5, log=tmp_path / "worker.log")["behaviour"]
+    finding_of = {"lines": "multi-line", "raise": "exception", "allocate": "memory",
+                  "crash": "crash", "hang": "hang"}
+    found = {int(f.split()[0]): f.split()[1].rstrip(":") for f in report.findings}
+    assert found == {i: finding_of[w] for i, w in what.items() if w in finding_of}
+    assert (report.cases, report.rejected, report.accepted) == (7, 1, 1)
