@@ -4,9 +4,10 @@ Case `i` of format `f` is fully determined by (f, i): `random.Random(f"{f}:{i}")
 seed and its mutations (string seeds are hashed with SHA-512, not `hash()`). Seeds are the
 genuine files of the shared folder (`SEED_FILES`) plus files made from them here: a V0
 prototxt of the tiny net, ASCII re-encodings of binary `.t7` files, an `.onnx` export and
-a converted folder. `read_case` does what the CLI does with a model (open it, print its
-layer table) or what the dreamer does with a mean file or an image; it may raise only
-the format's own error (`Format.error`), whose message must be one line.
+a converted folder. `Format.read` does what the CLI does with a model (open it, print its
+layer table) or what the zoo and the dreamer do with a mean file or an image; it may raise
+only the format's own error (`Format.error`), whose message must be one line. `CHECKS`
+holds a format that checks the fuzzer itself (cases that crash, hang or raise).
 """
 
 from __future__ import annotations
