@@ -28,6 +28,12 @@ test-avx2: setup
 lint: setup
 	$(PY) -m ruff check .
 
+# Every reader on FUZZ_CASES mutated files per format; findings in build/fuzz/findings.txt.
+.PHONY: fuzz
+FUZZ_CASES ?= 10000
+fuzz: setup
+	$(PY) tests/fuzz.py --cases $(FUZZ_CASES)
+
 # Seconds per dream iteration, GoogLeNet to inception_4c/output at 1024x576 (see bench/).
 bench: setup
 	$(PY) bench/dream_step.py

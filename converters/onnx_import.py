@@ -59,11 +59,43 @@ def read_model(path: Path) -> onnx.ModelProto:
                                                for a in n.attribute if a.HasField("t")]
     if any(t.data_location == TensorProto.EXTERNAL for t in tensors):
         raise ConversionError(f"{path}: tensors in external data files are not supported")
+    bad_text = _non_utf8_text(model)
+    if bad_text is not None:
+        raise ConversionError(f"{path}: invalid ONNX model (text {bad_text[:40]!r} is not UTF-8)")
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
         raise ConversionError(f"{path}: invalid ONNX model ({_first_line(e)})") from None
     return model
+
+
+def _non_utf8_text(message: Any) -> bytes | None:
+    """The first text field that is not UTF-8 (protobuf gives such a field as bytes)."""
+    for field, value in message.ListFields():
+        for item in (value if field.is_repeated else [value]):
+            if field.cpp_type == field.CPPTYPE_MESSAGE:
+                found = _non_utf8_text(item)
+                if found is not None:
+                    return found
+            elif field.type == field.TYPE_STRING and isinstance(item, bytes):
+                return item
+    return None
+
+
+def _array(path: Path, tensor: TensorProto) -> np.ndarray:
+    try:
+        return numpy_helper.to_array(tensor)
+    except (ValueError, KeyError, TypeError) as e:  # onnx's own checks of the tensor
+        raise ConversionError(f"{path}: tensor {tensor.name!r} is malformed "
+                              f"({_first_line(e)})") from None
+
+
+def _attribute_value(path: Path, attribute: onnx.AttributeProto) -> Any:
+    try:
+        return helper.get_attribute_value(attribute)
+    except ValueError as e:
+        raise ConversionError(f"{path}: attribute {attribute.name!r}: {_first_line(e)}") \
+            from None
 
 
 def _first_line(e: Exception) -> str:
@@ -154,7 +186,7 @@ def _constant_tensor(path: Path, node: onnx.NodeProto) -> TensorProto:
         tensor = TensorProto()
         tensor.CopyFrom(attribute.t)
     else:
-        value = helper.get_attribute_value(attribute)
+        value = _attribute_value(path, attribute)
         dtype = np.float32 if "float" in attribute.name else np.int64
         tensor = numpy_helper.from_array(np.asarray(value, dtype=dtype))
     tensor.name = node.output[0]
@@ -250,7 +282,7 @@ def _layer(path: Path, group: list, info: dict[str, Any], constants: dict[str, T
             continue
         if value in constants:
             tensor = constants[value]
-            array = numpy_helper.to_array(tensor)
+            array = _array(path, tensor)
             if tensor.data_type in FLOAT_TYPES:
                 blobs.append(array.astype(np.float32))
                 blob_names.append(value)
@@ -295,9 +327,9 @@ def _node_json(path: Path, node: onnx.NodeProto) -> dict[str, Any]:
         if kind not in ATTRIBUTE_TYPES:
             raise ConversionError(f"{path}: node {node.name or node.output[0]!r}: attribute "
                                   f"{a.name!r} of type {kind} is not supported")
-        value = helper.get_attribute_value(a)
+        value = _attribute_value(path, a)
         if kind == "TENSOR":
-            array = numpy_helper.to_array(value)
+            array = _array(path, value)
             value = {"dtype": int(value.data_type), "dims": list(array.shape),
                      "values": array.ravel().tolist()}
         elif kind in ("STRING", "STRINGS"):

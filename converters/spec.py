@@ -57,10 +57,14 @@ class NetSpec:
     preprocessing: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        if not self.layers:
+            raise ConversionError(f"network {self.name!r} has no layers")
         seen: set[str] = set()
         for layer in self.layers:
             if layer.name in seen:
                 raise ConversionError(f"network {self.name!r}: two layers are named {layer.name!r}")
+            if not layer.tops:
+                raise ConversionError(f"network {self.name!r}: layer {layer.name!r} writes no blob")
             seen.add(layer.name)
         if not self.sequence:
             self.sequence = [layer.name for layer in self.layers]

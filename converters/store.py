@@ -120,6 +120,8 @@ def read_directory(directory: Path) -> NetSpec:
         raise ConversionError(f"{description}: cannot read ({e.strerror or e})") from None
     except json.JSONDecodeError as e:
         raise ConversionError(f"{description}: invalid JSON (line {e.lineno}: {e.msg})") from None
+    except UnicodeDecodeError as e:
+        raise ConversionError(f"{description}: not UTF-8 text (byte {e.start})") from None
     try:
         blobs = load_file(weights) if weights.exists() else {}
     except (SafetensorError, OSError) as e:
@@ -129,6 +131,7 @@ def read_directory(directory: Path) -> NetSpec:
         computed_shapes(spec, [1, *spec.input_shape[1:]])  # bounded, and computable
     except ConversionError as e:
         raise ConversionError(f"{description}: {e}") from None
-    except (KeyError, TypeError, IndexError) as e:
-        raise ConversionError(f"{description}: malformed network description ({e})") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:  # wrong kinds
+        raise ConversionError(f"{description}: malformed network description "
+                              f"({type(e).__name__}: {e})") from None
     return spec

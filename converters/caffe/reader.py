@@ -220,6 +220,8 @@ def _convolution(lp: Any) -> dict[str, Any]:
     kernel = _pair(p.kernel_size, p.kernel_h, p.kernel_w, p.HasField("kernel_h"), 0)
     if 0 in kernel:
         raise ConversionError(f"layer {lp.name!r}: convolution has no kernel size")
+    if p.group < 1:
+        raise ConversionError(f"layer {lp.name!r}: convolution group {p.group} is not at least 1")
     return {
         "num_output": p.num_output, "kernel": kernel,
         "stride": _pair(p.stride, p.stride_h, p.stride_w, p.HasField("stride_h"), 1),
@@ -442,11 +444,17 @@ def read_caffe(prototxt: str | Path, weights: str | Path | WeightSource | None,
             continue
         if not lp.type:
             raise ConversionError(f"{prototxt}: layer {lp.name!r} has no type")
+        if not lp.bottom:
+            raise ConversionError(f"{prototxt}: layer {lp.name!r} reads no blob")
         reader = PARAM_READERS.get(lp.type)
         if reader is None:
             raise ConversionError(f"{prototxt}: layer {lp.name!r} has unsupported type "
                                   f"{lp.type!r}")
-        layers.append(Layer(lp.name, lp.type, list(lp.bottom), list(lp.top), reader(lp)))
+        try:
+            params = reader(lp)
+        except ConversionError as e:
+            raise ConversionError(f"{prototxt}: {e}") from None
+        layers.append(Layer(lp.name, lp.type, list(lp.bottom), list(lp.top), params))
 
     if callable(weights):
         source_name, lookup = "weights callable", None
@@ -459,7 +467,10 @@ def read_caffe(prototxt: str | Path, weights: str | Path | WeightSource | None,
     source = {"format": "caffe", "prototxt": prototxt.name,
               "weights": Path(weights).name if isinstance(weights, (str, Path)) else None}
     name = net.name or prototxt.stem
-    return NetSpec(name, input_name, [1, *shape[1:]], layers, source=source)
+    try:
+        return NetSpec(name, input_name, [1, *shape[1:]], layers, source=source)
+    except ConversionError as e:
+        raise ConversionError(f"{prototxt}: {e}") from None
 
 
 def _fill_weights(layers: list[Layer], input_name: str, shape: list[int], weights: Any,

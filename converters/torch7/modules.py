@@ -51,7 +51,7 @@ class Module:
 
     def integer(self, key: str, default: Any = MISSING, low: int = 0) -> int:
         value = self.number(key, default)
-        if value != int(value) or not low <= value < 2**31:
+        if not low <= value < 2**31 or value != int(value):  # NaN fails the first test
             raise self.error(f"field {key!r} = {value} is not an integer >= {low}")
         return int(value)
 
@@ -78,7 +78,8 @@ class Module:
         value = self.get(key)
         if isinstance(value, dict):
             value = [value.get(i) for i in range(1, len(value) + 1)]
-        if value is None or not all(isinstance(v, (int, float, np.integer)) for v in value):
+        if not isinstance(value, (list, np.ndarray)) or \
+                not all(isinstance(v, (int, float, np.integer)) for v in value):
             raise self.error(f"field {key!r} is not a list of sizes")
         return [int(v) for v in value]
 
