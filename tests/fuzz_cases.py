@@ -24,7 +24,8 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
-SHARED = Path(os.environ.get("DREAMZOO_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SHARED = Path(os.environ.get("DREAMZOO_SHARED", Path(__file__).resolve().parents[2] / "shared")
+              ).resolve()
 T7_LAYERS = "reference/torch7/layers"
 T7_SMALL = ["models/torch7/torchfile_tests", T7_LAYERS]
 SEED_FILES = {  # per format, the shared files (or folders of them) its seeds come from
