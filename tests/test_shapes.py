@@ -158,8 +158,8 @@ def test_minimum_sizes_are_in_network_json_and_the_layer_table(tiny, tmp_path):
 
 
 def test_onnx_export_carries_the_minimum_sizes(tiny, tmp_path):
-    from converters.onnx_export import export_onnx
-    from converters.onnx_import import load_onnx
+    from converters.onnx.export import export_onnx
+    from converters.onnx.reader import load_onnx
 
     back = load_onnx(export_onnx(tiny, tmp_path / "tiny.onnx"))
     assert back.min_sizes == tiny.min_sizes
