@@ -25,7 +25,7 @@ import converters
 import dreamer
 from converters.spec import ConversionError
 from dreamer.__main__ import main
-from dreamer.model import resolve_layer
+from dreamer.layers import resolve_layer
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from converters.layers import LAYER_BUILDERS, build_module
 from converters.shapes import SHAPE_RULES, min_input_sizes, walk_shapes
 from converters.spec import ConversionError, NetSpec
 from converters.torch7 import read_torch7
-from dreamer.engine import OctaveSettings, dream_octaves, octave_pyramid, octave_sizes
+from dreamer.google_loop import OctaveSettings, dream_octaves, octave_pyramid, octave_sizes
 
 CAFFE_DEPLOYS = sorted(str(p.relative_to(SHARED)) for p in SHARED.glob("models/*/*.prot*txt")
                        if "deploy" in p.name)
