@@ -141,12 +141,6 @@ def test_minimum_size_is_the_smallest_the_net_computes(request, model, layers):
         assert caffe_side(net.spec, height - 1, layer) < 1, layer
 
 
-@pytest.fixture(scope="module")
-def googlenet():
-    models = shared_path("models", "bvlc_googlenet")
-    return converters.load_caffe(models / "deploy.prototxt", models / "bvlc_googlenet.caffemodel")
-
-
 def test_minimum_sizes_are_in_network_json_and_the_layer_table(tiny, tmp_path):
     converters.save(tiny, tmp_path / "tiny")
     entries = json.loads((tmp_path / "tiny" / "network.json").read_text())["layers"]
