@@ -559,12 +559,3 @@ def torch7_view(layer: Layer, blobs: list[Tensor]) -> nn.Module:
         return x.reshape([x.shape[0], *out] if unbatched else out)
 
     return Lambda(view, f"{layer.type[5:]} {size}{' per sample' if unbatched else ''}")
-
-
-# --- ONNX ----------------------------------------------------------------------------------
-
-@register("ONNX")
-def onnx_nodes(layer: Layer, blobs: list[Tensor]) -> nn.Module:
-    """ONNX nodes (one, or the few one exported layer became), converted by onnx2torch."""
-    from .onnx_import import build_onnx_module
-    return build_onnx_module(layer, blobs)

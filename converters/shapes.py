@@ -8,25 +8,17 @@ does not match the weights); a description that is wrong at any size is a
 shape; `min_input_sizes` finds, per layer, the smallest input height and width at which
 it is computed.
 
-The "ONNX" type (nodes converted by onnx2torch) has no closed form here: its rule runs
-the layer's module on PyTorch's meta device (shapes only, nothing allocated), at the one
-size asked; a layer whose nodes read sizes as data (Shape, Size: dreamzoo's export of a
-DepthConcat) runs on zeros on the CPU instead. Its minimum size is the one dreamzoo's
-exporter recorded, or unknown.
+Types of one file format register their rule from that format's package (the "ONNX"
+type's, which runs the layer's onnx2torch module, is in `converters/onnx/layer.py`).
 """
 
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import torch
-from torch import nn
-
 from .layers import (
-    build_module,
     caffe_reshape_shape,
     pooled_size,
     torch7_reshape_shape,
@@ -274,36 +266,6 @@ def torch7_view(layer: Layer, bottoms: list[Shape]) -> Outcome:
     if out is not None and p.get("unbatched", False):
         out = [x[0], *out]
     return _reshaped(layer, x, out)
-
-
-# --- ONNX ----------------------------------------------------------------------------------
-
-# Modules of ONNX layers for shapes, by layer identity; an entry goes with its layer.
-_SHAPE_MODULES: dict[int, nn.Module] = {}
-# ONNX operators that read a tensor's size as data (nodes after them compute sizes from
-# values, which the meta device does not hold).
-SIZE_READING_OPS = {"Shape", "Size"}
-
-
-@shape_rule("ONNX")
-def onnx_nodes(layer: Layer, bottoms: list[Shape]) -> Outcome:
-    """Not closed-form: the layer's onnx2torch module runs on the meta device, or, when
-    its nodes read sizes as data (a padded concatenation), on zeros on the CPU."""
-    device = "cpu" if any(n["op"] in SIZE_READING_OPS for n in layer.params["nodes"]) \
-        else "meta"
-    key = id(layer)
-    if key not in _SHAPE_MODULES:
-        module = build_module(layer, [torch.from_numpy(b) for b in layer.blobs]).to(device)
-        _SHAPE_MODULES[key] = module
-        weakref.finalize(layer, _SHAPE_MODULES.pop, key, None)
-    module = _SHAPE_MODULES[key]
-    try:
-        with torch.no_grad():
-            out = module(*[torch.zeros(b, device=device) for b in bottoms])
-    except Exception as e:  # onnx2torch's modules raise anything on shapes they refuse
-        lines = str(e).strip().splitlines()
-        raise _error(layer, f"cannot run on {bottoms}: {lines[0] if lines else e!r}") from None
-    return [list(t.shape) for t in (out if isinstance(out, tuple) else (out,))]
 
 
 # --- whole nets ----------------------------------------------------------------------------

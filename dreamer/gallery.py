@@ -14,7 +14,8 @@ from converters.network import Network
 
 from .gradient import receptive_field
 from .image_io import check_writable, load_rgb, save_rgb
-from .model import open_network, resolve_layer
+from .layers import resolve_layer
+from .networks import open_network
 
 # Layer types worth a cell: the ones that compute features (not ReLUs, splits, ...).
 FEATURE_TYPES = ("Convolution", "Concat", "DepthConcat", "Pooling", "LRN", "Eltwise")

@@ -392,7 +392,7 @@ def tiny_networks() -> list[Any]:
 
 
 def onnx_seeds(scratch: Path) -> list[Seed]:
-    from converters.onnx_export import to_onnx
+    from converters.onnx.export import to_onnx
     return [Seed({"model.onnx": to_onnx(net).SerializeToString()}, ["model.onnx"])
             for net in tiny_networks()]
 
@@ -470,12 +470,12 @@ def ascii_t7(binary: bytes) -> bytes:
 
 def read_model(*paths: Path) -> str:
     """What `python -m converters MODEL...` does before writing: open it, make its table."""
-    from converters.__main__ import open_model
+    from converters.store import open_model
     return open_model([str(p) for p in paths]).layer_table()
 
 
 def read_mean(folder: Path) -> Any:
-    from models.convert import mean_values
+    from converters.caffe import mean_values
     return mean_values(folder / "mean.binaryproto")
 
 

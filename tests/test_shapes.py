@@ -24,7 +24,7 @@ from converters.layers import LAYER_BUILDERS, build_module
 from converters.shapes import SHAPE_RULES, min_input_sizes, walk_shapes
 from converters.spec import ConversionError, NetSpec
 from converters.torch7 import read_torch7
-from dreamer.engine import OctaveSettings, dream_octaves, octave_pyramid, octave_sizes
+from dreamer.google_loop import OctaveSettings, dream_octaves, octave_pyramid, octave_sizes
 
 CAFFE_DEPLOYS = sorted(str(p.relative_to(SHARED)) for p in SHARED.glob("models/*/*.prot*txt")
                        if "deploy" in p.name)
@@ -141,12 +141,6 @@ def test_minimum_size_is_the_smallest_the_net_computes(request, model, layers):
         assert caffe_side(net.spec, height - 1, layer) < 1, layer
 
 
-@pytest.fixture(scope="module")
-def googlenet():
-    models = shared_path("models", "bvlc_googlenet")
-    return converters.load_caffe(models / "deploy.prototxt", models / "bvlc_googlenet.caffemodel")
-
-
 def test_minimum_sizes_are_in_network_json_and_the_layer_table(tiny, tmp_path):
     converters.save(tiny, tmp_path / "tiny")
     entries = json.loads((tmp_path / "tiny" / "network.json").read_text())["layers"]
@@ -158,8 +152,8 @@ def test_minimum_sizes_are_in_network_json_and_the_layer_table(tiny, tmp_path):
 
 
 def test_onnx_export_carries_the_minimum_sizes(tiny, tmp_path):
-    from converters.onnx_export import export_onnx
-    from converters.onnx_import import load_onnx
+    from converters.onnx.export import export_onnx
+    from converters.onnx.reader import load_onnx
 
     back = load_onnx(export_onnx(tiny, tmp_path / "tiny.onnx"))
     assert back.min_sizes == tiny.min_sizes

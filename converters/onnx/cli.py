@@ -11,16 +11,19 @@ status 1 when one exceeds --tolerance (relative to max(1, max |output|)).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import onnx
 import torch
 
-from .network import Network
-from .onnx_export import output_names
-from .spec import ConversionError
+from ..atomic import check_file_target, write_bytes
+from ..network import Network
+from ..spec import ConversionError, first_line
+from ..store import open_model
+from .export import OPSET, output_names, to_onnx
+from .reader import load_onnx, read_model, read_onnx
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,10 +37,6 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from .__main__ import open_model
-    from .atomic import check_file_target, write_bytes
-    from .onnx_export import OPSET, to_onnx
-
     path = check_file_target(Path(args.output))
     network = open_model(args.model, args.input_shape)
     if args.input_shape:
@@ -91,10 +90,6 @@ def compare(path: Path, x: np.ndarray, every_layer: bool = False,
     """Per output: (shape, max |onnxruntime − PyTorch|, that relative to max(1, max |y|)).
 
     PyTorch is the file read back by the ONNX reader, unless `network` is given."""
-    import onnx
-
-    from .onnx_import import load_onnx, read_model
-
     ort = onnxruntime()
     model = read_model(path)
     torch_net = load_onnx(path) if network is None else network
@@ -109,7 +104,7 @@ def compare(path: Path, x: np.ndarray, every_layer: bool = False,
                                        providers=["CPUExecutionProvider"])
         ort_outs = session.run(names, {model.graph.input[0].name: x})
     except Exception as e:  # onnxruntime raises its own exception types
-        raise ConversionError(f"{path}: onnxruntime cannot run it ({_one_line(e)})") from None
+        raise ConversionError(f"{path}: onnxruntime cannot run it ({first_line(e)})") from None
     with torch.no_grad():
         torch_outs = torch_values(torch_net, torch.from_numpy(x), names)
     result = {}
@@ -156,14 +151,7 @@ def onnxruntime() -> ModuleType:
     return ort
 
 
-def _one_line(e: Exception) -> str:
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return lines[0] if lines else type(e).__name__
-
-
 def run_check(args: argparse.Namespace) -> int:
-    from .onnx_import import read_onnx
-
     onnxruntime()  # refused before any work when missing
     path = Path(args.model)
     spec = read_onnx(path)
@@ -185,19 +173,3 @@ def run_check(args: argparse.Namespace) -> int:
     print(f"{'OK' if ok else 'DIFFERENT'}: largest relative difference {worst:.3g} "
           f"(tolerance {args.tolerance:g})")
     return 0 if ok else 1
-
-
-def _register() -> None:
-    """Into the SUBCOMMANDS of `converters.__main__`, also when it runs as `__main__`."""
-    main = sys.modules.get("__main__")
-    modules = [main] if getattr(getattr(main, "__spec__", None), "name", "") == \
-        "converters.__main__" else []
-    if "converters.__main__" in sys.modules or not modules:
-        from . import __main__ as cli
-        modules.append(cli)
-    for module in modules:
-        module.SUBCOMMANDS["export"] = (add_export_arguments, run_export)
-        module.SUBCOMMANDS["check"] = (add_check_arguments, run_check)
-
-
-_register()

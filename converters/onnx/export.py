@@ -22,15 +22,12 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from .atomic import check_file_target, write_bytes
-from .layers import Pool, build_module
-from .network import Network
-from .shapes import min_input_sizes, output_shapes
-from .spec import ConversionError, Layer, NetSpec, blob_key
-
-OPSET = 13
-IR_VERSION = 8  # what onnxruntime >= 1.17 reads at opset 13
-METADATA_KEY = "dreamzoo.network"
+from ..atomic import check_file_target, write_bytes
+from ..layers import Pool, build_module
+from ..network import Network
+from ..shapes import min_input_sizes, output_shapes
+from ..spec import ConversionError, Layer, NetSpec, blob_key, first_line
+from .format import IR_VERSION, METADATA_KEY, OPSET, node_proto, tensor_array
 
 
 class GraphBuilder:
@@ -301,8 +298,6 @@ def _zero_padding(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str])
 @emits("ONNX")
 def _onnx_nodes(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
     """A layer read from an ONNX file: its nodes again, values renamed, at opset 13 only."""
-    from .onnx_import import node_proto, tensor_array
-
     p = layer.params
     if p["opset"] != {"": OPSET}:
         raise ConversionError(f"layer {layer.name!r}: re-exporting ONNX nodes of opset "
@@ -396,7 +391,7 @@ def _model(spec: NetSpec, layers: list[Layer], counts: list[int], g: GraphBuilde
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
         raise ConversionError(f"network {spec.name!r}: exported graph is invalid "
-                              f"({str(e).splitlines()[0]})") from None
+                              f"({first_line(e)})") from None
     return model
 
 
