@@ -22,7 +22,7 @@ from .spec import ConversionError, NetSpec, blob_key
 
 DESCRIPTION_FILE = "network.json"
 WEIGHTS_FILE = "weights.safetensors"
-EXTRA_FILES = ("layers.txt",)  # written by the zoo (models/convert.py)
+EXTRA_FILES = ("layers.txt", "labels.txt")  # written by the zoo (models/convert.py)
 FORMAT = "dreamzoo-network/1"  # as NetSpec.to_json writes it
 MAX_DESCRIPTION_BYTES = 64 << 20
 PROTOTXT_SUFFIXES = (".prototxt", ".protxt", ".pbtxt")

@@ -27,6 +27,7 @@ from converters.store import check_network_target
 from . import NAME_PATTERN, convert_command, models_root
 from .download import HostUnreachable
 from .fetch import Found, from_cache, from_mirror
+from .labels import read_labels
 from .registry import REGISTRY, ZooModel, lookup, registry_table
 
 
@@ -82,7 +83,9 @@ def convert_zoo(model: ZooModel, mirror: Path | None = None, root: Path | None =
         raise ConversionError(f"{model.name}: the registry's default layer "
                               f"{model.default_layer!r} is not in {by_kind['prototxt'].path}")
     table = network.layer_table()
-    directory = write_model(network, table, model.name, root or models_root(), onnx)
+    labels = {"labels.txt": read_labels(by_kind["classes"].path).text()} \
+        if "classes" in by_kind else {}
+    directory = write_model(network, table, model.name, root or models_root(), onnx, labels)
     warnings = [text for found in files if (text := warning(model, found))]
     return Converted(model.name, directory, network, table, files, warnings)
 
@@ -123,12 +126,13 @@ def convert_files(name: str, prototxt: Path | None = None, caffemodel: Path | No
     return Converted(name, directory, network, table)
 
 
-def write_model(network: Network, table: str, name: str, root: Path, onnx: bool = False) -> Path:
-    """Save network.json, weights.safetensors and layers.txt (with `onnx` also <name>.onnx)
-    as the folder root/name, all or nothing."""
+def write_model(network: Network, table: str, name: str, root: Path, onnx: bool = False,
+                labels: dict[str, str] | None = None) -> Path:
+    """Save network.json, weights.safetensors, layers.txt and `labels` (labels.txt, the
+    class list; with `onnx` also <name>.onnx) as the folder root/name, all or nothing."""
     from converters.onnx.export import to_onnx
 
-    files: dict[str, str | bytes] = {"layers.txt": table + "\n"}
+    files: dict[str, str | bytes] = {"layers.txt": table + "\n", **(labels or {})}
     if onnx:
         files[f"{name}.onnx"] = to_onnx(network).SerializeToString()
     return converters.save(network, root / name, extra_files=files)
@@ -143,8 +147,9 @@ def report(result: Converted) -> None:
         print(f"{found.source.kind:>9}: {found.path}  ({notes[found.status]})")
     print(result.table)
     onnx_file = result.directory / f"{result.name}.onnx"
+    labels = ", labels.txt" if (result.directory / "labels.txt").is_file() else ""
     print(f"{result.name}: {len(result.network.layer_names)} layers saved to "
-          f"{result.directory}/ (network.json, weights.safetensors, layers.txt"
+          f"{result.directory}/ (network.json, weights.safetensors, layers.txt{labels}"
           f"{', ' + onnx_file.name if onnx_file.is_file() else ''})")
     zoo = result.network.spec.source.get("zoo")
     if result.network.spec.preprocessing is None:

@@ -51,11 +51,15 @@ def where(model: ZooModel, source: Source) -> str:
 # --- mirror ----------------------------------------------------------------------------------
 
 def in_mirror(mirror: Path, model: ZooModel, source: Source) -> Path | None:
-    """The mirror's file for `source`: the registry's name, else the only file of its kind."""
+    """The mirror's file for `source`: the registry's name, else one of its `mirror_names`,
+    else the only file of its kind."""
     folder = mirror / folder_of(model, source)
     named = folder / source.name
     if named.is_file():
         return named
+    other = next((mirror / n for n in source.mirror_names if (mirror / n).is_file()), None)
+    if other is not None or source.kind not in SUFFIXES:
+        return other
     if not folder.is_dir():
         return None
     candidates = sorted(p for p in folder.iterdir()
@@ -68,12 +72,14 @@ def in_mirror(mirror: Path, model: ZooModel, source: Source) -> Path | None:
 
 
 def from_mirror(mirror: Path, model: ZooModel) -> list[Found]:
-    """Every file of `model` from the mirror; one error naming all files that are missing."""
+    """Every file of `model` from the mirror (its class list if there); one error naming
+    all files that are missing."""
     found, missing = [], []
-    for source in model.sources:
+    for source in (*model.sources, *model.classes):
         path = in_mirror(mirror, model, source)
         if path is None:
-            missing.append(source)
+            if source.kind != "classes":
+                missing.append(source)
         else:
             found.append(check(source, path))
     if missing:
@@ -84,7 +90,8 @@ def from_mirror(mirror: Path, model: ZooModel) -> list[Found]:
 
 def check(source: Source, path: Path) -> Found:
     """Compare a file with the official checksum."""
-    if source.checksum is None:
+    other_form = source.kind == "classes" and path.name != source.name  # a mirror's form
+    if source.checksum is None or other_form:
         return Found(source, path, "unverifiable")
     algorithm, expected = source.checksum
     digest = file_digest(path, algorithm)
@@ -98,7 +105,7 @@ def check(source: Source, path: Path) -> Found:
 def from_cache(cache: Path, model: ZooModel, quiet: bool = False) -> list[Found]:
     """Every file of `model`, downloading into the cache what is not there yet."""
     found = []
-    for source in model.sources:
+    for source in (*model.sources, *model.classes):
         dest = cache / folder_of(model, source) / source.name
         if not dest.exists():
             if source.archive:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("prototxt", "weights", "mean")
+KINDS = ("prototxt", "weights", "mean", "classes")
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,9 @@ class Source:
     archive: str | None = None  # the .tar.gz (file name) that holds `name` as a member
     folder: str | None = None  # mirror folder, when the file is shared with other models
     checksum_doubt: str = ""  # why the published checksum may itself be wrong
+    # Other paths (from a mirror's root) where mirrors keep this file's content, perhaps
+    # in another form: a class list as users find it (see models/labels.py).
+    mirror_names: tuple[str, ...] = ()
 
     @property
     def checksum(self) -> tuple[str, str] | None:
@@ -54,7 +57,7 @@ class ZooModel:
     scale: float = 255.0
     mean: tuple[float, float, float] | None = None  # used when no mean file is listed
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    classes: str = ""  # where the class names are published
+    classes: tuple[Source, ...] = ()  # the class list (kind "classes"), where one is known
     homepage: str = ""
     notes: str = ""
     _names: tuple[str, ...] = field(init=False, repr=False, compare=False)
@@ -85,7 +88,20 @@ PLACES365_WEIGHTS = "http://places2.csail.mit.edu/models_places365/"
 VGG_WEIGHTS = "http://www.robots.ox.ac.uk/~vgg/software/deep_eval/releases/bvlc/"
 SQUEEZENET = "https://raw.githubusercontent.com/forresti/SqueezeNet/master/SqueezeNet_v1.1/"
 
-IMAGENET_CLASSES = (BVLC_WEIGHTS + "caffe_ilsvrc12.tar.gz (synset_words.txt inside)")
+# Class lists: a converted model keeps its own as labels.txt. No checksum is published
+# for synset_words.txt, batches.meta.txt or categoryIndex_places205.csv, so those cannot
+# be verified.
+IMAGENET_CLASSES = (Source(
+    "classes", "synset_words.txt", BVLC_WEIGHTS + "caffe_ilsvrc12.tar.gz",
+    archive="caffe_ilsvrc12.tar.gz", folder="_common",
+    mirror_names=("bvlc_googlenet/categories.txt",)),)
+PLACES365_CLASSES = (Source(
+    "classes", "categories_places365.txt", PLACES365 + "categories_places365.txt",
+    sha256="2affba635eb657e7ca95f4e6cc69bd9fac29ef4c32aeb83cafdfcd06ec6a1ea6",
+    folder="googlenet_places365"),)
+CIFAR10_CLASSES = (Source(
+    "classes", "batches.meta.txt", "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+    archive="cifar-10-binary.tar.gz"),)
 IMAGENET_MEAN = Source(
     "mean", "ilsvrc_2012_mean.npy", BVLC + "python/caffe/imagenet/ilsvrc_2012_mean.npy",
     sha256="97eefba7e046ee097121ad18564329636d2f9c153b748c7313653cae8594a149", folder="_common")
@@ -160,7 +176,7 @@ REGISTRY: tuple[ZooModel, ...] = (
         ),
         default_layer="cccp4", channel_order="RGB",
         mean=(125.3, 123.0, 113.9), std=(63.0, 62.1, 66.7),
-        classes="https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz (batches.meta.txt)",
+        classes=CIFAR10_CLASSES,
         homepage="https://gist.github.com/mavenlin/e56253735ef32c3c296d",
         notes="Trained on the authors' GCN+ZCA-whitened CIFAR-10; the CIFAR-10 per-channel "
               "mean and std approximate that whitening."),
@@ -222,7 +238,9 @@ REGISTRY: tuple[ZooModel, ...] = (
                    PLACES205_GOOGLENET_TAR, archive="googlenet_places205.tar.gz"),
         ),
         default_layer="inception_4c/output", mean=(104.930, 113.255, 116.210),
-        classes=PLACES205_GOOGLENET_TAR + " (categoryIndex_places205.csv inside)",
+        classes=(Source("classes", "categoryIndex_places205.csv", PLACES205_GOOGLENET_TAR,
+                        archive="googlenet_places205.tar.gz",
+                        mirror_names=("googlenet_places205/categories.txt",)),),
         homepage="http://places.csail.mit.edu/downloadCNN.html",
         notes="Its train_val subtracts the Places205 mean image, published in placesCNN.tar.gz "
               "as places205CNN_mean.binaryproto; these are that file's per-channel means."),
@@ -239,7 +257,7 @@ REGISTRY: tuple[ZooModel, ...] = (
                    PLACES365_WEIGHTS + "googlenet_places365.caffemodel"),
             PLACES365_MEAN,
         ),
-        default_layer="inception_4c/output", classes=PLACES365 + "categories_places365.txt",
+        default_layer="inception_4c/output", classes=PLACES365_CLASSES,
         homepage="https://github.com/CSAILVision/places365"),
     ZooModel(
         name="places205_alexnet", aliases=("alexnet_places205", "placescnn", "places205cnn"),
@@ -256,7 +274,8 @@ REGISTRY: tuple[ZooModel, ...] = (
                    archive="placesCNN.tar.gz"),
         ),
         default_layer="conv5",
-        classes=PLACES205_ALEXNET_TAR + " (categoryIndex_places205.csv inside)",
+        classes=(Source("classes", "categoryIndex_places205.csv", PLACES205_ALEXNET_TAR,
+                        archive="placesCNN.tar.gz"),),
         homepage="http://places.csail.mit.edu/downloadCNN.html"),
     ZooModel(
         name="places365_alexnet", aliases=("alexnet_places365",),
@@ -271,7 +290,7 @@ REGISTRY: tuple[ZooModel, ...] = (
                    PLACES365_WEIGHTS + "alexnet_places365.caffemodel"),
             PLACES365_MEAN,
         ),
-        default_layer="conv5", classes=PLACES365 + "categories_places365.txt",
+        default_layer="conv5", classes=PLACES365_CLASSES,
         homepage="https://github.com/CSAILVision/places365"),
     _vgg("S", "fd8800eeb36e276cd6f9", "VGG CNN_S (\"slow\"), ImageNet, BMVC 2014"),
     _vgg("F", "a32c9063ec8e1118221a", "VGG CNN_F (\"fast\"), ImageNet, BMVC 2014"),
