@@ -1,7 +1,8 @@
 """Command line: `python -m dreamer SRC LAYER ITERATIONS RATE [options]`, as the seed
 script's `qlua deepdream.lua <source_img> <layer_max> <iterations> <update_rate>`.
 
-Also `python -m dreamer gallery SRC --model M` (one labelled cell per layer) and
+Also `python -m dreamer gallery SRC --model M` (one labelled cell per layer),
+`python -m dreamer classify IMG --model M` (the net's top classes) and
 `python -m dreamer --list-layers [--model M]`. Errors are one line, exit status 2, and
 no output file.
 """
@@ -178,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
             if argv and argv[0] == "gallery":
                 from .gallery import gallery_main
                 return gallery_main(argv[1:])
+            if argv and argv[0] == "classify":
+                from .classes import classify_main
+                return classify_main(argv[1:])
             return run(build_parser().parse_args(argv))
         except (ConversionError, ImageError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)

@@ -19,13 +19,14 @@ from torch import Tensor
 from converters.network import Network
 from converters.spec import ConversionError
 
-from .objectives import OBJECTIVES, Objective, guide, only_channel, top_k
+from .objectives import OBJECTIVES, Objective, guide, mean, only_channel, top_k
 
 
 @dataclass(frozen=True)
 class Target:
     layer: str
     weight: float = 1.0
+    channel: int | None = None  # a class target: raise this channel's score (dy = 1 there)
 
 
 class DreamGradient:
@@ -39,8 +40,9 @@ class DreamGradient:
         if not targets:
             raise ValueError("no target layer")
         self.network, self.targets = network, targets
-        self.objectives = {t.layer: self._objective(t.layer, objective, channel, topk,
-                                                    guide_features) for t in targets}
+        self.objectives = [only_channel(mean, t.channel) if t.channel is not None else
+                           self._objective(t.layer, objective, channel, topk, guide_features)
+                           for t in targets]
         self.tile, self.blur, self.laplacian = tile, blur, laplacian
         if tile is not None:
             size, self.tile_align = receptive_field(network, [t.layer for t in targets])
@@ -77,8 +79,8 @@ class DreamGradient:
         with torch.enable_grad():
             outs = self.network.forward_to(x, [t.layer for t in self.targets])
             ys = [outs[t.layer] for t in self.targets]
-            dys = [self.objectives[t.layer](y.detach()) * t.weight
-                   for t, y in zip(self.targets, ys)]
+            dys = [objective(y.detach()) * t.weight
+                   for objective, t, y in zip(self.objectives, self.targets, ys)]
             (grad,) = torch.autograd.grad(ys, x, dys)
         return grad
 

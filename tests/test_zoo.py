@@ -115,8 +115,9 @@ def test_make_convert_from_the_shared_mirror(name, zoo_dirs):
     result = make("convert", f"MODEL={name}", f"FROM={mirror}", env=zoo_dirs)
     assert result.returncode == 0, result.stderr
     directory = Path(zoo_dirs["DREAMZOO_MODELS"]) / name
+    labels = [] if name == "nin_cifar10" else ["labels.txt"]  # no CIFAR-10 list in the mirror
     assert sorted(p.name for p in directory.iterdir()) == [
-        "layers.txt", "network.json", "weights.safetensors"]
+        *labels, "layers.txt", "network.json", "weights.safetensors"]
     assert f"saved to {directory}/" in result.stdout
     table = (directory / "layers.txt").read_text()
     assert table in result.stdout + "\n"
@@ -146,7 +147,8 @@ def test_nin_preprocessing_and_provenance(zoo_dirs):
     assert description["preprocessing"]["std"] == [1.0, 1.0, 1.0]
     zoo = description["source"]["zoo"]
     assert zoo["default_layer"] == "conv4-1024" and zoo["licence"].startswith("non-commercial")
-    assert [f["checksum"] for f in zoo["files"]] == ["unverifiable", "doubtful", "verified"]
+    assert [f["checksum"] for f in zoo["files"]] == ["unverifiable", "doubtful", "verified",
+                                                     "unverifiable"]  # + the class list
     assert result.warnings and all("not the official" in w for w in result.warnings)
     assert "nin_imagenet_formula.caffemodel" in result.warnings[0]
 

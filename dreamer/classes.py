@@ -1,0 +1,164 @@
+"""Classes of a classifier net: its class names, its logit layer, and `classify`.
+
+    python -m dreamer classify IMG --model M [--top K] [--json] [--crop centre|none]
+                                           [--labels FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from converters.network import Network
+from converters.spec import ConversionError
+from models.labels import ClassList, class_index, read_labels
+
+from .gradient import Target
+from .networks import open_network
+from .preprocessing import Preprocessing
+
+LABELS_FILE = "labels.txt"  # in a converted model's folder (written by models/convert.py)
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """Where a net's class scores are: the logit layer and the Softmax on it (if any)."""
+
+    logits: str  # the layer whose output is the pre-softmax score
+    softmax: str | None
+    classes: int
+
+
+def classifier_of(network: Network) -> Classifier:
+    """The layer feeding the net's final Softmax (else the last layer) and its width."""
+    layers = network.spec.layers
+    last = next((i for i in reversed(range(len(layers))) if layers[i].type == "Softmax"), None)
+    softmax = layers[last].name if last is not None else None
+    if last is not None:
+        logits = layers[network.blob_writer[layers[last].bottoms[0]]].name
+    else:
+        logits = layers[-1].name
+    shape = network.output_shapes()[logits]
+    if len(shape) < 2:
+        raise ConversionError(f"{network.name!r}: layer {logits!r} gives no class scores")
+    return Classifier(logits, softmax, shape[1])
+
+
+def model_directory(model: str | None) -> Path | None:
+    """The converted folder a `--model` names, if it names one (where labels.txt is)."""
+    from .networks import DEFAULT_MODEL
+
+    path = Path(model or DEFAULT_MODEL)
+    if path.is_dir():
+        return path
+    if path.exists() or "/" in str(path) or path.suffix:
+        return None
+    import models
+
+    return models.find_converted(str(path))
+
+
+def labels_for(model: str | None, labels: str | None, classes: int) -> ClassList | None:
+    """`--labels FILE`, else the converted model's labels.txt, else None; the list must
+    have one name per class of the net."""
+    if labels is None:
+        directory = model_directory(model)
+        if directory is None or not (directory / LABELS_FILE).is_file():
+            return None
+        labels = str(directory / LABELS_FILE)
+    names = read_labels(labels)
+    if len(names) != classes:
+        raise ConversionError(f"{labels}: {len(names)} class names, but the net has "
+                              f"{classes} classes")
+    return names
+
+
+def class_targets(network: Network, text: str, labels: ClassList | None) -> list[Target]:
+    """Targets from `--class NAME|INDEX[:WEIGHT],...`: each a class's pre-softmax score."""
+    classifier = classifier_of(network)
+    targets = []
+    for part in (p for p in text.split(",") if p.strip()):
+        name, weight = part, 1.0
+        head, _, tail = part.rpartition(":")
+        if head:
+            try:
+                name, weight = head, float(tail)
+            except ValueError:
+                pass
+        index = class_index(name, classifier.classes, labels)
+        targets.append(Target(classifier.logits, weight, channel=index))
+    if not targets:
+        raise ValueError("--class names no class")
+    return targets
+
+
+def fit_input(rgb: np.ndarray, height: int, width: int, crop: str) -> np.ndarray:
+    """The image at the net's input size: a centre square crop then a bilinear resize
+    (crop 'centre', as the Caffe references were made), or a plain resize ('none')."""
+    image = Image.fromarray(rgb)
+    if crop == "centre":
+        side = min(image.width, image.height)
+        left, top = (image.width - side) // 2, (image.height - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+    return np.asarray(image.resize((width, height), Image.BILINEAR))
+
+
+def probabilities(network: Network, x: np.ndarray) -> np.ndarray:
+    """The net's class probabilities for one input (C×H×W): its final Softmax's output,
+    else the softmax of the last layer."""
+    classifier = classifier_of(network)
+    name = classifier.softmax or classifier.logits
+    with torch.no_grad():
+        out = network.forward_to(torch.from_numpy(x)[None], [name])[name]
+    out = out.reshape(out.shape[0], out.shape[1], -1).mean(-1)[0]  # a spatial map: averaged
+    return (out if classifier.softmax else torch.softmax(out, 0)).double().numpy()
+
+
+def top_classes(probs: np.ndarray, labels: ClassList | None, top: int) -> list[dict]:
+    order = np.argsort(-probs, kind="stable")[:top]
+    return [{"index": int(i), "name": labels.name(i) if labels else f"class {i}",
+             "probability": float(probs[i])} for i in order]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m dreamer classify",
+        description="The net's top classes for an image, with its own preprocessing at its "
+                    "declared input size.")
+    parser.add_argument("image", help="image to classify")
+    parser.add_argument("--model", help="zoo name (default nin), converted directory, .t7, "
+                        ".onnx, or prototxt (with --weights)")
+    parser.add_argument("--weights", help="the caffemodel of a prototxt --model")
+    parser.add_argument("--labels", help="class list file (default: the model's labels.txt)")
+    parser.add_argument("--top", type=int, default=5, help="how many classes (default 5)")
+    parser.add_argument("--crop", choices=("centre", "none"), default="centre",
+                        help="centre square crop then resize (default), or a plain resize")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def classify_main(argv: list[str]) -> int:
+    from .image_io import load_rgb
+
+    args = build_parser().parse_args(argv)
+    if args.top < 1:
+        raise ValueError("--top must be at least 1")
+    network = open_network(args.model, args.weights)
+    classifier = classifier_of(network)
+    labels = labels_for(args.model, args.labels, classifier.classes)
+    height, width = network.spec.input_shape[-2:]
+    rgb = fit_input(load_rgb(args.image), height, width, args.crop)
+    probs = probabilities(network, Preprocessing.of(network).to_net(rgb))
+    rows = top_classes(probs, labels, args.top)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        for row in rows:
+            print(f"{row['probability']:.4f}  {row['index']:>5}  {row['name']}")
+    return 0
