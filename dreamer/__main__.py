@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", help="the caffemodel of a prototxt --model")
     parser.add_argument("--layer", help="target layer(s); then the positionals are "
                         "ITERATIONS RATE")
+    parser.add_argument("--class", dest="class_", metavar="NAME|INDEX[:WEIGHT],...",
+                        help="dream these classes: each one's pre-softmax score (exact names "
+                        "or synonyms, case-insensitive, or indices); with a LAYER, both")
+    parser.add_argument("--labels", help="class list for --class (default: the model's "
+                        "labels.txt)")
     parser.add_argument("--preset", choices=("google", "torch7"))
     parser.add_argument("--octaves", type=int)
     parser.add_argument("--octave-scale", type=float)
@@ -92,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def split_positionals(args: argparse.Namespace) -> tuple[str | None, int | None, float | None]:
     rest = list(args.positional)
-    layer = args.layer if args.layer else (rest.pop(0) if rest else None)
+    with_class = args.class_ is not None and len(rest) < 3  # then no LAYER positional
+    layer = args.layer if args.layer or with_class else (rest.pop(0) if rest else None)
     if len(rest) > 2:
         raise ValueError(f"too many arguments: {' '.join(rest[2:])}")
     try:
@@ -101,6 +107,15 @@ def split_positionals(args: argparse.Namespace) -> tuple[str | None, int | None,
     except ValueError as e:
         raise ValueError(f"ITERATIONS must be an integer and RATE a number ({e})") from None
     return layer, iterations, rate
+
+
+def class_targets(network, args: argparse.Namespace) -> list:
+    """The targets of `--class`, named with `--labels` or the model's own class list."""
+    from .classes import class_targets as targets_of
+    from .classes import classifier_of, labels_for
+
+    labels = labels_for(args.model, args.labels, classifier_of(network).classes)
+    return targets_of(network, args.class_, labels)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,7 +147,9 @@ def run(args: argparse.Namespace) -> int:
         "preset", "octaves", "octave_scale", "jitter", "step_norm", "channel", "objective",
         "topk", "guide", "blur", "laplacian", "tile", "tile_margin", "seed", "device")}
     # Everything that can be refused is refused before any output or progress bar.
-    targets = parse_targets(network, layer or dream_layer_default(network))
+    targets = class_targets(network, args) if args.class_ is not None else []
+    if layer or not targets:
+        targets = parse_targets(network, layer or dream_layer_default(network)) + targets
     validate(10 if iterations is None else iterations, 1.0 if rate is None else rate,
              Options(**options))
     if args.channel is not None:
@@ -182,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             if argv and argv[0] == "classify":
                 from .classes import classify_main
                 return classify_main(argv[1:])
-            return run(build_parser().parse_args(argv))
+            return run(build_parser().parse_intermixed_args(argv))
         except (ConversionError, ImageError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

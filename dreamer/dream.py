@@ -23,6 +23,7 @@ import torch
 
 from converters.network import Network
 
+from .classes import cropped, size_problem_for
 from .devices import check_device
 from .google_loop import STEP_NORMS, OctaveSettings, dream_octaves, octave_sizes, plan_octaves
 from .gradient import DreamGradient, Target
@@ -187,7 +188,7 @@ def check_size(net: Network, targets: list[Target], rgb: np.ndarray, opts: Optio
         return
     settings = octave_settings(opts, 1, 1.0)
     plan_octaves(octave_sizes(*rgb.shape[:2], settings.octaves, settings.octave_scale),
-                 lambda h, w: net.size_problem(h, w, layers))
+                 size_problem_for(net, targets))
 
 
 def make_gradient(net: Network, targets: list[Target], opts: Options,
@@ -213,7 +214,8 @@ def _dream_google(rgb, net, targets, iterations, rate, opts, on_step, on_octave,
     step = rate if opts.preset == "google" else rate * float(base.std())
     settings = octave_settings(opts, iterations, step)
     low, high = pre.input_range()
-    gradient = make_gradient(net, targets, opts, pre)
+    # a fully connected classifier target sees random crops of its declared size
+    gradient = cropped(net, targets, make_gradient(net, targets, opts, pre), opts.seed + 1)
     octave_hook = None
     if on_octave is not None:
         def octave_hook(k: int, data: np.ndarray) -> None:
@@ -221,7 +223,7 @@ def _dream_google(rgb, net, targets, iterations, rate, opts, on_step, on_octave,
     result = dream_octaves(base, gradient, settings, low.astype(np.float32),
                            high.astype(np.float32), np.random.RandomState(opts.seed),
                            opts.device, on_step, octave_hook, trace,
-                           lambda h, w: net.size_problem(h, w, [t.layer for t in targets]))
+                           size_problem_for(net, targets))
     return pre.to_rgb(result)
 
 

@@ -5,10 +5,25 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+from PIL import Image
 
+import converters
 from converters.spec import ConversionError
 from dreamer.__main__ import main
+from dreamer.classes import (
+    class_targets,
+    classifier_of,
+    crop_size,
+    fit_input,
+    probabilities,
+    size_problem_for,
+)
+from dreamer.dream import dream
+from dreamer.gradient import Target
+from dreamer.image_io import load_rgb
+from dreamer.preprocessing import Preprocessing
 from models.convert import convert_zoo
 from models.labels import class_index, read_labels
 from models.registry import lookup
@@ -145,3 +160,75 @@ def test_labels_that_do_not_fit_the_net_are_refused(zoo, monkeypatch, capsys):
     error = capsys.readouterr().err
     assert status == 2 and error.count("\n") == 1
     assert f"{other}: 365 class names, but the net has 1000 classes" in error
+
+
+# --- the --class dream target -----------------------------------------------------------------
+
+def zero_weights(layer: str, index: int, shape: list[int]) -> np.ndarray:
+    return np.zeros(shape, np.float32)
+
+
+@pytest.mark.parametrize("folder, prototxt, logits", [
+    ("bvlc_googlenet", "deploy.prototxt", "loss3/classifier"),
+    ("bvlc_alexnet", "deploy.prototxt", "fc8"),
+    ("nin_imagenet", "deploy.prototxt", "pool4"),  # the average of cccp8-1024
+    ("squeezenet_v1.1", "deploy.prototxt", "pool10"),  # after conv10 and its ReLU
+])
+def test_the_logit_layer_is_the_one_feeding_the_final_softmax(folder, prototxt, logits):
+    net = converters.load_caffe(shared_path("models", folder, prototxt), zero_weights)
+    classifier = classifier_of(net)
+    assert (classifier.logits, classifier.classes) == (logits, 1000)
+    fully_connected = folder in ("bvlc_googlenet", "bvlc_alexnet")
+    targets = [Target(logits, channel=0)]
+    assert crop_size(net, targets) == (tuple(net.spec.input_shape[-2:]) if fully_connected
+                                       else None)
+
+
+def test_class_dreams_raise_their_class(zoo):
+    """A short --class dream (one octave, 224×224) on real GoogLeNet multiplies the class's
+    probability at least tenfold, for 3 of 4 classes."""
+    net = converters.load(zoo / "googlenet")
+    labels = read_labels(zoo / "googlenet" / "labels.txt")
+    pre = Preprocessing.of(net)
+    rgb = fit_input(load_rgb(shared_path("models", "_common", "cat.jpg")), 224, 224, "centre")
+    before = probabilities(net, pre.to_net(rgb))
+    raised = []
+    for name in ("goldfish", "bell pepper", "school bus", "volcano"):
+        targets = class_targets(net, name, labels)
+        after = probabilities(net, pre.to_net(dream(rgb, net, targets, 4, 1.5, preset="google",
+                                                    octaves=1, seed=0)))
+        index = targets[0].channel
+        raised.append(after[index] >= 10 * before[index])
+    assert sum(raised) >= 3, raised
+
+
+def test_a_class_and_a_layer_combine(zoo, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DREAMZOO_MODELS", str(zoo))
+    src = tmp_path / "src.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (230, 260, 3), np.uint8)).save(src)
+    out = tmp_path / "out.png"
+    args = [str(src), "--model", "squeezenet", "--class", "tabby:2,282", "1", "1.5",
+            "--layer", "fire3/concat", "--preset", "google", "--octaves", "1", "--quiet",
+            "-o", str(out)]
+    assert main(args) == 0 and load_rgb(out).shape == (230, 260, 3)
+    net = converters.load(zoo / "squeezenet")
+    targets = class_targets(net, "tabby:2,282", read_labels(zoo / "squeezenet" / "labels.txt"))
+    assert targets == [Target("pool10", 2.0, 281), Target("pool10", 1.0, 282)]
+
+
+def test_a_bad_class_is_refused_before_any_output(zoo, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DREAMZOO_MODELS", str(zoo))
+    out = tmp_path / "out.png"
+    status = main([str(shared_path("models", "_common", "cat.jpg")), "--model", "googlenet",
+                   "--class", "cat", "1", "1", "-o", str(out)])
+    error = capsys.readouterr().err
+    assert status == 2 and not out.exists() and error.count("\n") == 1
+    assert "no class is named 'cat'" in error and "'tiger cat' (282)" in error
+
+
+def test_a_fully_connected_classifier_needs_its_declared_size(zoo):
+    net = converters.load(zoo / "googlenet")
+    targets = [Target("loss3/classifier", channel=1)]
+    assert size_problem_for(net, targets)(300, 400) is None  # random 224×224 crops
+    problem = size_problem_for(net, targets)(200, 400)
+    assert problem.too_small and "smaller than the 224×224 crops" in problem.reason
