@@ -101,6 +101,18 @@ def class_targets(network: Network, text: str, labels: ClassList | None) -> list
     return targets
 
 
+def class_cells(network: Network, model: str | None, labels_file: str | None, text: str
+                ) -> list[tuple[str, list[Target]]]:
+    """(label, targets) per class of `--classes a,b,c`, for the gallery."""
+    labels = labels_for(model, labels_file, classifier_of(network).classes)
+    cells = []
+    for part in (p for p in text.split(",") if p.strip()):
+        targets = class_targets(network, part, labels)
+        index = targets[0].channel
+        cells.append((labels.name(index) if labels else f"class {index}", targets))
+    return cells
+
+
 def crop_size(network: Network, targets: list[Target]) -> tuple[int, int] | None:
     """The declared input size (H, W) when a target can be computed only there (behind a
     fully connected classifier): the dream then feeds it crops of that size."""

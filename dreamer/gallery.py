@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from converters.network import Network
 
+from .classes import class_cells, fit_input
 from .gradient import receptive_field
 from .image_io import check_writable, load_rgb, save_rgb
 from .layers import resolve_layer
@@ -77,10 +78,15 @@ def gallery_main(argv: list[str]) -> int:
     parser.add_argument("--weights", help="the caffemodel of a prototxt --model")
     parser.add_argument("--layers", help="comma-separated layers (default: 12 spread "
                         "through the net)")
+    parser.add_argument("--classes", help="comma-separated classes (names or indices): one "
+                        "cell per class instead of per layer")
+    parser.add_argument("--labels", help="class list for --classes (default: the model's "
+                        "labels.txt)")
     parser.add_argument("--count", type=int, default=12, help="layers picked by default")
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--rate", type=float, default=0.03, help="as RATE of the dreamer")
-    parser.add_argument("--octaves", type=int, default=3)
+    parser.add_argument("--octaves", type=int, help="default 3 (--classes: 1, as a fully "
+                        "connected classifier cannot see a smaller octave)")
     parser.add_argument("--size", type=int, default=224, help="longer side of each cell")
     parser.add_argument("--columns", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
@@ -89,15 +95,22 @@ def gallery_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     out = check_writable(args.output or f"{Path(args.src).stem}_gallery.png")
     network = open_network(args.model, args.weights)
-    layers = ([resolve_layer(network, name) for name in args.layers.split(",") if name]
-              if args.layers else default_layers(network, args.count))
-    if not layers:
+    if args.classes:
+        jobs = class_cells(network, args.model, args.labels, args.classes)
+        side = max(args.size, *network.spec.input_shape[-2:])  # the classifier's crops fit
+        source = fit_input(load_rgb(args.src), side, side, "centre")
+    else:
+        layers = ([resolve_layer(network, name) for name in args.layers.split(",") if name]
+                  if args.layers else default_layers(network, args.count))
+        jobs = [(layer, layer) for layer in layers]
+        source = fit(load_rgb(args.src), args.size)
+    if not jobs:
         raise ValueError(f"{network.name!r} has no layer to show")
-    source = fit(load_rgb(args.src), args.size)
     cells = [("source", source)]
-    for layer in tqdm(layers, disable=args.quiet, unit="layer", leave=False):
-        cells.append((layer, dream(source, network, layer, args.iterations, args.rate,
-                                   octaves=args.octaves, seed=args.seed)))
+    for label, target in tqdm(jobs, disable=args.quiet, unit="cell", leave=False):
+        cells.append((label, dream(source, network, target, args.iterations, args.rate,
+                                   octaves=args.octaves or (1 if args.classes else 3),
+                                   seed=args.seed)))
     save_rgb(out, grid(cells, args.columns))
-    print(f"gallery of {len(layers)} layers written to {out}")
+    print(f"gallery of {len(jobs)} {'classes' if args.classes else 'layers'} written to {out}")
     return 0

@@ -232,3 +232,26 @@ def test_a_fully_connected_classifier_needs_its_declared_size(zoo):
     assert size_problem_for(net, targets)(300, 400) is None  # random 224×224 crops
     problem = size_problem_for(net, targets)(200, 400)
     assert problem.too_small and "smaller than the 224×224 crops" in problem.reason
+
+
+def test_gallery_lays_out_one_cell_per_class(zoo, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DREAMZOO_MODELS", str(zoo))
+    out = tmp_path / "gallery.png"
+    assert main(["gallery", str(shared_path("models", "_common", "cat.jpg")), "--model",
+                 "googlenet", "--classes", "goldfish,volcano,779", "--iterations", "2",
+                 "--rate", "0.1", "--quiet", "-o", str(out)]) == 0
+    assert "gallery of 3 classes" in capsys.readouterr().out
+    sheet = load_rgb(out)
+    assert sheet.shape == (224 + 18, 4 * 224, 3)  # source + 3 classes, labels underneath
+    cells = [sheet[:224, i * 224:(i + 1) * 224].astype(int) for i in range(4)]
+    for a in range(4):
+        for b in range(a + 1, 4):
+            assert np.abs(cells[a] - cells[b]).mean() > 1  # each class dreams its own
+
+
+def test_gallery_refuses_an_unknown_class_before_writing(zoo, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DREAMZOO_MODELS", str(zoo))
+    out = tmp_path / "gallery.png"
+    assert main(["gallery", str(shared_path("models", "_common", "cat.jpg")), "--model",
+                 "googlenet", "--classes", "goldfish,cat", "-o", str(out)]) == 2
+    assert "no class is named 'cat'" in capsys.readouterr().err and not out.exists()
