@@ -29,6 +29,9 @@ presets:
   google   Google's DeepDream notebook: ITERATIONS 10 and step RATE 1.5 (in the net's
            input units) by default, 4 octaves x 1.4, jitter 32, clipping; GoogLeNet uses
            the notebook's mean (104, 116, 122).
+  deepdraw auduno's class visualisation (with --class): random crops of the net's size
+           from a canvas (SRC `noise`: grey noise), 4 octaves of 500 steps in all with a
+           decreasing blur and step; ITERATIONS is the total, RATE scales the steps.
   torch7   the seed deepdream.lua: the image normalised by its own mean and std, scaled
            to 224x224 (Torch7's bilinear and bicubic image.scale), 8 octaves of 1.25/1.4,
            x += g * RATE / mean|g|, output 224x224. One deliberate deviation: the script
@@ -63,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "or synonyms, case-insensitive, or indices); with a LAYER, both")
     parser.add_argument("--labels", help="class list for --class (default: the model's "
                         "labels.txt)")
-    parser.add_argument("--preset", choices=("google", "torch7"))
+    parser.add_argument("--preset", choices=("google", "torch7", "deepdraw"))
     parser.add_argument("--octaves", type=int)
     parser.add_argument("--octave-scale", type=float)
     parser.add_argument("--jitter", type=int, help="largest random shift per step (pixels)")
@@ -122,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
+    from .deepdraw import noise_canvas, schedule
     from .dream import Options, check_size, dream, parse_targets, quantise_result, validate
     from .gradient import receptive_field
     from .image_io import (
@@ -140,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list_layers:
         print(network.layer_table())
         return 0
-    if args.src is None:
+    if args.src is None and args.preset != "deepdraw":  # deepdraw: a noise canvas
         raise ValueError("give a source image (see --help)")
     layer, iterations, rate = split_positionals(args)
     options = {k: getattr(args, k) for k in (
@@ -161,11 +165,14 @@ def run(args: argparse.Namespace) -> int:
                                  f"{target.layer!r} has {channels} channels")
     if args.tile is not None:
         receptive_field(network, [t.layer for t in targets])
-    out = check_writable(args.output or f"{Path(args.src).stem}_dream.png")
+    noise = args.preset == "deepdraw" and (args.src or "noise") == "noise" \
+        and not Path("noise").exists()
+    out = check_writable(args.output or f"{Path(args.src or 'noise').stem}_dream.png")
     if args.save_raw:
         check_npy(args.save_raw)
     octave_dir = check_octave_folder(args.save_octaves) if args.save_octaves else None
-    rgb = load_rgb(args.src)
+    rgb = noise_canvas(*network.spec.input_shape[-2:], args.seed) if noise \
+        else load_rgb(args.src)
     check_size(network, targets, rgb, Options(**options))
 
     def on_octave(k: int, octave_rgb: np.ndarray) -> None:
@@ -173,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
 
     octaves = args.octaves or {"torch7": 8}.get(args.preset or "", 4)
     steps = octaves * (10 if iterations is None else iterations)
+    if args.preset == "deepdraw":
+        steps = sum(o.iterations for o in schedule(iterations, args.octaves))
     with tqdm(total=steps, disable=args.quiet, unit="step", leave=False) as bar:
         result = dream(rgb, network, targets, iterations, rate, raw=True, on_step=bar.update,
                        on_octave=on_octave if octave_dir else None, **options)

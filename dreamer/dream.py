@@ -34,7 +34,7 @@ from .networks import open_network
 from .preprocessing import NOTEBOOK_GOOGLENET_MEAN, Preprocessing
 from .torch7_preset import SIZE as TORCH7_SIZE
 
-PRESETS = ("google", "torch7")
+PRESETS = ("google", "torch7", "deepdraw")
 
 
 @dataclass
@@ -106,6 +106,13 @@ def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | i
     opts = Options(**options)
     net = network if isinstance(network, Network) else open_network(network)
     rgb = load_rgb(image) if isinstance(image, (str, Path)) else np.asarray(image, np.uint8)
+    if opts.preset == "deepdraw":  # class visualisation: its own schedule (dreamer/deepdraw.py)
+        from .deepdraw import check_canvas, dream_deepdraw
+        validate(iterations or 1, 1.0 if rate is None else rate, opts)
+        check_canvas(net, rgb)
+        result = dream_deepdraw(rgb, on_device(net, opts.device), parse_targets(net, layer),
+                                iterations, rate, opts.octaves, opts.seed, opts.device, on_step)
+        return result if raw else quantise_result(result, opts.preset)
     if iterations is None:
         iterations = 10
     if rate is None:
@@ -176,6 +183,9 @@ def check_size(net: Network, targets: list[Target], rgb: np.ndarray, opts: Optio
     be computed at. The torch7 preset dreams at 224×224 whatever the image, but divides
     by the image's standard deviation, which must not be 0."""
     layers = [t.layer for t in targets]
+    if opts.preset == "deepdraw":
+        from .deepdraw import check_canvas
+        return check_canvas(net, rgb)
     if opts.preset == "torch7":
         from .torch7_image import torch7_stats
         if torch7_stats(rgb)[1] == 0:

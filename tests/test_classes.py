@@ -20,6 +20,7 @@ from dreamer.classes import (
     probabilities,
     size_problem_for,
 )
+from dreamer.deepdraw import noise_canvas, schedule
 from dreamer.dream import dream
 from dreamer.gradient import Target
 from dreamer.image_io import load_rgb
@@ -255,3 +256,36 @@ def test_gallery_refuses_an_unknown_class_before_writing(zoo, tmp_path, monkeypa
     assert main(["gallery", str(shared_path("models", "_common", "cat.jpg")), "--model",
                  "googlenet", "--classes", "goldfish,cat", "-o", str(out)]) == 2
     assert "no class is named 'cat'" in capsys.readouterr().err and not out.exists()
+
+
+def test_deepdraw_from_noise_draws_the_class(zoo):
+    """`--preset deepdraw` with a short schedule (20 steps in all) from the noise canvas
+    puts the class in the top 5 of real GoogLeNet for 3 of 4 classes."""
+    net = converters.load(zoo / "googlenet")
+    labels = read_labels(zoo / "googlenet" / "labels.txt")
+    pre = Preprocessing.of(net)
+    ranks = []
+    for name in ("goldfish", "bell pepper", "school bus", "volcano"):
+        targets = class_targets(net, name, labels)
+        drawn = dream(noise_canvas(224, 224, 0), net, targets, 20, preset="deepdraw", seed=0)
+        assert drawn.shape == (323, 323, 3)  # the canvas zoomed twice by 1.2
+        probs = probabilities(net, pre.to_net(fit_input(drawn, 224, 224, "none")))
+        ranks.append(int((probs > probs[targets[0].channel]).sum()))
+    assert sum(rank < 5 for rank in ranks) >= 3, ranks
+
+
+def test_deepdraw_shares_the_steps_in_the_schedules_proportions():
+    assert [o.iterations for o in schedule(None, None)] == [190, 150, 150, 10]  # published
+    assert [o.iterations for o in schedule(50, None)] == [19, 15, 15, 1]
+    assert [o.iterations for o in schedule(None, 2)] == [190, 150]
+
+
+def test_deepdraw_refuses_a_canvas_smaller_than_a_crop(zoo, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DREAMZOO_MODELS", str(zoo))
+    src = tmp_path / "small.png"
+    Image.fromarray(np.full((100, 300, 3), 128, np.uint8)).save(src)
+    out = tmp_path / "out.png"
+    assert main([str(src), "--preset", "deepdraw", "--class", "goldfish", "--model",
+                 "googlenet", "-o", str(out)]) == 2
+    assert "draws on crops of 224×224: the image (300×100) is smaller" in \
+        capsys.readouterr().err and not out.exists()
