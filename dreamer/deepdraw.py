@@ -120,8 +120,14 @@ def dream_deepdraw(rgb: np.ndarray, net: Network, targets: list[Target],
     return pre.to_rgb(canvas)
 
 
-def check_canvas(net: Network, rgb: np.ndarray) -> None:
-    """The canvas must hold one crop of the net's declared size."""
+def check_canvas(net: Network, rgb: np.ndarray, options: dict[str, object]) -> None:
+    """The canvas must hold one crop of the net's declared size; `options` (the dream's
+    Options as a dict) of the other presets are refused."""
+    unsupported = [name for name in ("octave_scale", "jitter", "step_norm", "tile", "guide",
+                                     "channel") if options[name] is not None]
+    if unsupported or options["objective"] != "l2":
+        option = unsupported[0].replace("_", "-") if unsupported else "objective"
+        raise ValueError(f"--preset deepdraw does not take --{option}")
     h, w = net.spec.input_shape[-2:]
     if rgb.shape[0] < h or rgb.shape[1] < w:
         raise ValueError(f"--preset deepdraw draws on crops of {w}×{h}: the image "

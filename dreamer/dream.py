@@ -108,8 +108,8 @@ def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | i
     rgb = load_rgb(image) if isinstance(image, (str, Path)) else np.asarray(image, np.uint8)
     if opts.preset == "deepdraw":  # class visualisation: its own schedule (dreamer/deepdraw.py)
         from .deepdraw import check_canvas, dream_deepdraw
-        validate(iterations or 1, 1.0 if rate is None else rate, opts)
-        check_canvas(net, rgb)
+        validate(1 if iterations is None else iterations, 1.0 if rate is None else rate, opts)
+        check_canvas(net, rgb, vars(opts))
         result = dream_deepdraw(rgb, on_device(net, opts.device), parse_targets(net, layer),
                                 iterations, rate, opts.octaves, opts.seed, opts.device, on_step)
         return result if raw else quantise_result(result, opts.preset)
@@ -185,7 +185,7 @@ def check_size(net: Network, targets: list[Target], rgb: np.ndarray, opts: Optio
     layers = [t.layer for t in targets]
     if opts.preset == "deepdraw":
         from .deepdraw import check_canvas
-        return check_canvas(net, rgb)
+        return check_canvas(net, rgb, vars(opts))
     if opts.preset == "torch7":
         from .torch7_image import torch7_stats
         if torch7_stats(rgb)[1] == 0:
