@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .layers import build_module
+from .layer_types import build_module
 from .shapes import Unfit, min_input_sizes, output_shapes, walk_shapes
 from .spec import ConversionError, NetSpec
 
