@@ -7,16 +7,11 @@
     same = converters.load("out/")
 """
 
+from . import onnx  # noqa: F401  (registers the "ONNX" layer type)
 from .caffe.reader import read_caffe
 from .network import Network
 from .spec import ConversionError, Layer, NetSpec
-from .store import load, save
-
-
-def load_caffe(prototxt, weights, input_shape=None) -> Network:
-    """A Network from a deploy prototxt and a .caffemodel (or a weight callable)."""
-    return Network(read_caffe(prototxt, weights, input_shape))
-
+from .store import load, load_caffe, save
 
 __all__ = ["ConversionError", "Layer", "NetSpec", "Network", "load", "load_caffe", "read_caffe",
            "save"]

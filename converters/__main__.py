@@ -3,61 +3,49 @@
     python -m converters PROTOTXT CAFFEMODEL -o DIR
     python -m converters MODEL.t7 -o DIR
     python -m converters DIR                      # print the table of a converted net
+    python -m converters export ... / check ...   # ONNX (converters/onnx/cli.py)
 
-Errors are one line on stderr and exit status 2; nothing is written on error.
-Subcommands (`export`, `check`) live in the modules that implement them and are
-registered in SUBCOMMANDS.
+Converting takes no subcommand word: a first argument that names a subcommand selects
+it, anything else is a model path. Errors are one line on stderr and exit status 2;
+nothing is written on error.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from pathlib import Path
 
-from .network import Network
+from .onnx.cli import add_check_arguments, add_export_arguments, run_check, run_export
 from .spec import ConversionError
+from .store import check_network_target, open_model, save
 
-# name -> (add_arguments(parser), run(args) -> exit code); filled by feature modules.
-SUBCOMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
-                             Callable[[argparse.Namespace], int]]] = {}
-
-
-def _register_subcommands() -> None:
-    for module in ("converters.onnx_cli",):
-        try:
-            __import__(module)
-        except ModuleNotFoundError as e:
-            if e.name != module:
-                raise
+SUBCOMMANDS = ("export", "check")
 
 
-def open_model(paths: list[str], input_shape: list[int] | None = None) -> Network:
-    """A Network from CLI paths: PROTOTXT [CAFFEMODEL], a .t7/.onnx file or a directory."""
-    from . import load, load_caffe
-
-    first = Path(paths[0])
-    if first.suffix.lower() in (".prototxt", ".protxt", ".pbtxt") or len(paths) == 2:
-        weights = paths[1] if len(paths) > 1 else None
-        return load_caffe(first, weights, input_shape)
-    if len(paths) != 1:
-        raise ConversionError("give PROTOTXT CAFFEMODEL, or one .t7/.onnx file or directory")
-    return load(first)
+def subcommand_parser() -> argparse.ArgumentParser:
+    """The parser of `python -m converters SUBCOMMAND ...`; each sets `run`."""
+    parser = argparse.ArgumentParser(prog="python -m converters")
+    commands = parser.add_subparsers(dest="command", required=True)
+    export = commands.add_parser("export", help="write a model as an ONNX file")
+    add_export_arguments(export)
+    export.set_defaults(run=run_export)
+    check = commands.add_parser("check", help="compare an ONNX file in onnxruntime and PyTorch")
+    add_check_arguments(check)
+    check.set_defaults(run=run_check)
+    return parser
 
 
 def convert_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m converters",
-        description="Convert a Caffe or Torch7 model to dreamzoo's format and print its layers.")
+        description="Convert a Caffe or Torch7 model to dreamzoo's format and print its layers.",
+        epilog=f"subcommands: {', '.join(SUBCOMMANDS)} (python -m converters export -h)")
     parser.add_argument("model", nargs="+",
                         help="PROTOTXT [CAFFEMODEL], a .t7/.net file, or a converted directory")
     parser.add_argument("-o", "--output", help="directory to write (network.json + safetensors)")
     parser.add_argument("--input-shape", type=int, nargs=4, metavar=("N", "C", "H", "W"),
                         help="override the input shape declared by the model")
     args = parser.parse_args(argv)
-    from .store import check_network_target, save
-
     if args.output:
         check_network_target(args.output)
     network = open_model(args.model, args.input_shape)
@@ -70,13 +58,10 @@ def convert_main(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    _register_subcommands()
     try:
         if argv and argv[0] in SUBCOMMANDS:
-            add_arguments, run = SUBCOMMANDS[argv[0]]
-            parser = argparse.ArgumentParser(prog=f"python -m converters {argv[0]}")
-            add_arguments(parser)
-            return run(parser.parse_args(argv[1:]))
+            args = subcommand_parser().parse_args(argv)
+            return args.run(args)
         return convert_main(argv)
     except ConversionError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -20,6 +20,12 @@ class ConversionError(Exception):
     """A model file or description that cannot be converted; the message is one line."""
 
 
+def first_line(e: Exception) -> str:
+    """The first non-blank line of an exception's message (else its type's name)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
 @dataclass
 class Layer:
     name: str

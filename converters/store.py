@@ -15,6 +15,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from .atomic import OutputError, is_temporary, replacing_folder
+from .caffe.reader import read_caffe
 from .network import Network
 from .shapes import computed_shapes, min_input_sizes
 from .spec import ConversionError, NetSpec, blob_key
@@ -24,6 +25,7 @@ WEIGHTS_FILE = "weights.safetensors"
 EXTRA_FILES = ("layers.txt",)  # written by the zoo (models/convert.py)
 FORMAT = "dreamzoo-network/1"  # as NetSpec.to_json writes it
 MAX_DESCRIPTION_BYTES = 64 << 20
+PROTOTXT_SUFFIXES = (".prototxt", ".protxt", ".pbtxt")
 
 
 def save(network: Network | NetSpec, directory: str | Path,
@@ -104,12 +106,28 @@ def load(path: str | Path) -> Network:
         from .torch7 import read_torch7
         return Network(read_torch7(path))
     if suffix == ".onnx":
-        from .onnx_import import load_onnx
+        from .onnx.reader import load_onnx
         return load_onnx(path)
     if not path.exists():
         raise ConversionError(f"{path}: no such file or directory")
     raise ConversionError(f"{path}: unknown model format (expected a converted directory, "
                           f".t7/.net or .onnx; for Caffe use load_caffe(prototxt, caffemodel))")
+
+
+def load_caffe(prototxt, weights, input_shape=None) -> Network:
+    """A Network from a deploy prototxt and a .caffemodel (or a weight callable)."""
+    return Network(read_caffe(prototxt, weights, input_shape))
+
+
+def open_model(paths: list[str], input_shape: list[int] | None = None) -> Network:
+    """A Network from CLI paths: PROTOTXT [CAFFEMODEL], a .t7/.onnx file or a directory."""
+    first = Path(paths[0])
+    if first.suffix.lower() in PROTOTXT_SUFFIXES or len(paths) == 2:
+        weights = paths[1] if len(paths) > 1 else None
+        return load_caffe(first, weights, input_shape)
+    if len(paths) != 1:
+        raise ConversionError("give PROTOTXT CAFFEMODEL, or one .t7/.onnx file or directory")
+    return load(first)
 
 
 def read_directory(directory: Path) -> NetSpec:

@@ -161,7 +161,7 @@ def convert_files(name: str, prototxt: Path | None = None, caffemodel: Path | No
 def write_model(network: Network, table: str, name: str, root: Path, onnx: bool = False) -> Path:
     """Save network.json, weights.safetensors and layers.txt (with `onnx` also <name>.onnx)
     as the folder root/name, all or nothing."""
-    from converters.onnx_export import to_onnx
+    from converters.onnx.export import to_onnx
 
     files: dict[str, str | bytes] = {"layers.txt": table + "\n"}
     if onnx:

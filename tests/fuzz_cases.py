@@ -391,7 +391,7 @@ def tiny_networks() -> list[Any]:
 
 
 def onnx_seeds(scratch: Path) -> list[Seed]:
-    from converters.onnx_export import to_onnx
+    from converters.onnx.export import to_onnx
     return [Seed({"model.onnx": to_onnx(net).SerializeToString()}, ["model.onnx"])
             for net in tiny_networks()]
 
@@ -469,7 +469,7 @@ def ascii_t7(binary: bytes) -> bytes:
 
 def read_model(*paths: Path) -> str:
     """What `python -m converters MODEL...` does before writing: open it, make its table."""
-    from converters.__main__ import open_model
+    from converters.store import open_model
     return open_model([str(p) for p in paths]).layer_table()
 
 

@@ -30,7 +30,7 @@ from fuzz_cases import (
 from test_torch7_errors import instance, sequential, string, table
 
 from converters import ConversionError, load, save
-from converters.onnx_export import to_onnx
+from converters.onnx.export import to_onnx
 from converters.torch7.t7file import read_t7
 from dreamer.image_io import ImageError, load_rgb
 

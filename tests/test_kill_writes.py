@@ -29,8 +29,8 @@ from test_zoo_download import FileServer
 from tqdm import tqdm
 
 import converters
-from converters import onnx_export
 from converters.atomic import PREFIX
+from converters.onnx import export as onnx_export
 from converters.store import read_directory
 from dreamer.image_io import save_array, save_octave, save_rgb
 from models.convert import write_model

@@ -25,10 +25,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 import converters
 from converters.__main__ import main
-from converters.layers import Pool, pooled_size
+from converters.layer_types.windows import Pool, pooled_size
 from converters.network import Network
-from converters.onnx_cli import compare
-from converters.onnx_export import OPSET, export_onnx, output_names, to_onnx
+from converters.onnx.cli import compare
+from converters.onnx.export import OPSET, export_onnx, output_names, to_onnx
 from converters.torch7 import read_torch7
 
 pytestmark = pytest.mark.numerical

@@ -20,8 +20,8 @@ from PIL import Image
 import converters
 import dreamer
 from converters.caffe.reader import read_caffe
-from converters.layers import LAYER_BUILDERS, build_module
-from converters.shapes import SHAPE_RULES, min_input_sizes, walk_shapes
+from converters.layer_types import build_module
+from converters.shapes import min_input_sizes, walk_shapes
 from converters.spec import ConversionError, NetSpec
 from converters.torch7 import read_torch7
 from dreamer.engine import OctaveSettings, dream_octaves, octave_pyramid, octave_sizes
@@ -92,10 +92,6 @@ def test_torch7_shapes_match_the_modules(path):
     assert_arithmetic_matches_modules(read_torch7(shared_path(path)))
 
 
-def test_every_layer_type_has_a_shape_rule():
-    assert set(SHAPE_RULES) == set(LAYER_BUILDERS)
-
-
 # --- minimum sizes against the real nets --------------------------------------------------
 
 def caffe_side(spec: NetSpec, size: int, target: str) -> int:
@@ -158,8 +154,8 @@ def test_minimum_sizes_are_in_network_json_and_the_layer_table(tiny, tmp_path):
 
 
 def test_onnx_export_carries_the_minimum_sizes(tiny, tmp_path):
-    from converters.onnx_export import export_onnx
-    from converters.onnx_import import load_onnx
+    from converters.onnx.export import export_onnx
+    from converters.onnx.reader import load_onnx
 
     back = load_onnx(export_onnx(tiny, tmp_path / "tiny.onnx"))
     assert back.min_sizes == tiny.min_sizes

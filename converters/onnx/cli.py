@@ -11,16 +11,15 @@ status 1 when one exceeds --tolerance (relative to max(1, max |output|)).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import torch
 
-from .network import Network
-from .onnx_export import output_names
-from .spec import ConversionError
+from ..network import Network
+from ..spec import ConversionError, first_line
+from .export import output_names
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,9 +33,9 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from .__main__ import open_model
-    from .atomic import check_file_target, write_bytes
-    from .onnx_export import OPSET, to_onnx
+    from ..atomic import check_file_target, write_bytes
+    from ..store import open_model
+    from .export import OPSET, to_onnx
 
     path = check_file_target(Path(args.output))
     network = open_model(args.model, args.input_shape)
@@ -93,7 +92,7 @@ def compare(path: Path, x: np.ndarray, every_layer: bool = False,
     PyTorch is the file read back by the ONNX reader, unless `network` is given."""
     import onnx
 
-    from .onnx_import import load_onnx, read_model
+    from .reader import load_onnx, read_model
 
     ort = onnxruntime()
     model = read_model(path)
@@ -109,7 +108,7 @@ def compare(path: Path, x: np.ndarray, every_layer: bool = False,
                                        providers=["CPUExecutionProvider"])
         ort_outs = session.run(names, {model.graph.input[0].name: x})
     except Exception as e:  # onnxruntime raises its own exception types
-        raise ConversionError(f"{path}: onnxruntime cannot run it ({_one_line(e)})") from None
+        raise ConversionError(f"{path}: onnxruntime cannot run it ({first_line(e)})") from None
     with torch.no_grad():
         torch_outs = torch_values(torch_net, torch.from_numpy(x), names)
     result = {}
@@ -156,13 +155,8 @@ def onnxruntime() -> ModuleType:
     return ort
 
 
-def _one_line(e: Exception) -> str:
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return lines[0] if lines else type(e).__name__
-
-
 def run_check(args: argparse.Namespace) -> int:
-    from .onnx_import import read_onnx
+    from .reader import read_onnx
 
     onnxruntime()  # refused before any work when missing
     path = Path(args.model)
@@ -185,19 +179,3 @@ def run_check(args: argparse.Namespace) -> int:
     print(f"{'OK' if ok else 'DIFFERENT'}: largest relative difference {worst:.3g} "
           f"(tolerance {args.tolerance:g})")
     return 0 if ok else 1
-
-
-def _register() -> None:
-    """Into the SUBCOMMANDS of `converters.__main__`, also when it runs as `__main__`."""
-    main = sys.modules.get("__main__")
-    modules = [main] if getattr(getattr(main, "__spec__", None), "name", "") == \
-        "converters.__main__" else []
-    if "converters.__main__" in sys.modules or not modules:
-        from . import __main__ as cli
-        modules.append(cli)
-    for module in modules:
-        module.SUBCOMMANDS["export"] = (add_export_arguments, run_export)
-        module.SUBCOMMANDS["check"] = (add_check_arguments, run_check)
-
-
-_register()

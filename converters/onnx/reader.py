@@ -5,8 +5,8 @@ dreamzoo exported, the few nodes that one original layer became, so that layer n
 blob names, `sequence` and `forward_to` are those of the original net. A layer's params
 hold its nodes in readable JSON, its float initializers are its blobs, small integer
 constants stay in the params. The layer's module is built by onnx2torch from a graph of
-just those nodes (see `build_onnx_module`). Constant nodes are folded into their readers.
-Shapes of such layers come from PyTorch's meta device (`shapes.py`); a layer's minimum
+just those nodes (see `layer.py`). Constant nodes are folded into their readers.
+Shapes of such layers come from PyTorch's meta device (`layer.py`); a layer's minimum
 input size (params "min_size") is the one dreamzoo's exporter recorded, else unknown.
 """
 
@@ -19,12 +19,11 @@ from typing import Any
 import numpy as np
 import onnx
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
-from torch import Tensor, nn
 
-from .network import Network
-from .onnx_export import METADATA_KEY
-from .shapes import check_input_shape
-from .spec import ConversionError, Layer, NetSpec
+from ..network import Network
+from ..shapes import check_input_shape
+from ..spec import ConversionError, Layer, NetSpec, first_line
+from .format import METADATA_KEY
 
 MAX_BYTES = 2 << 30
 FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
@@ -65,7 +64,7 @@ def read_model(path: Path) -> onnx.ModelProto:
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
-        raise ConversionError(f"{path}: invalid ONNX model ({_first_line(e)})") from None
+        raise ConversionError(f"{path}: invalid ONNX model ({first_line(e)})") from None
     return model
 
 
@@ -87,20 +86,15 @@ def _array(path: Path, tensor: TensorProto) -> np.ndarray:
         return numpy_helper.to_array(tensor)
     except (ValueError, KeyError, TypeError) as e:  # onnx's own checks of the tensor
         raise ConversionError(f"{path}: tensor {tensor.name!r} is malformed "
-                              f"({_first_line(e)})") from None
+                              f"({first_line(e)})") from None
 
 
 def _attribute_value(path: Path, attribute: onnx.AttributeProto) -> Any:
     try:
         return helper.get_attribute_value(attribute)
     except ValueError as e:
-        raise ConversionError(f"{path}: attribute {attribute.name!r}: {_first_line(e)}") \
+        raise ConversionError(f"{path}: attribute {attribute.name!r}: {first_line(e)}") \
             from None
-
-
-def _first_line(e: Exception) -> str:
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return lines[0] if lines else type(e).__name__
 
 
 def check_convertible(path: Path, model: onnx.ModelProto) -> dict[str, int]:
@@ -135,7 +129,7 @@ def read_onnx(path: str | Path) -> NetSpec:
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     except (onnx.shape_inference.InferenceError, RuntimeError) as e:
-        raise ConversionError(f"{path}: invalid ONNX model ({_first_line(e)})") from None
+        raise ConversionError(f"{path}: invalid ONNX model ({first_line(e)})") from None
     try:
         return _describe(path, model, opsets)
     except ConversionError as e:
@@ -194,7 +188,7 @@ def _constant_tensor(path: Path, node: onnx.NodeProto) -> TensorProto:
 
 
 def _metadata(model: onnx.ModelProto) -> dict[str, Any] | None:
-    """The exporter's record (see onnx_export), if present and well formed."""
+    """The exporter's record (see export.py), if present and well formed."""
     for prop in model.metadata_props:
         if prop.key == METADATA_KEY:
             try:
@@ -348,62 +342,3 @@ def _input_shape(value: onnx.ValueInfoProto, meta: dict[str, Any] | None) -> lis
     dims = _type_json(value.type.tensor_type)[1] or [1, 3, 224, 224]
     return [d if isinstance(d, int) and d > 0 else (1 if i == 0 else 224)
             for i, d in enumerate(dims)]
-
-
-# --- building -------------------------------------------------------------------------
-
-def tensor_array(dtype: int, dims: list[int], values: list[Any]) -> np.ndarray:
-    return np.asarray(values, dtype=helper.tensor_dtype_to_np_dtype(dtype)).reshape(dims)
-
-
-def node_proto(entry: dict[str, Any]) -> onnx.NodeProto:
-    node = helper.make_node(entry["op"], entry["inputs"], entry["outputs"],
-                            name=entry["name"] or None, domain=entry["domain"] or None)
-    for name, kind, value in entry["attributes"]:
-        if kind == "TENSOR":
-            value = numpy_helper.from_array(tensor_array(value["dtype"], value["dims"],
-                                                   value["values"]))
-        node.attribute.append(helper.make_attribute(
-            name, value, attr_type=getattr(AttributeProto, kind)))
-    return node
-
-
-class OnnxLayer(nn.Module):
-    """One layer's nodes, converted by onnx2torch; returns a tensor or a tuple."""
-
-    def __init__(self, module: nn.Module, ops: list[str]) -> None:
-        super().__init__()
-        self.module, self.ops = module, ops
-
-    def forward(self, *xs: Tensor) -> Tensor | tuple[Tensor, ...]:
-        out = self.module(*xs)
-        return tuple(out) if isinstance(out, (list, tuple)) else out
-
-    def extra_repr(self) -> str:
-        return " → ".join(self.ops)
-
-
-def build_onnx_module(layer: Layer, blobs: list[Tensor]) -> nn.Module:
-    """The module of an "ONNX" layer: its nodes in a graph of their own, onnx2torch'd."""
-    from onnx2torch import convert
-
-    p = layer.params
-    initializers = [numpy_helper.from_array(
-        blob.numpy().astype(helper.tensor_dtype_to_np_dtype(dtype)), name)
-        for blob, name, dtype in zip(blobs, p["initializers"], p["initializer_dtypes"])]
-    initializers += [numpy_helper.from_array(tensor_array(c["dtype"], c["dims"], c["values"]),
-                                             c["name"]) for c in p["constants"]]
-    graph = helper.make_graph(
-        [node_proto(n) for n in p["nodes"]], layer.name,
-        [helper.make_tensor_value_info(v, t, dims) for v, (t, dims) in
-         zip(p["inputs"], p["input_types"])],
-        [helper.make_value_info(v, onnx.TypeProto()) for v in p["outputs"]],
-        initializer=initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v)
-                                                    for d, v in p["opset"].items()])
-    try:
-        module = convert(model)
-    except Exception as e:  # onnx2torch raises anything; the file is untrusted
-        raise ConversionError(f"layer {layer.name!r}: onnx2torch cannot convert it "
-                              f"({_first_line(e)})") from None
-    return OnnxLayer(module, [n["op"] for n in p["nodes"]])

@@ -3,7 +3,7 @@
 Opset 13 (onnx2torch 1.5 registers no later MaxPool). Batch, height and width are
 symbolic, and Caffe's pooling is the native MaxPool/AveragePool with `ceil_mode` and
 symmetric pads, whose size rule and divisor equal Caffe's whenever PyTorch's do (the
-`Pool.torch_exact` case); nothing depends on the traced size except Torch7 View
+`windows.torch_exact` case); nothing depends on the traced size except Torch7 View
 shapes. Every layer's (first) output value is named after the layer, its k-th output
 `NAME:k`, helper values `NAME::…`. The metadata entry `dreamzoo.network` records the
 layers (original tops, node counts), the layer_max sequence and the preprocessing, so
@@ -22,15 +22,13 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from .atomic import check_file_target, write_bytes
-from .layers import Pool, build_module
-from .network import Network
-from .shapes import min_input_sizes, output_shapes
-from .spec import ConversionError, Layer, NetSpec, blob_key
-
-OPSET = 13
-IR_VERSION = 8  # what onnxruntime >= 1.17 reads at opset 13
-METADATA_KEY = "dreamzoo.network"
+from ..atomic import check_file_target, write_bytes
+from ..layer_types import build_module, exports, layer_type, params
+from ..layer_types.windows import torch_exact
+from ..network import Network
+from ..shapes import min_input_sizes, output_shapes
+from ..spec import ConversionError, Layer, NetSpec, blob_key
+from .format import IR_VERSION, METADATA_KEY, OPSET, node_proto, tensor_array
 
 
 class GraphBuilder:
@@ -64,16 +62,12 @@ class GraphBuilder:
         return out
 
 
+# How a layer is written: its entry in `LAYER_TYPES` holds it under "onnx".
 Emitter = Callable[[GraphBuilder, Layer, list[str], list[str]], None]
-EMITTERS: dict[str, Emitter] = {}
 
 
 def emits(*types: str) -> Callable[[Emitter], Emitter]:
-    def add(fn: Emitter) -> Emitter:
-        for name in types:
-            EMITTERS[name] = fn
-        return fn
-    return add
+    return exports("onnx", *types)
 
 
 def _unary(op: str, **attrs: Any) -> Emitter:
@@ -84,12 +78,12 @@ def _unary(op: str, **attrs: Any) -> Emitter:
 
 for _type, _op in (("Sigmoid", "Sigmoid"), ("TanH", "Tanh"), ("AbsVal", "Abs"),
                    ("Dropout", "Identity")):
-    EMITTERS[_type] = _unary(_op)
+    emits(_type)(_unary(_op))
 
 
 @emits("Convolution")
 def _convolution(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    p, weight = layer.params, layer.blobs[0]
+    p, weight = params(layer), layer.blobs[0]
     inputs = [xs[0], g.floats(blob_key(layer.name, 0), weight)]
     if len(layer.blobs) > 1:
         inputs.append(g.floats(blob_key(layer.name, 1), layer.blobs[1].reshape(-1)))
@@ -100,10 +94,10 @@ def _convolution(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) 
 
 @emits("InnerProduct")
 def _inner_product(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    p = layer.params
+    p = params(layer)
     weight = layer.blobs[0].reshape(layer.blobs[0].shape[-2], layer.blobs[0].shape[-1])
-    weight = weight.T if p.get("transpose", False) else weight
-    axis = p.get("axis", 1)
+    weight = weight.T if p["transpose"] else weight
+    axis = p["axis"]
     w = g.floats(blob_key(layer.name, 0), weight)
     bias = [g.floats(blob_key(layer.name, 1), layer.blobs[1].reshape(-1))] \
         if len(layer.blobs) > 1 else []
@@ -120,45 +114,45 @@ def _inner_product(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]
 
 @emits("Pooling")
 def _pooling(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    pool = build_module(layer, [])
-    assert isinstance(pool, Pool)
-    if pool.global_pool:
-        if pool.method == "max":
+    p = params(layer)
+    if p["global"]:
+        if p["method"] == "max":
             g.node("ReduceMax", xs, outs[0], axes=[2, 3], keepdims=1)
         else:
             g.node("GlobalAveragePool", xs, outs[0])
         return
-    if not pool.torch_exact:
+    if not torch_exact(p["kernel"], p["stride"], p["pad"]):
         raise ConversionError(
-            f"layer {layer.name!r}: pooling with kernel {pool.kernel}, stride {pool.stride}, "
-            f"pad {pool.pad} has Caffe output sizes that ONNX pooling cannot express")
-    attrs = dict(kernel_shape=pool.kernel, strides=pool.stride, pads=pool.pad * 2,
-                 ceil_mode=int(pool.ceil))
-    if pool.method == "max":
+            f"layer {layer.name!r}: pooling with kernel {p['kernel']}, stride {p['stride']}, "
+            f"pad {p['pad']} has Caffe output sizes that ONNX pooling cannot express")
+    attrs = dict(kernel_shape=p["kernel"], strides=p["stride"], pads=p["pad"] * 2,
+                 ceil_mode=int(p["round"] == "ceil"))
+    if p["method"] == "max":
         g.node("MaxPool", xs, outs[0], **attrs)
     else:
-        g.node("AveragePool", xs, outs[0], count_include_pad=int(pool.count_pad), **attrs)
+        g.node("AveragePool", xs, outs[0], count_include_pad=int(p["count_pad"]), **attrs)
 
 
 @emits("LRN")
 def _lrn(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    lrn = build_module(layer, [])
-    if lrn.region == "across":
-        g.node("LRN", xs, outs[0], size=int(lrn.size), alpha=float(lrn.alpha),
-               beta=float(lrn.beta), bias=float(lrn.k))
+    p = params(layer)
+    size, alpha, beta = p["local_size"], p["alpha"], p["beta"]
+    if p["region"] == "across":
+        g.node("LRN", xs, outs[0], size=int(size), alpha=float(alpha), beta=float(beta),
+               bias=float(p["k"]))
         return
-    front = (lrn.size - 1) // 2
+    front = (size - 1) // 2
     square = g.node("Mul", [xs[0], xs[0]])
-    mean = g.node("AveragePool", [square], kernel_shape=[lrn.size] * 2, pads=[front] * 4,
+    mean = g.node("AveragePool", [square], kernel_shape=[size] * 2, pads=[front] * 4,
                   count_include_pad=1)
-    base = g.node("Add", [g.node("Mul", [mean, g.floats("alpha", lrn.alpha)]),
+    base = g.node("Add", [g.node("Mul", [mean, g.floats("alpha", alpha)]),
                           g.floats("one", 1.0)])
-    g.node("Mul", [xs[0], g.node("Pow", [base, g.floats("beta", -lrn.beta)])], outs[0])
+    g.node("Mul", [xs[0], g.node("Pow", [base, g.floats("beta", -beta)])], outs[0])
 
 
 @emits("BatchNorm", "Scale", "Bias")
 def _affine(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    module = build_module(layer, [torch.from_numpy(np.ascontiguousarray(b)) for b in layer.blobs])
+    module = build_module(layer, [torch.from_numpy(b) for b in layer.blobs])
     rank, x = len(g.shapes[xs[0]]), xs[0]
     steps = [("Mul", module.scale), ("Add", module.shift)]
     steps = [(op, t) for op, t in steps if t is not None]
@@ -170,7 +164,7 @@ def _affine(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> No
 
 @emits("ReLU")
 def _relu(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    slope = layer.params.get("negative_slope", 0.0)
+    slope = params(layer)["negative_slope"]
     if slope == 0:
         g.node("Relu", xs, outs[0])
     else:
@@ -179,8 +173,8 @@ def _relu(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None
 
 @emits("Power")
 def _power(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    p = layer.params
-    pw, sc, sh = p.get("power", 1.0), p.get("scale", 1.0), p.get("shift", 0.0)
+    p = params(layer)
+    pw, sc, sh = p["power"], p["scale"], p["shift"]
     steps = [(op, v) for op, v, skip in (("Mul", sc, 1.0), ("Add", sh, 0.0), ("Pow", pw, 1.0))
              if v != skip]
     x = xs[0]
@@ -192,7 +186,7 @@ def _power(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> Non
 
 @emits("DropoutV1")
 def _dropout_v1(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    g.node("Mul", [xs[0], g.floats("keep", 1.0 - layer.params["ratio"])], outs[0])
+    g.node("Mul", [xs[0], g.floats("keep", 1.0 - params(layer)["ratio"])], outs[0])
 
 
 @emits("Split", "Identity")
@@ -203,7 +197,7 @@ def _identity(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> 
 
 @emits("Eltwise")
 def _eltwise(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    op, coeffs = layer.params.get("operation", "sum"), layer.params.get("coeff", [])
+    op, coeffs = params(layer)["operation"], params(layer)["coeff"]
     if op == "sum":
         terms = [x if c == 1 else g.node("Mul", [x, g.floats("coeff", c)])
                  for x, c in zip(xs, coeffs or [1.0] * len(xs))]
@@ -218,18 +212,18 @@ def _eltwise(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> N
 
 @emits("Concat")
 def _concat(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    g.node("Concat", xs, outs[0], axis=layer.params.get("axis", 1))
+    g.node("Concat", xs, outs[0], axis=params(layer)["axis"])
 
 
 @emits("Softmax", "LogSoftmax")
 def _softmax(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    g.node(layer.type, xs, outs[0], axis=layer.params.get("axis", 1))
+    g.node(layer.type, xs, outs[0], axis=params(layer)["axis"])
 
 
 @emits("Flatten")
 def _flatten(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
     rank = len(g.shapes[xs[0]])
-    start, end = layer.params.get("axis", 1) % rank, layer.params.get("end_axis", -1) % rank
+    start, end = params(layer)["axis"] % rank, params(layer)["end_axis"] % rank
     if end != rank - 1:
         raise ConversionError(f"layer {layer.name!r}: Flatten with end_axis has no ONNX form here")
     if start == 1:
@@ -241,8 +235,8 @@ def _flatten(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> N
 @emits("Reshape", "TorchView", "TorchReshape")
 def _reshape(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
     before, after = g.shapes[xs[0]], g.shapes[outs[0]]
-    p = layer.params
-    if layer.type == "Reshape" and p.get("axis", 0) == 0 and p.get("num_axes", -1) == -1:
+    p = params(layer)
+    if layer.type == "Reshape" and p["axis"] == 0 and p["num_axes"] == -1:
         shape = list(p["shape"])  # Caffe's 0 and -1 mean what ONNX's do
     elif len(before) >= 2 and after == [before[0], int(np.prod(before[1:]))]:
         g.node("Flatten", xs, outs[0], axis=1)
@@ -255,7 +249,7 @@ def _reshape(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> N
 @emits("DepthConcat")
 def _depth_concat(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
     """Zero-pad every input to the largest size, centred, from shapes known at run time."""
-    axis = layer.params["axis"] % len(g.shapes[xs[0]])
+    axis = params(layer)["axis"] % len(g.shapes[xs[0]])
     rank = len(g.shapes[xs[0]])
     shapes = [g.node("Shape", [x]) for x in xs]
     target = g.node("Max", shapes) if len(shapes) > 1 else shapes[0]
@@ -277,7 +271,7 @@ def _threshold(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) ->
 
 @emits("Normalize")
 def _normalize(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    p, eps = layer.params["p"], layer.params.get("eps", 1e-10)
+    p, eps = params(layer)["p"], params(layer)["eps"]
     absolute = g.node("Abs", xs)
     if p == "inf":
         peak = g.node("ReduceMax", [absolute], axes=[-1], keepdims=1)
@@ -301,8 +295,6 @@ def _zero_padding(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str])
 @emits("ONNX")
 def _onnx_nodes(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
     """A layer read from an ONNX file: its nodes again, values renamed, at opset 13 only."""
-    from .onnx_import import node_proto, tensor_array
-
     p = layer.params
     if p["opset"] != {"": OPSET}:
         raise ConversionError(f"layer {layer.name!r}: re-exporting ONNX nodes of opset "
@@ -354,7 +346,7 @@ def to_onnx(network: Network | NetSpec, until: str | None = None) -> onnx.ModelP
     read: set[str] = set()
     counts = []
     for layer in layers:
-        emit = EMITTERS.get(layer.type)
+        emit = layer_type(layer).exporters.get("onnx")
         if emit is None:
             raise ConversionError(f"layer {layer.name!r}: no ONNX export for type {layer.type!r}")
         try:
