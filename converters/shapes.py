@@ -2,8 +2,8 @@
 
 Each layer type's shape rule lives in its `LayerType` entry (`converters/layer_types`).
 `ShapeWalk` runs the rules over a net for one input shape; `min_input_sizes` finds, per
-layer, the smallest input height and width at which it is computed. The "ONNX" type's
-minimum size is the one dreamzoo's exporter recorded, or unknown.
+layer, the smallest input height and width at which it is computed; for a net with a
+type whose rule is not closed-form (ONNX nodes), the one recorded in the layers' params.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .spec import ConversionError, Layer, NetSpec
 MAX_INPUT_ELEMENTS = 1 << 26
 
 __all__ = ["MAX_INPUT_ELEMENTS", "Outcome", "Shape", "ShapeWalk", "Unfit", "check_input_shape",
-           "computed_shapes", "min_input_sizes", "output_shapes", "walk_shapes"]
+           "closed_form", "computed_shapes", "min_input_sizes", "output_shapes", "walk_shapes"]
 
 
 # --- whole nets ----------------------------------------------------------------------------
@@ -109,9 +109,10 @@ def min_input_sizes(spec: NetSpec) -> dict[str, Shape | None]:
     """Per layer, the smallest input [height, width] at which it is computed (each axis
     with the other at its declared size), or None where unknown.
 
-    For ONNX layers it is what dreamzoo's exporter recorded in the layer's params.
+    A net with a layer whose shapes have no closed form (ONNX nodes) has the sizes
+    recorded in the layers' params (by dreamzoo's exporter), if any.
     """
-    if any(layer.type == "ONNX" for layer in spec.layers):
+    if not closed_form(spec):
         return {layer.name: layer.params.get("min_size") for layer in spec.layers}
     if len(spec.input_shape) != 4:
         return {layer.name: None for layer in spec.layers}
@@ -119,6 +120,11 @@ def min_input_sizes(spec: NetSpec) -> dict[str, Shape | None]:
     return {layer.name: [heights[layer.name], widths[layer.name]]
             if layer.name in heights and layer.name in widths else None
             for layer in spec.layers}
+
+
+def closed_form(spec: NetSpec) -> bool:
+    """Whether every layer's shape rule is arithmetic, cheap at any input size."""
+    return all(layer_type(layer).closed_form for layer in spec.layers)
 
 
 def _first_sizes(spec: NetSpec, axis: int) -> dict[str, int]:

@@ -31,7 +31,9 @@ BlobShapes = Callable[[Layer, Shape], list[tuple[int, ...]]]
 
 @dataclass(frozen=True)
 class LayerType:
-    """One layer type. `field` gives None when an output position sees the whole image."""
+    """One layer type. `field` gives None when an output position sees the whole image;
+    `closed_form` False: the shape rule runs the module (too dear to search for the
+    minimum input size, which then is the one recorded in the layer's params)."""
 
     name: str
     build: Builder
@@ -40,6 +42,7 @@ class LayerType:
     is_feature: bool = False
     blob_shapes: BlobShapes = lambda layer, bottom: []
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    closed_form: bool = True
     exporters: Registry[Callable[..., Any]] = field(
         default_factory=lambda: Registry("exporter for format"))
 

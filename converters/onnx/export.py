@@ -265,8 +265,8 @@ def _depth_concat(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str])
 
 @emits("TorchThreshold")
 def _threshold(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    above = g.node("Greater", [xs[0], g.floats("threshold", layer.params["threshold"])])
-    g.node("Where", [above, xs[0], g.floats("value", layer.params["value"])], outs[0])
+    above = g.node("Greater", [xs[0], g.floats("threshold", params(layer)["threshold"])])
+    g.node("Where", [above, xs[0], g.floats("value", params(layer)["value"])], outs[0])
 
 
 @emits("Normalize")
@@ -286,7 +286,7 @@ def _normalize(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) ->
 
 @emits("ZeroPadding")
 def _zero_padding(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    left, right, top, bottom = layer.params["pad"]
+    left, right, top, bottom = params(layer)["pad"]
     rank = len(g.shapes[xs[0]])
     begin, end = [0] * (rank - 2) + [top, left], [0] * (rank - 2) + [bottom, right]
     g.node("Pad", [xs[0], g.ints("pads", begin + end)], outs[0])

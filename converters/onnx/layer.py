@@ -130,4 +130,4 @@ def onnx_nodes_shape(layer: Layer, bottoms: list[Shape]) -> Outcome:
     return [list(t.shape) for t in (out if isinstance(out, tuple) else (out,))]
 
 
-register(LayerType("ONNX", build_onnx_layer, onnx_nodes_shape, whole_image))
+register(LayerType("ONNX", build_onnx_layer, onnx_nodes_shape, whole_image, closed_form=False))
