@@ -40,7 +40,7 @@ class LayerType:
     shape: ShapeRule
     field: FieldRule
     is_feature: bool = False
-    blob_shapes: BlobShapes = lambda layer, bottom: []
+    blob_shapes: BlobShapes = lambda layer, bottom: []  # no weight blobs
     defaults: Mapping[str, Any] = field(default_factory=dict)
     closed_form: bool = True
     exporters: Registry[Callable[..., Any]] = field(
