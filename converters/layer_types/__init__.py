@@ -5,7 +5,7 @@ ones); the families below register their entries when imported. The "ONNX" type
 (nodes converted by onnx2torch) is registered by the ONNX package.
 """
 
-from . import joining, normalisation, pointwise, reshaping, torch7, windows  # noqa: F401
+from . import joining, normalisation, pointwise, reshaping, torch7_only, windows  # noqa: F401
 from .arithmetic import Outcome, Shape, Unfit
 from .registry import LAYER_TYPES, LayerType, build_module, exports, layer_type, params
 
