@@ -26,19 +26,17 @@ CASES = {"fp32": "float32", "bf16 autocast": "bfloat16"}
 
 def open_googlenet(model: str | None):
     import converters
+    from dreamer.networks import open_network
 
     if model:
-        path = Path(model)
-        if path.suffix == ".prototxt":
-            return converters.load_caffe(path, path.with_name("bvlc_googlenet.caffemodel"))
-        return converters.load(path)
+        caffemodel = Path(model).with_name("bvlc_googlenet.caffemodel")
+        return open_network(model, str(caffemodel) if model.endswith(".prototxt") else None)
     try:
-        import models
-        return converters.load(models.find_converted("googlenet"))
+        return open_network("googlenet")
     except converters.ConversionError:
         shared = Path(os.environ.get("DREAMZOO_SHARED", "../shared")) / "models/bvlc_googlenet"
-        return converters.load_caffe(shared / "deploy.prototxt",
-                                     shared / "bvlc_googlenet.caffemodel")
+        return open_network(str(shared / "deploy.prototxt"),
+                            str(shared / "bvlc_googlenet.caffemodel"))
 
 
 def measure(args: argparse.Namespace) -> dict:

@@ -81,23 +81,30 @@ def check_file_target(path: Path) -> Path:
 
 
 @contextmanager
+def _discarded_on_error(temporary: Path, shown: Path) -> Iterator[None]:
+    """Remove `temporary` when the block fails; an OSError becomes an OutputError naming `shown`."""
+    try:
+        yield
+    except BaseException as e:
+        _discard(temporary)
+        if isinstance(e, OSError):
+            raise _error(shown, e) from None
+        raise
+
+
+@contextmanager
 def replacing(path: Path) -> Iterator[BinaryIO]:
     """A hidden file to write `path`'s new content into; when the block ends without an
     exception it is synced and renamed over `path` in one step, else removed."""
     path = check_file_target(Path(path))
     temporary = _prepare(path)
-    try:
+    with _discarded_on_error(temporary, path):
         with open(temporary, "xb") as file:
             yield file
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
         _sync(path.parent)
-    except BaseException as e:
-        _discard(temporary)
-        if isinstance(e, OSError):
-            raise _error(path, e) from None
-        raise
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
@@ -125,17 +132,12 @@ def replacing_folder(target: Path) -> Iterator[Path]:
     Whether the old folder may be replaced is the caller's decision, made beforehand."""
     shown, target = Path(target), Path(target).resolve()  # "." is swapped as its real path
     staging = _prepare(target)
-    try:
+    with _discarded_on_error(staging, shown):
         os.mkdir(staging)
         yield staging
         _sync_files(staging)
         old = _swap_in(staging, target)
         _sync(target.parent)
-    except BaseException as e:
-        _discard(staging)
-        if isinstance(e, OSError):
-            raise _error(shown, e) from None
-        raise
     if old is not None:
         _discard(old)
 

@@ -40,7 +40,7 @@ objectives (the output gradient dy sent back from the layer):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .engine import STEP_NORMS
+    from .google_loop import STEP_NORMS
     from .objectives import OBJECTIVE_HELP
 
     objectives = "\n".join(f"  {k:<8} {v}" for k, v in OBJECTIVE_HELP.items())
@@ -117,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
         save_octave,
         save_rgb,
     )
-    from .model import dream_layer_default, open_network
+    from .layers import dream_layer_default
+    from .networks import open_network
 
     network = open_network(args.model, args.weights)
     if args.list_layers:

@@ -24,11 +24,13 @@ import torch
 from converters.network import Network
 
 from .devices import check_device
-from .engine import STEP_NORMS, OctaveSettings, dream_octaves, octave_sizes, plan_octaves
+from .google_loop import STEP_NORMS, OctaveSettings, dream_octaves, octave_sizes, plan_octaves
 from .gradient import DreamGradient, Target
 from .image_io import load_rgb, quantise
 from .large_step import warn_if_noise
-from .model import NOTEBOOK_GOOGLENET_MEAN, Preprocessing, open_network, resolve_layer
+from .layers import resolve_layer
+from .networks import open_network
+from .preprocessing import NOTEBOOK_GOOGLENET_MEAN, Preprocessing
 from .torch7_preset import SIZE as TORCH7_SIZE
 
 PRESETS = ("google", "torch7")

@@ -15,7 +15,8 @@ from converters.network import Network
 
 from .gradient import receptive_field
 from .image_io import check_writable, load_rgb, save_rgb
-from .model import open_network, resolve_layer
+from .layers import resolve_layer
+from .networks import open_network
 
 LABEL_HEIGHT = 18
 

@@ -16,12 +16,13 @@ from pathlib import Path
 
 from converters.atomic import replacing
 from converters.spec import ConversionError
+from converters.store import PROTOTXT_SUFFIXES
 
 from .download import DownloadError, download, file_digest
 from .registry import Source, ZooModel
 
 SUFFIXES = {
-    "prototxt": (".prototxt", ".protxt", ".pbtxt"),
+    "prototxt": PROTOTXT_SUFFIXES,
     "weights": (".caffemodel",),
     "mean": (".binaryproto", ".npy"),
 }

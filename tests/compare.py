@@ -1,4 +1,5 @@
-"""How tests compare numbers with references: values strictly, input gradients by one rule.
+"""How tests compare numbers with references: values strictly, input gradients by one rule,
+images by PSNR and spectrum.
 
 Values (blobs, outputs): max |Δ| ≤ 1e-4 · max(1, max |ref|).
 
@@ -84,3 +85,18 @@ def assert_gradient_close(ours: Array, ref: Array, what: str) -> GradientAgreeme
     agreement = gradient_agreement(ours, ref)
     assert agreement.passes, f"{what}: {agreement}"
     return agreement
+
+
+def psnr(ours: Array, theirs: Array) -> float:
+    """Peak signal-to-noise ratio in dB of two 0..255 images (inf when they are equal)."""
+    mse = float(np.mean((as_float64(ours) - as_float64(theirs)) ** 2))
+    return 10 * float(np.log10(255.0 ** 2 / mse)) if mse else float("inf")
+
+
+def high_frequency_share(a: np.ndarray) -> float:
+    """Fraction of the spectral energy above half the Nyquist frequency (per channel)."""
+    spectrum = np.abs(np.fft.fft2(a, axes=(-2, -1))) ** 2
+    fy = np.abs(np.fft.fftfreq(a.shape[-2]))[:, None]
+    fx = np.abs(np.fft.fftfreq(a.shape[-1]))[None, :]
+    high = np.maximum(fy, fx) > 0.25
+    return float(spectrum[..., high].sum() / spectrum.sum())

@@ -48,6 +48,13 @@ def tiny():
 
 
 @pytest.fixture(scope="module")
+def googlenet():
+    """BVLC GoogLeNet with its real weights (shared/models/bvlc_googlenet)."""
+    models = shared_path("models", "bvlc_googlenet")
+    return converters.load_caffe(models / "deploy.prototxt", models / "bvlc_googlenet.caffemodel")
+
+
+@pytest.fixture(scope="module")
 def nin():
     """NIN ImageNet with the stand-in (formula) weights of shared/models."""
     models = shared_path("models", "nin_imagenet")

@@ -474,7 +474,7 @@ def read_model(*paths: Path) -> str:
 
 
 def read_mean(folder: Path) -> Any:
-    from models.convert import mean_values
+    from converters.caffe import mean_values
     return mean_values(folder / "mean.binaryproto")
 
 

@@ -16,12 +16,6 @@ import converters
 pytestmark = pytest.mark.numerical
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    models = shared_path("models", "tiny")
-    return converters.load_caffe(models / "deploy.prototxt", models / "tiny.caffemodel")
-
-
 def caffe_pooled(size: int, kernel: int, stride: int, pad: int) -> int:
     """Caffe's PoolingLayer::Reshape, written out independently of the converter."""
     out = int(np.ceil(float(size + 2 * pad - kernel) / stride)) + 1

@@ -31,10 +31,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.ndimage as nd
+from compare import high_frequency_share, psnr
 from conftest import ROOT, shared_path
 from PIL import Image
-from test_dream_google import psnr
-from test_dream_options import high_frequency_share
 
 import dreamer
 

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from compare import assert_gradient_close, l2_relative
+from compare import assert_gradient_close, l2_relative, psnr
 from conftest import shared_path
 from PIL import Image
 
@@ -15,11 +15,6 @@ import dreamer
 from dreamer.dream import quantise_result
 
 pytestmark = pytest.mark.numerical
-
-
-def psnr(ours: np.ndarray, theirs: np.ndarray) -> float:
-    mse = float(np.mean((ours.astype(np.float64) - theirs.astype(np.float64)) ** 2))
-    return 10 * np.log10(255.0 ** 2 / mse) if mse else float("inf")
 
 
 @pytest.mark.parametrize("jitter", [0, 4])

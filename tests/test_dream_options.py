@@ -22,25 +22,18 @@ import numpy as np
 import pytest
 import scipy.ndimage as nd
 import torch
-from compare import assert_gradient_close, relative_error
+from compare import assert_gradient_close, high_frequency_share, relative_error
 from conftest import shared_path
 from PIL import Image
 
-import converters
 import dreamer
 from converters.spec import ConversionError
 from dreamer.dream import Options, make_gradient, parse_targets
 from dreamer.gradient import DreamGradient, Target, gaussian_blur, laplacian_normalise
-from dreamer.model import Preprocessing
+from dreamer.preprocessing import Preprocessing
 
 pytestmark = pytest.mark.numerical
 CAFFE_MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32).reshape(3, 1, 1)
-
-
-@pytest.fixture(scope="module")
-def googlenet():
-    models = shared_path("models", "bvlc_googlenet")
-    return converters.load_caffe(models / "deploy.prototxt", models / "bvlc_googlenet.caffemodel")
 
 
 def cat(width: int, height: int) -> np.ndarray:
@@ -240,15 +233,6 @@ def test_guide_dy_is_the_best_matching_guide_feature(tiny):
 
 
 # --- --blur, --laplacian -----------------------------------------------------------------
-
-
-def high_frequency_share(a: np.ndarray) -> float:
-    """Fraction of the spectral energy above half the Nyquist frequency (per channel)."""
-    spectrum = np.abs(np.fft.fft2(a, axes=(-2, -1))) ** 2
-    fy = np.abs(np.fft.fftfreq(a.shape[-2]))[:, None]
-    fx = np.abs(np.fft.fftfreq(a.shape[-1]))[None, :]
-    high = np.maximum(fy, fx) > 0.25
-    return float(spectrum[..., high].sum() / spectrum.sum())
 
 
 @pytest.mark.parametrize("sigma", [1.0, 2.0])

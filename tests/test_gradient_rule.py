@@ -38,7 +38,7 @@ CAFFE_MEAN_BGR = torch.tensor([104.0, 117.0, 123.0]).reshape(1, 3, 1, 1)
 
 
 @pytest.fixture(scope="module")
-def googlenet() -> tuple[Network, CaffeReference]:
+def googlenet_and_reference() -> tuple[Network, CaffeReference]:
     return load_reference_net(shared_path(), REFERENCE, None), \
         CaffeReference(shared_path(), REFERENCE)
 
@@ -52,8 +52,8 @@ def one_ulp_up(x: torch.Tensor, index: tuple[int, ...]) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("end", ["inception_4c/output", "inception_5b/output"])
-def test_one_ulp_moves_the_gradient_beyond_strict_but_within_the_rule(googlenet, end):
-    net, ref = googlenet
+def test_one_ulp_moves_the_gradient_beyond_strict_but_within_the_rule(googlenet_and_reference, end):
+    net, ref = googlenet_and_reference
     x = ref.input.clone()
     x[:, :, :48] = 255 - CAFFE_MEAN_BGR  # clipped highlights: a white band
     before = dream_gradient(net, x, end)
@@ -100,8 +100,8 @@ BUGS: dict[str, Callable[[Layer], None]] = {
 
 
 @pytest.mark.parametrize("bug", list(BUGS))
-def test_the_rule_rejects_a_buggy_net(googlenet, bug):
-    net, ref = googlenet
+def test_the_rule_rejects_a_buggy_net(googlenet_and_reference, bug):
+    net, ref = googlenet_and_reference
     spec = copy.deepcopy(net.spec)
     for layer in spec.layers:
         BUGS[bug](layer)

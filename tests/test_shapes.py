@@ -24,7 +24,7 @@ from converters.layer_types import build_module
 from converters.shapes import min_input_sizes, walk_shapes
 from converters.spec import ConversionError, NetSpec
 from converters.torch7 import read_torch7
-from dreamer.engine import OctaveSettings, dream_octaves, octave_pyramid, octave_sizes
+from dreamer.google_loop import OctaveSettings, dream_octaves, octave_pyramid, octave_sizes
 
 CAFFE_DEPLOYS = sorted(str(p.relative_to(SHARED)) for p in SHARED.glob("models/*/*.prot*txt")
                        if "deploy" in p.name)
@@ -135,12 +135,6 @@ def test_minimum_size_is_the_smallest_the_net_computes(request, model, layers):
         assert min(out.shape[2:]) >= 1
         assert caffe_side(net.spec, height, layer) >= 1
         assert caffe_side(net.spec, height - 1, layer) < 1, layer
-
-
-@pytest.fixture(scope="module")
-def googlenet():
-    models = shared_path("models", "bvlc_googlenet")
-    return converters.load_caffe(models / "deploy.prototxt", models / "bvlc_googlenet.caffemodel")
 
 
 def test_minimum_sizes_are_in_network_json_and_the_layer_table(tiny, tmp_path):

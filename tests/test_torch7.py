@@ -181,14 +181,14 @@ def test_reader_reads_an_nngraph_module_as_torchfile_does():
 # --- GoogLeNet (real weights) ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def googlenet():
+def torch7_googlenet():
     spec = read_torch7(shared_path(*REFERENCE, "googlenet_torch7.t7"))
     x = torch.from_numpy(t7("reference/torch7/googlenet_torch7_input.t7"))[None]
     return Network(spec), x
 
 
-def test_googlenet_modules_and_top5(googlenet):
-    net, x = googlenet
+def test_googlenet_modules_and_top5(torch7_googlenet):
+    net, x = torch7_googlenet
     assert len(net.sequence) == 26 and net.sequence[15] == "inception_4c/output"
     assert net.sequence[23:] == ["torch_view", "loss3/classifier", "prob"]
     with torch.no_grad():
@@ -198,7 +198,7 @@ def test_googlenet_modules_and_top5(googlenet):
     assert list(torch.topk(prob, 5).indices) == list(np.argsort(-ref)[:5])
 
 
-def test_googlenet_l16_output_and_gradient(googlenet):
+def test_googlenet_l16_output_and_gradient(torch7_googlenet):
     """Modules 1..16 (through inception_4c/output): output, and the DeepDream gradient.
 
     One max-pool switch differs: pool1/3x3_s2, channel 24, output (2, 5), whose two
@@ -209,7 +209,7 @@ def test_googlenet_l16_output_and_gradient(googlenet):
     1.7e-3 relative: the gradient rule's case (tests/compare.py). With the switch set
     Torch7's way, every element matches to 1e-4.
     """
-    net, x = googlenet
+    net, x = torch7_googlenet
     end = net.sequence[15]
     output = t7("reference/torch7/googlenet_torch7_l16_output.t7")
     expected = t7("reference/torch7/googlenet_torch7_l16_gradinput.t7")

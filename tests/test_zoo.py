@@ -17,10 +17,11 @@ from conftest import ROOT, shared_path
 
 import converters
 import models
+from converters.caffe import mean_values
 from converters.caffe.proto import BlobProto
 from converters.caffe.reader import read_prototxt
 from converters.spec import ConversionError
-from models.convert import convert_files, convert_zoo, mean_values
+from models.convert import convert_files, convert_zoo
 from models.registry import REGISTRY, lookup
 
 REQUIRED = ["nin", "nin_cifar10", "alexnet", "caffenet", "googlenet", "places205_googlenet",

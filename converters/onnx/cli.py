@@ -15,11 +15,15 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import onnx
 import torch
 
+from ..atomic import check_file_target, write_bytes
 from ..network import Network
 from ..spec import ConversionError, first_line
-from .export import output_names
+from ..store import open_model
+from .export import OPSET, output_names, to_onnx
+from .reader import load_onnx, read_model, read_onnx
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,10 +37,6 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from ..atomic import check_file_target, write_bytes
-    from ..store import open_model
-    from .export import OPSET, to_onnx
-
     path = check_file_target(Path(args.output))
     network = open_model(args.model, args.input_shape)
     if args.input_shape:
@@ -90,10 +90,6 @@ def compare(path: Path, x: np.ndarray, every_layer: bool = False,
     """Per output: (shape, max |onnxruntime − PyTorch|, that relative to max(1, max |y|)).
 
     PyTorch is the file read back by the ONNX reader, unless `network` is given."""
-    import onnx
-
-    from .reader import load_onnx, read_model
-
     ort = onnxruntime()
     model = read_model(path)
     torch_net = load_onnx(path) if network is None else network
@@ -156,8 +152,6 @@ def onnxruntime() -> ModuleType:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from .reader import read_onnx
-
     onnxruntime()  # refused before any work when missing
     path = Path(args.model)
     spec = read_onnx(path)

@@ -27,7 +27,7 @@ from ..layer_types import build_module, exports, layer_type, params
 from ..layer_types.windows import torch_exact
 from ..network import Network
 from ..shapes import min_input_sizes, output_shapes
-from ..spec import ConversionError, Layer, NetSpec, blob_key
+from ..spec import ConversionError, Layer, NetSpec, blob_key, first_line
 from .format import IR_VERSION, METADATA_KEY, OPSET, node_proto, tensor_array
 
 
@@ -388,7 +388,7 @@ def _model(spec: NetSpec, layers: list[Layer], counts: list[int], g: GraphBuilde
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
         raise ConversionError(f"network {spec.name!r}: exported graph is invalid "
-                              f"({str(e).splitlines()[0]})") from None
+                              f"({first_line(e)})") from None
     return model
 
 

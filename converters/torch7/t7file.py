@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torchfile
 
-from ..spec import ConversionError
+from ..spec import ConversionError, first_line
 
 TYPE_TORCH = torchfile.TYPE_TORCH
 FUNCTION_TYPES = (torchfile.TYPE_FUNCTION, torchfile.TYPE_RECUR_FUNCTION,
@@ -292,5 +292,4 @@ def read_t7(path: str | Path) -> tuple[Any, str]:
                               ) from None
     except (torchfile.T7ReaderException, ValueError, TypeError, OverflowError,
             UnicodeDecodeError, struct.error, NotImplementedError) as e:
-        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ConversionError(f"{path}: malformed Torch7 file ({detail})") from None
+        raise ConversionError(f"{path}: malformed Torch7 file ({first_line(e)})") from None
