@@ -28,7 +28,8 @@ def dropout_v1(layer: Layer, blobs: list[Tensor]) -> nn.Module:
 
 def normalize(layer: Layer, blobs: list[Tensor]) -> nn.Module:
     """nn.Normalize: x / (Σ|x|^p + eps)^(1/p) over the last axis; p "inf": x / (max|x| + eps)."""
-    p, eps = params(layer)["p"], params(layer)["eps"]
+    settings = params(layer)
+    p, eps = settings["p"], settings["eps"]
 
     def norm(x: Tensor) -> Tensor:
         if p == "inf":

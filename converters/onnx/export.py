@@ -197,7 +197,8 @@ def _identity(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> 
 
 @emits("Eltwise")
 def _eltwise(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    op, coeffs = params(layer)["operation"], params(layer)["coeff"]
+    p = params(layer)
+    op, coeffs = p["operation"], p["coeff"]
     if op == "sum":
         terms = [x if c == 1 else g.node("Mul", [x, g.floats("coeff", c)])
                  for x, c in zip(xs, coeffs or [1.0] * len(xs))]
@@ -223,7 +224,8 @@ def _softmax(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> N
 @emits("Flatten")
 def _flatten(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
     rank = len(g.shapes[xs[0]])
-    start, end = params(layer)["axis"] % rank, params(layer)["end_axis"] % rank
+    p = params(layer)
+    start, end = p["axis"] % rank, p["end_axis"] % rank
     if end != rank - 1:
         raise ConversionError(f"layer {layer.name!r}: Flatten with end_axis has no ONNX form here")
     if start == 1:
@@ -271,7 +273,8 @@ def _threshold(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) ->
 
 @emits("Normalize")
 def _normalize(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    p, eps = params(layer)["p"], params(layer)["eps"]
+    settings = params(layer)
+    p, eps = settings["p"], settings["eps"]
     absolute = g.node("Abs", xs)
     if p == "inf":
         peak = g.node("ReduceMax", [absolute], axes=[-1], keepdims=1)
