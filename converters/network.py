@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .layers import build_module
-from .shapes import Unfit, min_input_sizes, output_shapes, walk_shapes
+from .layer_types import build_module
+from .shapes import Unfit, closed_form, min_input_sizes, output_shapes, walk_shapes
 from .spec import ConversionError, NetSpec
 
 
@@ -129,11 +129,12 @@ class Network(nn.Module):
     def size_problem(self, height: int, width: int, layers: Iterable[str]) -> Unfit | None:
         """Why `layers` cannot be computed on a height×width input, or None if they can.
 
-        A net of ONNX layers is judged by its recorded minimum sizes only (see shapes.py).
+        A net of layers without closed-form shapes (ONNX nodes) is judged by its recorded
+        minimum sizes only (see shapes.py).
         """
         layers = list(layers)
         walk = None
-        if not any(t == "ONNX" for t in self.layer_types):
+        if closed_form(self.spec):
             shape = [1, *self.spec.input_shape[1:-2], height, width]
             walk = walk_shapes(self.spec, shape, max(layers, key=self.layer_index.get))
         for name in layers:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from converters.layer_types import LAYER_TYPES
 from converters.network import Network
 
 from .classes import class_cells, fit_input
@@ -18,17 +19,16 @@ from .image_io import check_writable, load_rgb, save_rgb
 from .layers import resolve_layer
 from .networks import open_network
 
-# Layer types worth a cell: the ones that compute features (not ReLUs, splits, ...).
-FEATURE_TYPES = ("Convolution", "Concat", "DepthConcat", "Pooling", "LRN", "Eltwise")
 LABEL_HEIGHT = 18
 
 
 def default_layers(network: Network, count: int) -> list[str]:
-    """`count` feature layers spread evenly through the net: those with a spatial
-    output larger than 1×1 at the net's declared input size."""
+    """`count` feature layers (of a type whose entry says so: not ReLUs, splits, ...)
+    spread evenly through the net: those with a spatial output larger than 1×1 at the
+    net's declared input size."""
     candidates, shapes = [], network.output_shapes()
     for name in network.sequence:
-        if network.layer_types[network.layer_index[name]] not in FEATURE_TYPES:
+        if not LAYER_TYPES[network.layer_types[network.layer_index[name]]].is_feature:
             continue
         if len(shapes[name]) < 4 or shapes[name][2] * shapes[name][3] <= 1:
             continue

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from converters.layer_types import layer_type
 from converters.network import Network
 from converters.spec import ConversionError
 
@@ -111,39 +112,25 @@ def tile_windows(size: int, tile: int, margin: int, align: int
     return out
 
 
-# Layers that do not move or widen what a position sees.
-POINTWISE = {"ReLU", "Sigmoid", "TanH", "AbsVal", "Power", "Dropout", "DropoutV1", "Split",
-             "Concat", "DepthConcat", "Eltwise", "BatchNorm", "Scale", "Bias", "Identity",
-             "TorchThreshold", "ZeroPadding"}
-
-
 def receptive_field(network: Network, layers: list[str]) -> tuple[int, int]:
     """(size, stride) of the union of the targets' receptive fields, in input pixels.
 
-    Across channels LRN is pointwise in space; a fully connected or global layer sees
-    everything, so such a target cannot be tiled.
+    Each layer type's entry says how it widens the field; a fully connected or global
+    layer sees everything, so such a target cannot be tiled.
     """
     field = {network.spec.input_name: (1, 1)}
     last = max(network.layer_index[name] for name in layers)
     result = (1, 1)
     for layer in network.spec.layers[:last + 1]:
-        size, jump = max((field.get(b, (1, 1)) for b in layer.bottoms), default=(1, 1))
-        p = layer.params
-        if layer.type == "Convolution":
-            size += (layer.blobs[0].shape[2] - 1) * p["dilation"][0] * jump
-            jump *= p["stride"][0]
-        elif layer.type == "Pooling" and not p.get("global"):
-            size += (max(p.get("kernel", [1, 1])) - 1) * jump
-            jump *= max(p.get("stride", [1, 1]))
-        elif layer.type == "LRN" and p.get("region") == "within":
-            size += (p.get("local_size", 5) - 1) * jump
-        elif not (layer.type in POINTWISE or layer.type == "LRN"):
+        seen = max((field.get(b, (1, 1)) for b in layer.bottoms), default=(1, 1))
+        widened = layer_type(layer).field(layer, seen)
+        if widened is None:
             raise ConversionError(f"cannot tile a dream whose target depends on layer "
                                   f"{layer.name!r} ({layer.type}): it sees the whole image")
         for top in layer.tops:
-            field[top] = (size, jump)
+            field[top] = widened
         if layer.name in layers:
-            result = max(result, (size, jump))
+            result = max(result, widened)
     return result
 
 

@@ -1,5 +1,5 @@
 """Layer types that no reference net uses, checked against numpy re-implementations of
-Caffe's formulas (written here, independently of converters/layers.py)."""
+Caffe's formulas (written here, independently of converters/layer_types)."""
 
 from __future__ import annotations
 

@@ -80,7 +80,7 @@ def test_the_cycle_finder_finds_cycles():
 def test_the_relative_imports_resolve():
     modules = our_modules()
     path, is_package = modules["converters.onnx.export"]
-    assert {"converters.onnx.format", "converters.layers", "converters.atomic"} <= \
+    assert {"converters.onnx.format", "converters.layer_types", "converters.atomic"} <= \
         imported("converters.onnx.export", path, is_package, modules)
 
 

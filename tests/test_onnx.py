@@ -25,7 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import converters
 from converters.__main__ import main
-from converters.layers import Pool, pooled_size
+from converters.layer_types.windows import Pool, pooled_size
 from converters.network import Network
 from converters.onnx.cli import compare
 from converters.onnx.export import OPSET, export_onnx, output_names, to_onnx

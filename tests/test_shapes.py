@@ -20,8 +20,8 @@ from PIL import Image
 import converters
 import dreamer
 from converters.caffe.reader import read_caffe
-from converters.layers import LAYER_BUILDERS, build_module
-from converters.shapes import SHAPE_RULES, min_input_sizes, walk_shapes
+from converters.layer_types import build_module
+from converters.shapes import min_input_sizes, walk_shapes
 from converters.spec import ConversionError, NetSpec
 from converters.torch7 import read_torch7
 from dreamer.google_loop import OctaveSettings, dream_octaves, octave_pyramid, octave_sizes
@@ -90,10 +90,6 @@ def test_caffe_shapes_match_the_modules(prototxt):
 @pytest.mark.parametrize("path", TORCH7_NETS)
 def test_torch7_shapes_match_the_modules(path):
     assert_arithmetic_matches_modules(read_torch7(shared_path(path)))
-
-
-def test_every_layer_type_has_a_shape_rule():
-    assert set(SHAPE_RULES) == set(LAYER_BUILDERS)
 
 
 # --- minimum sizes against the real nets --------------------------------------------------

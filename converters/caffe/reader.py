@@ -18,6 +18,8 @@ import numpy as np
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
+from ..layer_types import layer_type
+from ..registry import Registry
 from ..shapes import ShapeWalk, Unfit, check_input_shape
 from ..spec import ConversionError, Layer, NetSpec
 from . import proto
@@ -193,15 +195,8 @@ def _in_test_phase(lp: Any) -> bool:
 # --- one parameter reader per layer type ----------------------------------------------------
 
 ParamReader = Callable[[Any], dict[str, Any]]
-PARAM_READERS: dict[str, ParamReader] = {}
-
-
-def reads(*type_names: str) -> Callable[[ParamReader], ParamReader]:
-    def add(fn: ParamReader) -> ParamReader:
-        for name in type_names:
-            PARAM_READERS[name] = fn
-        return fn
-    return add
+PARAM_READERS: Registry[ParamReader] = Registry("Caffe parameter reader")
+reads = PARAM_READERS.register
 
 
 def _pair(values: list[int], h: Any, w: Any, has_hw: bool, default: int) -> list[int]:
@@ -335,32 +330,6 @@ def _power(lp: Any) -> dict[str, Any]:
     return {"power": p.power, "scale": p.scale, "shift": p.shift}
 
 
-# --- expected parameter-blob shapes, from the layer and its bottom's shape ------------------
-
-def expected_blob_shapes(layer: Layer, bottom: list[int]) -> list[tuple[int, ...]]:
-    p, kind = layer.params, layer.type
-    if kind == "Convolution":
-        channels = bottom[1]
-        if channels % p["group"] or p["num_output"] % p["group"]:
-            raise ConversionError(f"layer {layer.name!r}: {channels} input channels and "
-                                  f"{p['num_output']} outputs do not divide into "
-                                  f"{p['group']} groups")
-        shapes = [(p["num_output"], channels // p["group"], *p["kernel"])]
-        return shapes + [(p["num_output"],)] * p["bias_term"]
-    if kind == "InnerProduct":
-        fan_in = math.prod(bottom[p["axis"]:])
-        weight = (fan_in, p["num_output"]) if p["transpose"] else (p["num_output"], fan_in)
-        return [weight] + [(p["num_output"],)] * p["bias_term"]
-    if kind == "BatchNorm":
-        return [(bottom[1],), (bottom[1],), (1,)]
-    if kind in ("Scale", "Bias"):
-        axis = p["axis"] % len(bottom)
-        end = len(bottom) if p["num_axes"] == -1 else axis + p["num_axes"]
-        shape = tuple(bottom[axis:end])
-        return [shape] + [shape] * p.get("bias_term", False)
-    return []
-
-
 def _legacy_equal(found: tuple[int, ...], expected: tuple[int, ...]) -> bool:
     """Caffe's rule for legacy 4-D blobs: equal once `expected` is padded to 4 axes."""
     return len(found) == 4 and len(expected) <= 4 and found == (1,) * (4 - len(expected)) + expected
@@ -484,7 +453,7 @@ def _fill_weights(layers: list[Layer], input_name: str, shape: list[int], weight
         except ConversionError as e:
             raise ConversionError(f"{prototxt}: {e}") from None
         # No bottom is blocked: the first layer that cannot be computed stops the reader.
-        expected = expected_blob_shapes(layer, bottoms[0] if bottoms else [])
+        expected = layer_type(layer).blob_shapes(layer, bottoms[0] if bottoms else [])
         if expected:
             if lookup is None:
                 for s in expected:

@@ -3,7 +3,7 @@
 Opset 13 (onnx2torch 1.5 registers no later MaxPool). Batch, height and width are
 symbolic, and Caffe's pooling is the native MaxPool/AveragePool with `ceil_mode` and
 symmetric pads, whose size rule and divisor equal Caffe's whenever PyTorch's do (the
-`Pool.torch_exact` case); nothing depends on the traced size except Torch7 View
+`windows.torch_exact` case); nothing depends on the traced size except Torch7 View
 shapes. Every layer's (first) output value is named after the layer, its k-th output
 `NAME:k`, helper values `NAME::…`. The metadata entry `dreamzoo.network` records the
 layers (original tops, node counts), the layer_max sequence and the preprocessing, so
@@ -23,7 +23,8 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from ..atomic import check_file_target, write_bytes
-from ..layers import Pool, build_module
+from ..layer_types import build_module, exports, layer_type, params
+from ..layer_types.windows import torch_exact
 from ..network import Network
 from ..shapes import min_input_sizes, output_shapes
 from ..spec import ConversionError, Layer, NetSpec, blob_key, first_line
@@ -61,16 +62,12 @@ class GraphBuilder:
         return out
 
 
+# How a layer is written: its entry in `LAYER_TYPES` holds it under "onnx".
 Emitter = Callable[[GraphBuilder, Layer, list[str], list[str]], None]
-EMITTERS: dict[str, Emitter] = {}
 
 
 def emits(*types: str) -> Callable[[Emitter], Emitter]:
-    def add(fn: Emitter) -> Emitter:
-        for name in types:
-            EMITTERS[name] = fn
-        return fn
-    return add
+    return exports("onnx", *types)
 
 
 def _unary(op: str, **attrs: Any) -> Emitter:
@@ -81,12 +78,12 @@ def _unary(op: str, **attrs: Any) -> Emitter:
 
 for _type, _op in (("Sigmoid", "Sigmoid"), ("TanH", "Tanh"), ("AbsVal", "Abs"),
                    ("Dropout", "Identity")):
-    EMITTERS[_type] = _unary(_op)
+    emits(_type)(_unary(_op))
 
 
 @emits("Convolution")
 def _convolution(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    p, weight = layer.params, layer.blobs[0]
+    p, weight = params(layer), layer.blobs[0]
     inputs = [xs[0], g.floats(blob_key(layer.name, 0), weight)]
     if len(layer.blobs) > 1:
         inputs.append(g.floats(blob_key(layer.name, 1), layer.blobs[1].reshape(-1)))
@@ -97,10 +94,10 @@ def _convolution(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) 
 
 @emits("InnerProduct")
 def _inner_product(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    p = layer.params
+    p = params(layer)
     weight = layer.blobs[0].reshape(layer.blobs[0].shape[-2], layer.blobs[0].shape[-1])
-    weight = weight.T if p.get("transpose", False) else weight
-    axis = p.get("axis", 1)
+    weight = weight.T if p["transpose"] else weight
+    axis = p["axis"]
     w = g.floats(blob_key(layer.name, 0), weight)
     bias = [g.floats(blob_key(layer.name, 1), layer.blobs[1].reshape(-1))] \
         if len(layer.blobs) > 1 else []
@@ -117,45 +114,45 @@ def _inner_product(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]
 
 @emits("Pooling")
 def _pooling(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    pool = build_module(layer, [])
-    assert isinstance(pool, Pool)
-    if pool.global_pool:
-        if pool.method == "max":
+    p = params(layer)
+    if p["global"]:
+        if p["method"] == "max":
             g.node("ReduceMax", xs, outs[0], axes=[2, 3], keepdims=1)
         else:
             g.node("GlobalAveragePool", xs, outs[0])
         return
-    if not pool.torch_exact:
+    if not torch_exact(p["kernel"], p["stride"], p["pad"]):
         raise ConversionError(
-            f"layer {layer.name!r}: pooling with kernel {pool.kernel}, stride {pool.stride}, "
-            f"pad {pool.pad} has Caffe output sizes that ONNX pooling cannot express")
-    attrs = dict(kernel_shape=pool.kernel, strides=pool.stride, pads=pool.pad * 2,
-                 ceil_mode=int(pool.ceil))
-    if pool.method == "max":
+            f"layer {layer.name!r}: pooling with kernel {p['kernel']}, stride {p['stride']}, "
+            f"pad {p['pad']} has Caffe output sizes that ONNX pooling cannot express")
+    attrs = dict(kernel_shape=p["kernel"], strides=p["stride"], pads=p["pad"] * 2,
+                 ceil_mode=int(p["round"] == "ceil"))
+    if p["method"] == "max":
         g.node("MaxPool", xs, outs[0], **attrs)
     else:
-        g.node("AveragePool", xs, outs[0], count_include_pad=int(pool.count_pad), **attrs)
+        g.node("AveragePool", xs, outs[0], count_include_pad=int(p["count_pad"]), **attrs)
 
 
 @emits("LRN")
 def _lrn(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    lrn = build_module(layer, [])
-    if lrn.region == "across":
-        g.node("LRN", xs, outs[0], size=int(lrn.size), alpha=float(lrn.alpha),
-               beta=float(lrn.beta), bias=float(lrn.k))
+    p = params(layer)
+    size, alpha, beta = p["local_size"], p["alpha"], p["beta"]
+    if p["region"] == "across":
+        g.node("LRN", xs, outs[0], size=int(size), alpha=float(alpha), beta=float(beta),
+               bias=float(p["k"]))
         return
-    front = (lrn.size - 1) // 2
+    front = (size - 1) // 2
     square = g.node("Mul", [xs[0], xs[0]])
-    mean = g.node("AveragePool", [square], kernel_shape=[lrn.size] * 2, pads=[front] * 4,
+    mean = g.node("AveragePool", [square], kernel_shape=[size] * 2, pads=[front] * 4,
                   count_include_pad=1)
-    base = g.node("Add", [g.node("Mul", [mean, g.floats("alpha", lrn.alpha)]),
+    base = g.node("Add", [g.node("Mul", [mean, g.floats("alpha", alpha)]),
                           g.floats("one", 1.0)])
-    g.node("Mul", [xs[0], g.node("Pow", [base, g.floats("beta", -lrn.beta)])], outs[0])
+    g.node("Mul", [xs[0], g.node("Pow", [base, g.floats("beta", -beta)])], outs[0])
 
 
 @emits("BatchNorm", "Scale", "Bias")
 def _affine(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    module = build_module(layer, [torch.from_numpy(np.ascontiguousarray(b)) for b in layer.blobs])
+    module = build_module(layer, [torch.from_numpy(b) for b in layer.blobs])
     rank, x = len(g.shapes[xs[0]]), xs[0]
     steps = [("Mul", module.scale), ("Add", module.shift)]
     steps = [(op, t) for op, t in steps if t is not None]
@@ -167,7 +164,7 @@ def _affine(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> No
 
 @emits("ReLU")
 def _relu(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    slope = layer.params.get("negative_slope", 0.0)
+    slope = params(layer)["negative_slope"]
     if slope == 0:
         g.node("Relu", xs, outs[0])
     else:
@@ -176,8 +173,8 @@ def _relu(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None
 
 @emits("Power")
 def _power(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    p = layer.params
-    pw, sc, sh = p.get("power", 1.0), p.get("scale", 1.0), p.get("shift", 0.0)
+    p = params(layer)
+    pw, sc, sh = p["power"], p["scale"], p["shift"]
     steps = [(op, v) for op, v, skip in (("Mul", sc, 1.0), ("Add", sh, 0.0), ("Pow", pw, 1.0))
              if v != skip]
     x = xs[0]
@@ -189,7 +186,7 @@ def _power(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> Non
 
 @emits("DropoutV1")
 def _dropout_v1(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    g.node("Mul", [xs[0], g.floats("keep", 1.0 - layer.params["ratio"])], outs[0])
+    g.node("Mul", [xs[0], g.floats("keep", 1.0 - params(layer)["ratio"])], outs[0])
 
 
 @emits("Split", "Identity")
@@ -200,7 +197,8 @@ def _identity(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> 
 
 @emits("Eltwise")
 def _eltwise(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    op, coeffs = layer.params.get("operation", "sum"), layer.params.get("coeff", [])
+    p = params(layer)
+    op, coeffs = p["operation"], p["coeff"]
     if op == "sum":
         terms = [x if c == 1 else g.node("Mul", [x, g.floats("coeff", c)])
                  for x, c in zip(xs, coeffs or [1.0] * len(xs))]
@@ -215,18 +213,19 @@ def _eltwise(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> N
 
 @emits("Concat")
 def _concat(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    g.node("Concat", xs, outs[0], axis=layer.params.get("axis", 1))
+    g.node("Concat", xs, outs[0], axis=params(layer)["axis"])
 
 
 @emits("Softmax", "LogSoftmax")
 def _softmax(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    g.node(layer.type, xs, outs[0], axis=layer.params.get("axis", 1))
+    g.node(layer.type, xs, outs[0], axis=params(layer)["axis"])
 
 
 @emits("Flatten")
 def _flatten(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
     rank = len(g.shapes[xs[0]])
-    start, end = layer.params.get("axis", 1) % rank, layer.params.get("end_axis", -1) % rank
+    p = params(layer)
+    start, end = p["axis"] % rank, p["end_axis"] % rank
     if end != rank - 1:
         raise ConversionError(f"layer {layer.name!r}: Flatten with end_axis has no ONNX form here")
     if start == 1:
@@ -238,8 +237,8 @@ def _flatten(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> N
 @emits("Reshape", "TorchView", "TorchReshape")
 def _reshape(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
     before, after = g.shapes[xs[0]], g.shapes[outs[0]]
-    p = layer.params
-    if layer.type == "Reshape" and p.get("axis", 0) == 0 and p.get("num_axes", -1) == -1:
+    p = params(layer)
+    if layer.type == "Reshape" and p["axis"] == 0 and p["num_axes"] == -1:
         shape = list(p["shape"])  # Caffe's 0 and -1 mean what ONNX's do
     elif len(before) >= 2 and after == [before[0], int(np.prod(before[1:]))]:
         g.node("Flatten", xs, outs[0], axis=1)
@@ -252,7 +251,7 @@ def _reshape(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> N
 @emits("DepthConcat")
 def _depth_concat(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
     """Zero-pad every input to the largest size, centred, from shapes known at run time."""
-    axis = layer.params["axis"] % len(g.shapes[xs[0]])
+    axis = params(layer)["axis"] % len(g.shapes[xs[0]])
     rank = len(g.shapes[xs[0]])
     shapes = [g.node("Shape", [x]) for x in xs]
     target = g.node("Max", shapes) if len(shapes) > 1 else shapes[0]
@@ -268,13 +267,14 @@ def _depth_concat(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str])
 
 @emits("TorchThreshold")
 def _threshold(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    above = g.node("Greater", [xs[0], g.floats("threshold", layer.params["threshold"])])
-    g.node("Where", [above, xs[0], g.floats("value", layer.params["value"])], outs[0])
+    above = g.node("Greater", [xs[0], g.floats("threshold", params(layer)["threshold"])])
+    g.node("Where", [above, xs[0], g.floats("value", params(layer)["value"])], outs[0])
 
 
 @emits("Normalize")
 def _normalize(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    p, eps = layer.params["p"], layer.params.get("eps", 1e-10)
+    settings = params(layer)
+    p, eps = settings["p"], settings["eps"]
     absolute = g.node("Abs", xs)
     if p == "inf":
         peak = g.node("ReduceMax", [absolute], axes=[-1], keepdims=1)
@@ -289,7 +289,7 @@ def _normalize(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) ->
 
 @emits("ZeroPadding")
 def _zero_padding(g: GraphBuilder, layer: Layer, xs: list[str], outs: list[str]) -> None:
-    left, right, top, bottom = layer.params["pad"]
+    left, right, top, bottom = params(layer)["pad"]
     rank = len(g.shapes[xs[0]])
     begin, end = [0] * (rank - 2) + [top, left], [0] * (rank - 2) + [bottom, right]
     g.node("Pad", [xs[0], g.ints("pads", begin + end)], outs[0])
@@ -349,7 +349,7 @@ def to_onnx(network: Network | NetSpec, until: str | None = None) -> onnx.ModelP
     read: set[str] = set()
     counts = []
     for layer in layers:
-        emit = EMITTERS.get(layer.type)
+        emit = layer_type(layer).exporters.get("onnx")
         if emit is None:
             raise ConversionError(f"layer {layer.name!r}: no ONNX export for type {layer.type!r}")
         try:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from torchfile import TorchObject
 
+from ..registry import Registry
 from ..spec import ConversionError, Layer
 
 PACKAGES = ("nn", "cudnn", "inn", "cunn", "fbcunn")
@@ -187,15 +188,8 @@ def table_input(module: Module, x: Value) -> list[str]:
 # --- the table ------------------------------------------------------------------------------
 
 Reader = Callable[[Graph, Module, Value, str], Value]
-MODULE_READERS: dict[str, Reader] = {}
-
-
-def reads(*kinds: str) -> Callable[[Reader], Reader]:
-    def add(fn: Reader) -> Reader:
-        for kind in kinds:
-            MODULE_READERS[kind] = fn
-        return fn
-    return add
+MODULE_READERS: Registry[Reader] = Registry("Torch7 module reader")
+reads = MODULE_READERS.register
 
 
 # containers

@@ -1,0 +1,226 @@
+"""Normalisation layer types: LRN (Caffe's, both regions), BatchNorm, Scale, Bias."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..spec import ConversionError, Layer
+from .arithmetic import Outcome, Shape, axis_index, error, mismatch, one_input
+from .modules import expect_blobs
+from .registry import Field, LayerType, params, register, same_field
+
+# --- local response normalisation --------------------------------------------------------
+
+
+class _AcrossChannelLRN(torch.autograd.Function):
+    """y = x · s^(−β), s = k + α/n · B x², B the 0/1 channel-window matrix.
+
+    Written out because autograd's generic graph for it costs several times more
+    than this closed-form gradient: dx = dy · s^(−β) − 2β α/n · x · Bᵀ(dy · y / s).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, band: Tensor, alpha_over_n: float, beta: float,
+                k: float) -> Tensor:
+        scale = F.conv2d(x * x, band) * alpha_over_n + k
+        factor = scale.pow(-beta)
+        ctx.save_for_backward(x, band, scale, factor)
+        ctx.coefficient = 2 * beta * alpha_over_n
+        return x * factor
+
+    @staticmethod
+    def backward(ctx, dy: Tensor):
+        x, band, scale, factor = ctx.saved_tensors
+        spread = F.conv2d(dy * x * factor / scale, band.transpose(0, 1))
+        return dy * factor - ctx.coefficient * x * spread, None, None, None, None
+
+
+class LRN(nn.Module):
+    """Caffe's local response normalisation.
+
+    ACROSS_CHANNELS: y = x · (k + α/n · Σ_{n neighbouring channels} x²)^(−β).
+    WITHIN_CHANNEL:  y = x · (1 + α · mean_{n×n window, zero padded} x²)^(−β); Caffe
+    builds it from AVE pooling (which counts the padding) and a Power layer with
+    shift 1, so `k` plays no part.
+    """
+
+    def __init__(self, size: int, alpha: float, beta: float, k: float, region: str) -> None:
+        super().__init__()
+        if region not in ("across", "within"):
+            raise ConversionError(f"unsupported LRN region {region!r}")
+        self.size, self.alpha, self.beta, self.k, self.region = size, alpha, beta, k, region
+        self._bands: dict[tuple, Tensor] = {}
+
+    def extra_repr(self) -> str:
+        return (f"{self.region}, size={self.size}, alpha={self.alpha}, beta={self.beta}, "
+                f"k={self.k}")
+
+    def band(self, x: Tensor) -> Tensor:
+        """The (C, C, 1, 1) window matrix: 1 where channel j is in channel c's window."""
+        channels = x.shape[1]
+        key = (channels, x.dtype, x.device)
+        if key not in self._bands:
+            front = (self.size - 1) // 2
+            c = torch.arange(channels)
+            inside = (c[None, :] >= c[:, None] - front) & \
+                (c[None, :] <= c[:, None] + self.size - 1 - front)
+            self._bands[key] = inside.to(x.dtype).to(x.device).view(channels, channels, 1, 1)
+        return self._bands[key]
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.region == "across":
+            alpha_over_n = self.alpha / self.size
+            if torch.is_grad_enabled() and x.requires_grad:
+                return _AcrossChannelLRN.apply(x, self.band(x), alpha_over_n, self.beta, self.k)
+            return x * (F.conv2d(x * x, self.band(x)) * alpha_over_n + self.k).pow(-self.beta)
+        front = (self.size - 1) // 2
+        mean = F.avg_pool2d(x * x, self.size, stride=1, padding=front, count_include_pad=True)
+        return x * (mean * self.alpha + 1.0).pow(-self.beta)
+
+
+def lrn(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    p = params(layer)
+    return LRN(p["local_size"], p["alpha"], p["beta"], p["k"], p["region"])
+
+
+def lrn_shape(layer: Layer, bottoms: list[Shape]) -> Outcome:
+    x, p = one_input(layer, bottoms, 4), params(layer)
+    if p["region"] not in ("across", "within"):
+        raise error(layer, f"unsupported LRN region {p['region']!r}")
+    if p["region"] == "within" and p["local_size"] % 2 == 0:
+        raise error(layer, "within-channel LRN needs an odd local_size (as Caffe)")
+    return [x] * len(layer.tops)
+
+
+def lrn_field(layer: Layer, seen: Field) -> Field:
+    """Across channels LRN is pointwise in space; within a channel it widens the field."""
+    p, (size, jump) = params(layer), seen
+    if p["region"] == "within":
+        return size + (p["local_size"] - 1) * jump, jump
+    return seen
+
+
+# --- per-channel affine maps -------------------------------------------------------------
+
+def _affine(x: Tensor, scale: Tensor | None, shift: Tensor | None, axis: int) -> Tensor:
+    """x · scale + shift, the parameters laid along the axes from `axis` on."""
+    def view(t: Tensor) -> Tensor:
+        return t.view(list(t.shape) + [1] * (x.dim() - axis - t.dim()))
+
+    if scale is not None:
+        x = x * view(scale)
+    if shift is not None:
+        x = x + view(shift)
+    return x
+
+
+class ChannelAffine(nn.Module):
+    """y = x · scale + shift with per-channel (or per-axis-slice) scale and shift."""
+
+    def __init__(self, scale: Tensor | None, shift: Tensor | None, axis: int = 1) -> None:
+        super().__init__()
+        self.axis = axis
+        self.register_buffer("scale", scale)
+        self.register_buffer("shift", shift)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _affine(x, self.scale, self.shift, self.axis)
+
+
+class BatchNorm(nn.Module):
+    """Caffe BatchNorm (mean, variance, moving-average factor), inference statistics.
+
+    Two more blobs (weight, bias) make it the affine batch norm of other frameworks.
+    The blobs are the module's buffers as they are (no copy); `scale` and `shift`, the
+    affine map they amount to, are computed from them.
+    """
+
+    axis = 1
+
+    def __init__(self, blobs: list[Tensor], eps: float) -> None:
+        super().__init__()
+        for name, blob in zip(("mean", "variance", "factor", "weight", "bias"), blobs):
+            self.register_buffer(name, blob)
+        factor = float(blobs[2].reshape(-1)[0])
+        self.inverse_factor, self.eps, self.affine_too = \
+            0.0 if factor == 0 else 1.0 / factor, eps, len(blobs) == 5
+
+    @property
+    def scale(self) -> Tensor:
+        return self.affine()[0]
+
+    @property
+    def shift(self) -> Tensor:
+        return self.affine()[1]
+
+    def affine(self) -> tuple[Tensor, Tensor]:
+        mean = self.mean.reshape(-1) * self.inverse_factor
+        var = self.variance.reshape(-1) * self.inverse_factor
+        inv_std = 1.0 / torch.sqrt(var + self.eps)
+        scale, shift = inv_std, -mean * inv_std
+        if self.affine_too:
+            weight = self.weight.reshape(-1)
+            scale, shift = scale * weight, shift * weight + self.bias
+        return scale, shift
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _affine(x, *self.affine(), self.axis)
+
+
+def batch_norm(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    expect_blobs(layer, blobs, (3, 5))
+    return BatchNorm(blobs, params(layer)["eps"])
+
+
+def scale(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    p = params(layer)
+    expect_blobs(layer, blobs, (2,) if p["bias_term"] else (1,))
+    return ChannelAffine(blobs[0], blobs[1] if len(blobs) > 1 else None, p["axis"])
+
+
+def bias(layer: Layer, blobs: list[Tensor]) -> nn.Module:
+    expect_blobs(layer, blobs, (1,))
+    return ChannelAffine(None, blobs[0], params(layer)["axis"])
+
+
+def _parameter_axis(layer: Layer, rank: int) -> int:
+    return axis_index(layer, 1 if layer.type == "BatchNorm" else params(layer)["axis"], rank)
+
+
+def channel_affine_shape(layer: Layer, bottoms: list[Shape]) -> Outcome:
+    x = one_input(layer, bottoms)
+    if layer.blobs:
+        axis = _parameter_axis(layer, len(x))
+        want = [layer.blobs[0].size] if layer.type == "BatchNorm" else \
+            list(layer.blobs[0].shape)
+        if x[axis:axis + len(want)] != want:
+            return mismatch(layer, f"parameters of shape {want}, input {x}")
+    return [x] * len(layer.tops)
+
+
+def batch_norm_blobs(layer: Layer, bottom: Shape) -> list[tuple[int, ...]]:
+    return [(bottom[1],), (bottom[1],), (1,)]
+
+
+def channel_affine_blobs(layer: Layer, bottom: Shape) -> list[tuple[int, ...]]:
+    p = params(layer)
+    axis = p["axis"] % len(bottom)
+    end = len(bottom) if p["num_axes"] == -1 else axis + p["num_axes"]
+    shape = tuple(bottom[axis:end])
+    return [shape] + [shape] * p.get("bias_term", False)
+
+
+register(
+    LayerType("LRN", lrn, lrn_shape, lrn_field, is_feature=True,
+              defaults={"local_size": 5, "alpha": 1.0, "beta": 0.75, "k": 1.0,
+                        "region": "across"}),
+    LayerType("BatchNorm", batch_norm, channel_affine_shape, same_field,
+              blob_shapes=batch_norm_blobs, defaults={"eps": 1e-5}),
+    LayerType("Scale", scale, channel_affine_shape, same_field,
+              blob_shapes=channel_affine_blobs,
+              defaults={"axis": 1, "num_axes": 1, "bias_term": False}),
+    LayerType("Bias", bias, channel_affine_shape, same_field,
+              blob_shapes=channel_affine_blobs, defaults={"axis": 1, "num_axes": 1}),
+)
