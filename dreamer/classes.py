@@ -23,7 +23,7 @@ from converters.spec import ConversionError
 from models.labels import ClassList, class_index, read_labels
 
 from .gradient import Target
-from .networks import open_network
+from .networks import DEFAULT_MODEL, open_network
 from .preprocessing import Preprocessing
 
 LABELS_FILE = "labels.txt"  # in a converted model's folder (written by models/convert.py)
@@ -55,8 +55,6 @@ def classifier_of(network: Network) -> Classifier:
 
 def model_directory(model: str | None) -> Path | None:
     """The converted folder a `--model` names, if it names one (where labels.txt is)."""
-    from .networks import DEFAULT_MODEL
-
     path = Path(model or DEFAULT_MODEL)
     if path.is_dir():
         return path
