@@ -122,8 +122,12 @@ def default_preprocessing(channels: int) -> Preprocessing:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float's range, as JSON can hold
+        return False
 
 
 def _short(value: Any) -> str:

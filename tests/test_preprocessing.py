@@ -77,6 +77,8 @@ BAD = [
     ({"mean": [104, 117]}, "'mean' must be 3 numbers, one per channel of 'BGR'"),
     ({"std": [1, 0, 1]}, "'std' must be 3 positive numbers"),
     ({"std": [1, None, 1]}, "'std' must be 3 positive numbers"),
+    ({"std": [1, 10**400, 1]}, "'std' must be 3 positive numbers"),
+    ({"mean": [0, float("nan"), 0]}, "'mean' must be 3 numbers"),
     ({"channel_order": "L", "mean": [0, 0, 0]}, "'mean' must be 1 numbers, one per channel"),
     ({"stdev": [1, 1, 1]}, "unknown field 'stdev'"),
 ]
