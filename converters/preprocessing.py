@@ -70,7 +70,7 @@ class Preprocessing:
         """From `to_json()` output (as written by every version); missing fields take
         the defaults, unknown ones are refused."""
         if not isinstance(data, dict):
-            raise ConversionError(f"preprocessing: expected an object, got {_short(data)}")
+            raise ConversionError(f"preprocessing: expected an object, got {reprlib.repr(data)}")
         unknown = sorted(set(data) - set(FIELDS))
         if unknown:
             raise ConversionError(f"preprocessing: unknown field {unknown[0]!r} "
@@ -130,9 +130,5 @@ def _is_number(value: Any) -> bool:
         return False
 
 
-def _short(value: Any) -> str:
-    return reprlib.repr(value)
-
-
 def _refuse(name: str, expected: str, value: Any) -> None:
-    raise ConversionError(f"preprocessing: {name!r} must be {expected}, got {_short(value)}")
+    raise ConversionError(f"preprocessing: {name!r} must be {expected}, got {reprlib.repr(value)}")

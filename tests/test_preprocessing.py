@@ -135,3 +135,21 @@ def test_check_image_refuses_a_decompression_bomb(tiny, tmp_path):
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1
     assert f"{bomb}: 10000×10000 pixels is too large" in result.stderr
+
+
+def test_a_grey_net_gets_luma_in_0_1_and_back_grey(tmp_path):
+    lenet = shared_path("models", "lenet_mnist")
+    spec = converters.load_caffe(lenet / "mnist_deploy.prototxt",
+                                 lenet / "lenet_iter_10000.caffemodel").spec
+    assert spec.input_shape[1] == 1 and spec.preprocessing is None
+    pre = spec.input_preprocessing()
+    image = Image.open(shared_path("models", "_common", "cat.jpg")).convert("RGB")
+    path = tmp_path / "cat.png"
+    image.resize((spec.input_shape[3], spec.input_shape[2]), Image.BILINEAR).save(path)
+    checked = image_input(str(path), spec.input_shape, pre)
+    rgb = np.asarray(Image.open(path), np.float64)
+    luma = (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]) / 255  # ITU-R 601
+    assert checked.shape == tuple(spec.input_shape)
+    assert np.abs(checked[0, 0] - luma).max() < 1e-6
+    back = pre.to_rgb(checked[0])
+    assert back.shape == (*luma.shape, 3) and np.abs(back - 255 * luma[..., None]).max() < 1e-3
