@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import reprlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -47,7 +47,7 @@ class Preprocessing:
         if not (_is_number(self.scale) and self.scale > 0):
             _refuse("scale", "a positive number", self.scale)
         object.__setattr__(self, "scale", float(self.scale))
-        channels = len(self.channel_order)
+        channels = self.channels
         for name, positive in (("mean", False), ("std", True)):
             values = getattr(self, name)
             if not (isinstance(values, (list, tuple)) and len(values) == channels
@@ -130,5 +130,5 @@ def _is_number(value: Any) -> bool:
         return False
 
 
-def _refuse(name: str, expected: str, value: Any) -> None:
+def _refuse(name: str, expected: str, value: Any) -> NoReturn:
     raise ConversionError(f"preprocessing: {name!r} must be {expected}, got {reprlib.repr(value)}")
