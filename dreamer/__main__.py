@@ -106,13 +106,14 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
+    from converters.images import load_rgb
+
     from .dream import Options, check_size, dream, parse_targets, quantise_result, validate
     from .gradient import receptive_field
     from .image_io import (
         check_npy,
         check_octave_folder,
         check_writable,
-        load_rgb,
         save_array,
         save_octave,
         save_rgb,
