@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 
-
-class ConversionError(Exception):
-    """A model file or description that cannot be converted; the message is one line."""
+from .errors import ConversionError
+from .preprocessing import Preprocessing, default_preprocessing
 
 
 def first_line(e: Exception) -> str:
@@ -60,7 +59,7 @@ class NetSpec:
     layers: list[Layer]
     sequence: list[str] = field(default_factory=list)
     source: dict[str, Any] = field(default_factory=dict)
-    preprocessing: dict[str, Any] | None = None
+    preprocessing: Preprocessing | None = None
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -74,6 +73,10 @@ class NetSpec:
             seen.add(layer.name)
         if not self.sequence:
             self.sequence = [layer.name for layer in self.layers]
+
+    def input_preprocessing(self) -> Preprocessing:
+        """The recorded preprocessing, else the default for the input's channel count."""
+        return self.preprocessing or default_preprocessing(self.input_shape[1])
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -97,7 +100,7 @@ class NetSpec:
             for entry in out["layers"]:
                 entry["min_size"] = min_sizes.get(entry["name"])
         if self.preprocessing is not None:
-            out["preprocessing"] = self.preprocessing
+            out["preprocessing"] = self.preprocessing.to_json()
         return out
 
     @classmethod
@@ -114,9 +117,10 @@ class NetSpec:
                 layer_blobs.append(blobs[key])
             layers.append(Layer(entry["name"], entry["type"], list(entry["bottoms"]),
                                 list(entry["tops"]), dict(entry.get("params", {})), layer_blobs))
+        preprocessing = data.get("preprocessing")
         return cls(data["name"], data["input"]["name"], list(data["input"]["shape"]), layers,
                    list(data.get("sequence", [])), dict(data.get("source", {})),
-                   data.get("preprocessing"))
+                   None if preprocessing is None else Preprocessing.from_json(preprocessing))
 
 
 def blob_key(layer_name: str, index: int) -> str:

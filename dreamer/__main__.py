@@ -125,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
+    from converters.images import load_rgb
+
     from .deepdraw import noise_canvas, schedule
     from .dream import Options, check_size, dream, parse_targets, quantise_result, validate
     from .gradient import receptive_field
@@ -132,7 +134,6 @@ def run(args: argparse.Namespace) -> int:
         check_npy,
         check_octave_folder,
         check_writable,
-        load_rgb,
         save_array,
         save_octave,
         save_rgb,

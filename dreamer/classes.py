@@ -24,7 +24,6 @@ from models.labels import ClassList, class_index, read_labels
 
 from .gradient import Target
 from .networks import DEFAULT_MODEL, open_network
-from .preprocessing import Preprocessing
 
 LABELS_FILE = "labels.txt"  # in a converted model's folder (written by models/convert.py)
 
@@ -207,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def classify_main(argv: list[str]) -> int:
-    from .image_io import load_rgb
+    from converters.images import load_rgb
 
     args = build_parser().parse_args(argv)
     if args.top < 1:
@@ -217,7 +216,7 @@ def classify_main(argv: list[str]) -> int:
     labels = labels_for(args.model, args.labels, classifier.classes)
     height, width = network.spec.input_shape[-2:]
     rgb = fit_input(load_rgb(args.image), height, width, args.crop)
-    probs = probabilities(network, Preprocessing.of(network).to_net(rgb))
+    probs = probabilities(network, network.spec.input_preprocessing().to_net(rgb))
     rows = top_classes(probs, labels, args.top)
     if args.json:
         print(json.dumps(rows, indent=1))

@@ -111,9 +111,7 @@ def dream_deepdraw(rgb: np.ndarray, net: Network, targets: list[Target],
                    ) -> np.ndarray:
     """The preset on H×W×3 RGB: float RGB of the final canvas. ITERATIONS is the total
     number of steps (default the schedule's 500), RATE multiplies its step sizes."""
-    from .preprocessing import Preprocessing
-
-    pre = Preprocessing.of(net)
+    pre = net.spec.input_preprocessing()
     low, high = (v.astype(np.float32) for v in pre.input_range())
     canvas = draw(pre.to_net(rgb), net, targets, schedule(iterations, octaves),
                   1.0 if rate is None else rate, low, high, seed, device, on_step)

@@ -21,20 +21,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from converters.images import load_rgb
 from converters.network import Network
+from converters.preprocessing import Preprocessing
 
 from .classes import cropped, size_problem_for
 from .devices import check_device
 from .google_loop import STEP_NORMS, OctaveSettings, dream_octaves, octave_sizes, plan_octaves
 from .gradient import DreamGradient, Target
-from .image_io import load_rgb, quantise
+from .image_io import quantise
 from .large_step import warn_if_noise
 from .layers import resolve_layer
 from .networks import open_network
-from .preprocessing import NOTEBOOK_GOOGLENET_MEAN, Preprocessing
 from .torch7_preset import SIZE as TORCH7_SIZE
 
 PRESETS = ("google", "torch7", "deepdraw")
+# Google's notebook subtracts this from GoogLeNet's input (not the deploy's 104/117/123).
+NOTEBOOK_GOOGLENET_MEAN = (104.0, 116.0, 122.0)
 
 
 @dataclass
@@ -82,9 +85,9 @@ def parse_targets(network: Network, layer: str | int | list) -> list[Target]:
 
 
 def preprocessing_for(network: Network, preset: str | None) -> Preprocessing:
-    pre = Preprocessing.of(network)
+    pre = network.spec.input_preprocessing()
     zoo = (network.spec.source.get("zoo") or {}).get("model", "")
-    if preset == "google" and (not network.spec.preprocessing or zoo == "googlenet"):
+    if preset == "google" and (network.spec.preprocessing is None or zoo == "googlenet"):
         pre = replace(pre, mean=NOTEBOOK_GOOGLENET_MEAN)
     return pre
 

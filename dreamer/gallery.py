@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from converters.images import load_rgb
 from converters.layer_types import LAYER_TYPES
 from converters.network import Network
 
 from .classes import class_cells, fit_input
 from .gradient import receptive_field
-from .image_io import check_writable, load_rgb, save_rgb
+from .image_io import check_writable, save_rgb
 from .layers import resolve_layer
 from .networks import open_network
 

@@ -10,7 +10,8 @@ neither cannot be verified, and the converter says so.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+from converters.preprocessing import Preprocessing
 
 KINDS = ("prototxt", "weights", "mean", "classes")
 
@@ -68,13 +69,13 @@ class ZooModel:
     def source(self, kind: str) -> Source | None:
         return next((s for s in self.sources if s.kind == kind), None)
 
-    def preprocessing(self, mean: list[float] | None = None) -> dict[str, Any]:
-        """The preprocessing dict of the network description (schema in converters.spec)."""
+    def preprocessing(self, mean: list[float] | None = None) -> Preprocessing:
+        """The preprocessing of the network description (`mean`: from the mean file)."""
         values = mean if mean is not None else self.mean
         if values is None:
             raise ValueError(f"{self.name}: no mean values and no mean file")
-        return {"channel_order": self.channel_order, "scale": self.scale,
-                "mean": [round(float(v), 4) for v in values], "std": list(self.std)}
+        return Preprocessing(self.channel_order, self.scale,
+                             tuple(round(float(v), 4) for v in values), self.std)
 
 
 def normalise(name: str) -> str:

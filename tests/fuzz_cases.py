@@ -480,7 +480,7 @@ def read_mean(folder: Path) -> Any:
 
 
 def read_image(folder: Path) -> Any:
-    from dreamer.image_io import load_rgb
+    from converters.images import load_rgb
     return load_rgb(next(folder.glob("image.*")))
 
 
@@ -490,7 +490,7 @@ def conversion_error() -> type[Exception]:
 
 
 def image_error() -> type[Exception]:
-    from dreamer.image_io import ImageError
+    from converters.images import ImageError
     return ImageError
 
 

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 import converters
+from converters.images import load_rgb
 from converters.spec import ConversionError
 from dreamer.__main__ import main
 from dreamer.classes import (
@@ -23,8 +24,6 @@ from dreamer.classes import (
 from dreamer.deepdraw import noise_canvas, schedule
 from dreamer.dream import dream
 from dreamer.gradient import Target
-from dreamer.image_io import load_rgb
-from dreamer.preprocessing import Preprocessing
 from models.convert import convert_zoo
 from models.labels import class_index, read_labels
 from models.registry import lookup
@@ -190,7 +189,7 @@ def test_class_dreams_raise_their_class(zoo):
     probability at least tenfold, for 3 of 4 classes."""
     net = converters.load(zoo / "googlenet")
     labels = read_labels(zoo / "googlenet" / "labels.txt")
-    pre = Preprocessing.of(net)
+    pre = net.spec.input_preprocessing()
     rgb = fit_input(load_rgb(shared_path("models", "_common", "cat.jpg")), 224, 224, "centre")
     before = probabilities(net, pre.to_net(rgb))
     raised = []
@@ -263,7 +262,7 @@ def test_deepdraw_from_noise_draws_the_class(zoo):
     puts the class in the top 5 of real GoogLeNet for 3 of 4 classes."""
     net = converters.load(zoo / "googlenet")
     labels = read_labels(zoo / "googlenet" / "labels.txt")
-    pre = Preprocessing.of(net)
+    pre = net.spec.input_preprocessing()
     ranks = []
     for name in ("goldfish", "bell pepper", "school bus", "volcano"):
         targets = class_targets(net, name, labels)

@@ -30,7 +30,6 @@ import dreamer
 from converters.spec import ConversionError
 from dreamer.dream import Options, make_gradient, parse_targets
 from dreamer.gradient import DreamGradient, Target, gaussian_blur, laplacian_normalise
-from dreamer.preprocessing import Preprocessing
 
 pytestmark = pytest.mark.numerical
 CAFFE_MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32).reshape(3, 1, 1)
@@ -205,7 +204,7 @@ def test_objective_matches_finite_differences_of_its_loss(tiny, objective):
 def test_guide_dy_is_the_best_matching_guide_feature(tiny):
     rgb, guide_rgb = cat(29, 31), cat(60, 52)[::-1, ::-1]  # a different picture
     x, g = caffe_input(rgb), caffe_input(np.ascontiguousarray(guide_rgb))
-    pre = Preprocessing.of(tiny)
+    pre = tiny.spec.input_preprocessing()
     gradient = make_gradient(tiny, [Target("norm1")], Options(guide=guide_rgb), pre)
     grad = gradient(x)
 

@@ -30,9 +30,9 @@ from fuzz_cases import (
 from test_torch7_errors import instance, sequential, string, table
 
 from converters import ConversionError, load, save
+from converters.images import ImageError, load_rgb
 from converters.onnx.export import to_onnx
 from converters.torch7.t7file import read_t7
-from dreamer.image_io import ImageError, load_rgb
 
 # Cases per format in the suite: about 40 s in all on 2 busy cores.
 SUITE_CASES = {"caffemodel": 150, "onnx": 150}

@@ -19,7 +19,9 @@ import onnx
 import torch
 
 from ..atomic import check_file_target, write_bytes
+from ..images import load_rgb
 from ..network import Network
+from ..preprocessing import Preprocessing
 from ..spec import ConversionError, first_line
 from ..store import open_model
 from .export import OPSET, output_names, to_onnx
@@ -62,26 +64,15 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest relative difference accepted (default 1e-4)")
 
 
-def image_input(path: str, shape: list[int], preprocessing: dict | None) -> np.ndarray:
-    """An image resized to the input's H×W, preprocessed as the net's description says
-    (pixels in [0, 1] × scale, channel order, minus mean, over std), else in [0, 1]."""
-    from PIL import Image, UnidentifiedImageError
+def image_input(path: str, shape: list[int], preprocessing: Preprocessing) -> np.ndarray:
+    """An image resized (bilinear) to the input's H×W and preprocessed: N×C×H×W."""
+    from PIL import Image
 
-    try:
-        with Image.open(path) as image:
-            image = image.convert("L" if shape[1] == 1 else "RGB").resize(
-                (shape[3], shape[2]), Image.Resampling.BILINEAR)
-            pixels = np.asarray(image, dtype=np.float32) / 255.0
-    except (OSError, UnidentifiedImageError) as e:
-        raise ConversionError(f"{path}: cannot read the image ({e})") from None
-    pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
-    if preprocessing and shape[1] == 3:
-        pixels = pixels * float(preprocessing.get("scale", 1.0))
-        if preprocessing.get("channel_order", "RGB") == "BGR":
-            pixels = pixels[::-1]
-        mean = np.asarray(preprocessing.get("mean", [0.0] * 3), np.float32).reshape(3, 1, 1)
-        std = np.asarray(preprocessing.get("std", [1.0] * 3), np.float32).reshape(3, 1, 1)
-        pixels = (pixels - mean) / std
+    rgb = Image.fromarray(load_rgb(path)).resize((shape[3], shape[2]), Image.Resampling.BILINEAR)
+    pixels = preprocessing.to_net(np.asarray(rgb))
+    if pixels.shape[0] != shape[1]:
+        raise ConversionError(f"{path}: the preprocessing gives {pixels.shape[0]} channels, "
+                              f"the net's input has {shape[1]}")
     return np.ascontiguousarray(np.broadcast_to(pixels, shape), dtype=np.float32)
 
 
@@ -157,7 +148,7 @@ def run_check(args: argparse.Namespace) -> int:
     spec = read_onnx(path)
     shape = list(args.input_shape or spec.input_shape)
     if args.image:
-        x = image_input(args.image, shape, spec.preprocessing)
+        x = image_input(args.image, shape, spec.input_preprocessing())
     else:
         x = np.random.default_rng(args.seed).standard_normal(shape).astype(np.float32)
     result = compare(path, x, args.layers, Network(spec))

@@ -382,7 +382,7 @@ def _model(spec: NetSpec, layers: list[Layer], counts: list[int], g: GraphBuilde
     min_sizes = min_input_sizes(spec)
     meta = {"name": spec.name, "input": {"name": spec.input_name, "shape": spec.input_shape},
             "sequence": [n for n in spec.sequence if n in kept], "source": spec.source,
-            "preprocessing": spec.preprocessing,
+            "preprocessing": spec.preprocessing and spec.preprocessing.to_json(),
             "layers": [{"name": layer.name, "type": layer.type, "tops": layer.tops, "nodes": n,
                         "min_size": min_sizes.get(layer.name)}
                        for layer, n in zip(layers, counts)]}

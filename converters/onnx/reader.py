@@ -21,6 +21,7 @@ import onnx
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 from ..network import Network
+from ..preprocessing import Preprocessing
 from ..shapes import check_input_shape
 from ..spec import ConversionError, Layer, NetSpec, first_line
 from .format import METADATA_KEY
@@ -167,8 +168,10 @@ def _describe(path: Path, model: onnx.ModelProto, opsets: dict[str, int]) -> Net
         source["exported_from"] = meta.get("source", {})
     names = {layer.name for layer in layers}
     sequence = [n for n in (meta or {}).get("sequence", []) if n in names]
+    recorded = (meta or {}).get("preprocessing")
     return NetSpec((meta or {}).get("name") or graph.name or path.stem, blob_of[inputs[0].name],
-                   shape, layers, sequence, source, (meta or {}).get("preprocessing"))
+                   shape, layers, sequence, source,
+                   None if recorded is None else Preprocessing.from_json(recorded))
 
 
 def _constant_tensor(path: Path, node: onnx.NodeProto) -> TensorProto:
