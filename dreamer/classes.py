@@ -22,7 +22,7 @@ from converters.shapes import Unfit
 from converters.spec import ConversionError
 from models.labels import ClassList, class_index, read_labels
 
-from .gradient import Target
+from .gradient import Target, split_weight
 from .networks import DEFAULT_MODEL, open_network
 
 LABELS_FILE = "labels.txt"  # in a converted model's folder (written by models/convert.py)
@@ -84,13 +84,7 @@ def class_targets(network: Network, text: str, labels: ClassList | None) -> list
     classifier = classifier_of(network)
     targets = []
     for part in (p for p in text.split(",") if p.strip()):
-        name, weight = part, 1.0
-        head, _, tail = part.rpartition(":")
-        if head:
-            try:
-                name, weight = head, float(tail)
-            except ValueError:
-                pass
+        name, weight = split_weight(part)
         index = class_index(name, classifier.classes, labels)
         targets.append(Target(classifier.logits, weight, channel=index))
     if not targets:

@@ -28,7 +28,7 @@ from converters.preprocessing import Preprocessing
 from .classes import cropped, size_problem_for
 from .devices import check_device
 from .google_loop import STEP_NORMS, OctaveSettings, dream_octaves, octave_sizes, plan_octaves
-from .gradient import DreamGradient, Target
+from .gradient import DreamGradient, Target, split_weight
 from .image_io import quantise
 from .large_step import warn_if_noise
 from .layers import resolve_layer
@@ -71,13 +71,7 @@ def parse_targets(network: Network, layer: str | int | list) -> list[Target]:
         if isinstance(part, Target):
             targets.append(part)
             continue
-        name, weight = str(part), 1.0
-        head, _, tail = name.rpartition(":")
-        if head:
-            try:
-                name, weight = head, float(tail)
-            except ValueError:
-                pass
+        name, weight = split_weight(str(part))
         targets.append(Target(resolve_layer(network, name), weight))
     if not targets:
         raise ValueError("no layer given")

@@ -10,6 +10,7 @@ normalisation.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +29,15 @@ class Target:
     layer: str
     weight: float = 1.0
     channel: int | None = None  # a class target: raise this channel's score (dy = 1 there)
+
+
+WEIGHT_SUFFIX = re.compile(r"(.+):([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
+
+
+def split_weight(part: str) -> tuple[str, float]:
+    """`name:0.5` -> ("name", 0.5); a part without a numeric suffix keeps weight 1."""
+    match = WEIGHT_SUFFIX.fullmatch(part)
+    return (match[1], float(match[2])) if match else (part, 1.0)
 
 
 class DreamGradient:
