@@ -25,6 +25,9 @@ def first_line(e: Exception) -> str:
     return lines[0] if lines else type(e).__name__
 
 
+# The format string of network.json (and of the weights file's metadata).
+NETWORK_FORMAT = "dreamzoo-network/1"
+
 @dataclass
 class Layer:
     name: str
@@ -89,7 +92,7 @@ class NetSpec:
         a "min_size": the smallest input [height, width] it is computed at, null if
         unknown (for readers of the file: loading recomputes it)."""
         out: dict[str, Any] = {
-            "format": "dreamzoo-network/1",
+            "format": NETWORK_FORMAT,
             "name": self.name,
             "input": {"name": self.input_name, "shape": self.input_shape},
             "source": self.source,

@@ -18,12 +18,11 @@ from .atomic import OutputError, is_temporary, replacing_folder
 from .caffe.reader import read_caffe
 from .network import Network
 from .shapes import computed_shapes, min_input_sizes
-from .spec import ConversionError, NetSpec, blob_key
+from .spec import NETWORK_FORMAT, ConversionError, NetSpec, blob_key
 
 DESCRIPTION_FILE = "network.json"
 WEIGHTS_FILE = "weights.safetensors"
 EXTRA_FILES = ("layers.txt", "labels.txt")  # written by the zoo (models/convert.py)
-FORMAT = "dreamzoo-network/1"  # as NetSpec.to_json writes it
 MAX_DESCRIPTION_BYTES = 64 << 20
 PROTOTXT_SUFFIXES = (".prototxt", ".protxt", ".pbtxt")
 
@@ -43,7 +42,7 @@ def save(network: Network | NetSpec, directory: str | Path,
              for layer in spec.layers for i, b in enumerate(layer.blobs)}
     description = json.dumps(spec.to_json(min_input_sizes(spec)), indent=1) + "\n"
     with replacing_folder(directory) as staging:
-        save_file(blobs, staging / WEIGHTS_FILE, metadata={"format": FORMAT})
+        save_file(blobs, staging / WEIGHTS_FILE, metadata={"format": NETWORK_FORMAT})
         (staging / DESCRIPTION_FILE).write_text(description)
         for name, content in (extra_files or {}).items():
             if isinstance(content, bytes):
@@ -93,7 +92,7 @@ def _written_by_us(description: Path) -> bool:
         data = json.loads(description.read_bytes())
     except (OSError, ValueError):
         return False
-    return isinstance(data, dict) and data.get("format") == FORMAT
+    return isinstance(data, dict) and data.get("format") == NETWORK_FORMAT
 
 
 def load(path: str | Path) -> Network:
