@@ -34,9 +34,9 @@ FUZZ_CASES ?= 10000
 fuzz: setup
 	$(PY) tests/fuzz.py --cases $(FUZZ_CASES)
 
-# Seconds per dream iteration, GoogLeNet to inception_4c/output at 1024x576 (see bench/).
+# Every benchmark in bench/ (shared code in bench/_*.py): speed, precisions, memory.
 bench: setup
-	$(PY) bench/dream_step.py
+	@for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 # --- model zoo (models/; the registry is models/registry.py) ---------------------------------
 #   make convert                                  list the zoo

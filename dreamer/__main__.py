@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from importlib import import_module
 from pathlib import Path
 
 from converters.spec import ConversionError
@@ -43,19 +44,12 @@ objectives (the output gradient dy sent back from the layer):
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_dream_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a dream, shared by the still dreamer and every subcommand that
+    dreams (each then reads them with `dream_options` and `prepare_dream`)."""
     from .google_loop import STEP_NORMS
     from .objectives import OBJECTIVE_HELP
 
-    objectives = "\n".join(f"  {k:<8} {v}" for k, v in OBJECTIVE_HELP.items())
-    objectives += "\n  (--guide IMG replaces the objective by the notebook's guided dream)"
-    parser = argparse.ArgumentParser(
-        prog="python -m dreamer", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="DeepDream on classic Caffe/Torch7 nets.",
-        epilog=EPILOG.format(objectives=objectives))
-    parser.add_argument("src", nargs="?", help="source image (PNG, JPEG, ...)")
-    parser.add_argument("positional", nargs="*", metavar="LAYER ITERATIONS RATE",
-                        help="target layer(s), iterations per octave, update rate")
     parser.add_argument("--model", help="zoo name (default nin), converted directory, .t7, "
                         ".onnx, or prototxt (with --weights)")
     parser.add_argument("--weights", help="the caffemodel of a prototxt --model")
@@ -86,12 +80,38 @@ def build_parser() -> argparse.ArgumentParser:
                         "(bounded memory for large images; seamless)")
     parser.add_argument("--tile-margin", type=int, help="context around each tile (default: "
                         "the target's receptive field, which makes tiling exact)")
-    parser.add_argument("-o", "--output", help="output PNG/JPEG (default <src stem>_dream.png)")
-    parser.add_argument("--save-raw", help="also save the float RGB result as .npy")
-    parser.add_argument("--save-octaves", help="also save each octave's result in this folder")
     parser.add_argument("--seed", type=int, default=0, help="random seed (jitter)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+# The attributes of `add_dream_options` that are `dreamer.dream()` keyword options.
+DREAM_OPTIONS = ("preset", "octaves", "octave_scale", "jitter", "step_norm", "channel",
+                 "objective", "topk", "guide", "blur", "laplacian", "tile", "tile_margin",
+                 "seed", "device")
+
+
+def dream_options(args: argparse.Namespace) -> dict:
+    """The keyword options of `dreamer.dream()` given on the command line."""
+    return {name: getattr(args, name) for name in DREAM_OPTIONS}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .objectives import OBJECTIVE_HELP
+
+    objectives = "\n".join(f"  {k:<8} {v}" for k, v in OBJECTIVE_HELP.items())
+    objectives += "\n  (--guide IMG replaces the objective by the notebook's guided dream)"
+    parser = argparse.ArgumentParser(
+        prog="python -m dreamer", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="DeepDream on classic Caffe/Torch7 nets.",
+        epilog=EPILOG.format(objectives=objectives))
+    parser.add_argument("src", nargs="?", help="source image (PNG, JPEG, ...)")
+    parser.add_argument("positional", nargs="*", metavar="LAYER ITERATIONS RATE",
+                        help="target layer(s), iterations per octave, update rate")
+    add_dream_options(parser)
+    parser.add_argument("-o", "--output", help="output PNG/JPEG (default <src stem>_dream.png)")
+    parser.add_argument("--save-raw", help="also save the float RGB result as .npy")
+    parser.add_argument("--save-octaves", help="also save each octave's result in this folder")
     parser.add_argument("--list-layers", action="store_true",
                         help="print index, name, type, output shape and smallest input "
                         "size of every layer")
@@ -121,42 +141,19 @@ def class_targets(network, args: argparse.Namespace) -> list:
     return targets_of(network, args.class_, labels)
 
 
-def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    from tqdm import tqdm
-
-    from converters.images import load_rgb
-
-    from .deepdraw import noise_canvas, schedule
-    from .dream import Options, check_size, dream, parse_targets, quantise_result, validate
+def prepare_dream(network, args: argparse.Namespace) -> tuple[list, int | None, float | None]:
+    """(targets, ITERATIONS, RATE) of the command line, with everything about them that can
+    be refused refused now, before any output or progress bar."""
+    from .dream import Options, parse_targets, validate
     from .gradient import receptive_field
-    from .image_io import (
-        check_npy,
-        check_octave_folder,
-        check_writable,
-        save_array,
-        save_octave,
-        save_rgb,
-    )
     from .layers import dream_layer_default
-    from .networks import open_network
 
-    network = open_network(args.model, args.weights)
-    if args.list_layers:
-        print(network.layer_table())
-        return 0
-    if args.src is None and args.preset != "deepdraw":  # deepdraw: a noise canvas
-        raise ValueError("give a source image (see --help)")
     layer, iterations, rate = split_positionals(args)
-    options = {k: getattr(args, k) for k in (
-        "preset", "octaves", "octave_scale", "jitter", "step_norm", "channel", "objective",
-        "topk", "guide", "blur", "laplacian", "tile", "tile_margin", "seed", "device")}
-    # Everything that can be refused is refused before any output or progress bar.
     targets = class_targets(network, args) if args.class_ is not None else []
     if layer or not targets:
         targets = parse_targets(network, layer or dream_layer_default(network)) + targets
     validate(10 if iterations is None else iterations, 1.0 if rate is None else rate,
-             Options(**options))
+             Options(**dream_options(args)))
     if args.channel is not None:
         shapes = network.output_shapes()
         for target in targets:
@@ -166,6 +163,35 @@ def run(args: argparse.Namespace) -> int:
                                  f"{target.layer!r} has {channels} channels")
     if args.tile is not None:
         receptive_field(network, [t.layer for t in targets])
+    return targets, iterations, rate
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from converters.images import load_rgb
+
+    from .deepdraw import noise_canvas, schedule
+    from .dream import Options, check_size, dream, quantise_result
+    from .image_io import (
+        check_npy,
+        check_octave_folder,
+        check_writable,
+        save_array,
+        save_octave,
+        save_rgb,
+    )
+    from .networks import open_network
+
+    network = open_network(args.model, args.weights)
+    if args.list_layers:
+        print(network.layer_table())
+        return 0
+    if args.src is None and args.preset != "deepdraw":  # deepdraw: a noise canvas
+        raise ValueError("give a source image (see --help)")
+    targets, iterations, rate = prepare_dream(network, args)
+    options = dream_options(args)
     noise = args.preset == "deepdraw" and (args.src or "noise") == "noise" \
         and not Path("noise").exists()
     out = check_writable(args.output or f"{Path(args.src or 'noise').stem}_dream.png")
@@ -193,6 +219,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+# `python -m dreamer NAME ...`: NAME's module in dreamer/ and its entry point.
+SUBCOMMANDS = {
+    "gallery": ("gallery", "gallery_main"),
+    "classify": ("classes", "classify_main"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
@@ -203,12 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = lambda message, *_, **__: tqdm.write(f"warning: {message}",
                                                                     file=sys.stderr)
         try:
-            if argv and argv[0] == "gallery":
-                from .gallery import gallery_main
-                return gallery_main(argv[1:])
-            if argv and argv[0] == "classify":
-                from .classes import classify_main
-                return classify_main(argv[1:])
+            if argv and argv[0] in SUBCOMMANDS:
+                module, function = SUBCOMMANDS[argv[0]]
+                return getattr(import_module(f"dreamer.{module}"), function)(argv[1:])
             return run(build_parser().parse_intermixed_args(argv))
         except (ConversionError, ImageError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
