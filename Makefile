@@ -13,7 +13,7 @@ $(PY):
 
 setup: $(PY)
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[dev,check]'
+	$(PY) -m pip install -q -e '.[dev,check,ray]'
 
 test: setup
 	$(PY) -m ruff check .

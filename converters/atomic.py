@@ -5,7 +5,8 @@ Every temporary is a hidden entry beside its target, `.dreamzoo-tmp-<pid>-<token
 (`-old-` for a folder moved aside while its replacement moves in). A process killed during
 a write cannot clean up after itself, so every write first removes the temporaries whose
 process is gone (`remove_stale`); nothing else is ever removed. Used by every writer:
-converted networks, ONNX files, images, arrays, downloads.
+converted networks, ONNX files, images, arrays, downloads; logs only ever grow
+(`append_line`).
 """
 
 from __future__ import annotations
@@ -112,6 +113,23 @@ def write_bytes(path: Path, data: bytes) -> Path:
     with replacing(path) as file:
         file.write(data)
     return Path(path)
+
+
+def append_line(path: Path, line: str) -> None:
+    """Add one line to the end of a log file (created if missing), synced. A process killed
+    meanwhile leaves at most a last line without its newline: readers skip it, and the next
+    line starts on a line of its own."""
+    path = check_file_target(Path(path))
+    try:
+        with open(path, "a+b") as file:
+            size = file.seek(0, os.SEEK_END)
+            file.seek(max(size - 1, 0))
+            torn = size > 0 and file.read(1) != b"\n"
+            file.write((b"\n" if torn else b"") + line.encode() + b"\n")
+            file.flush()
+            os.fsync(file.fileno())
+    except OSError as e:
+        raise _error(path, e) from None
 
 
 def commit(temporary: Path, path: Path) -> None:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError
+from safetensors.numpy import load as load_bytes
 from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save as save_bytes
 
 from .atomic import OutputError, is_temporary, replacing_folder
 from .caffe.reader import read_caffe
@@ -38,9 +40,7 @@ def save(network: Network | NetSpec, directory: str | Path,
     unexpected = set(extra_files or {}) - own_files(directory)
     if unexpected:
         raise ValueError(f"{sorted(unexpected)[0]!r} is not a file of a converted network")
-    blobs = {blob_key(layer.name, i): np.ascontiguousarray(b, dtype=np.float32)
-             for layer in spec.layers for i, b in enumerate(layer.blobs)}
-    description = json.dumps(spec.to_json(min_input_sizes(spec)), indent=1) + "\n"
+    blobs, description = _blobs(spec), _description(spec)
     with replacing_folder(directory) as staging:
         save_file(blobs, staging / WEIGHTS_FILE, metadata={"format": NETWORK_FORMAT})
         (staging / DESCRIPTION_FILE).write_text(description)
@@ -50,6 +50,31 @@ def save(network: Network | NetSpec, directory: str | Path,
             else:
                 (staging / name).write_text(content)
     return directory
+
+
+def to_bytes(network: Network) -> tuple[bytes, bytes]:
+    """The contents of the network's two files (network.json, weights.safetensors), to send
+    where the folder is not (e.g. Ray's object store); `from_bytes` reads them back."""
+    return (_description(network.spec).encode(),
+            save_bytes(_blobs(network.spec), metadata={"format": NETWORK_FORMAT}))
+
+
+def from_bytes(description: bytes, weights: bytes) -> Network:
+    """The network whose files' contents `to_bytes` gave, checked as `load` checks files."""
+    try:
+        blobs = load_bytes(weights)
+    except SafetensorError as e:
+        raise ConversionError(f"{WEIGHTS_FILE} (sent): cannot read weights ({e})") from None
+    return Network(_spec_from(Path(f"{DESCRIPTION_FILE} (sent)"), description, blobs))
+
+
+def _blobs(spec: NetSpec) -> dict[str, np.ndarray]:
+    return {blob_key(layer.name, i): np.ascontiguousarray(b, dtype=np.float32)
+            for layer in spec.layers for i, b in enumerate(layer.blobs)}
+
+
+def _description(spec: NetSpec) -> str:
+    return json.dumps(spec.to_json(min_input_sizes(spec)), indent=1) + "\n"
 
 
 def own_files(directory: Path) -> set[str]:
@@ -132,17 +157,24 @@ def open_model(paths: list[str], input_shape: list[int] | None = None) -> Networ
 def read_directory(directory: Path) -> NetSpec:
     description, weights = directory / DESCRIPTION_FILE, directory / WEIGHTS_FILE
     try:
-        data = json.loads(description.read_text())
+        text = description.read_bytes()
     except OSError as e:
         raise ConversionError(f"{description}: cannot read ({e.strerror or e})") from None
-    except json.JSONDecodeError as e:
-        raise ConversionError(f"{description}: invalid JSON (line {e.lineno}: {e.msg})") from None
-    except UnicodeDecodeError as e:
-        raise ConversionError(f"{description}: not UTF-8 text (byte {e.start})") from None
     try:
         blobs = load_file(weights) if weights.exists() else {}
     except (SafetensorError, OSError) as e:
         raise ConversionError(f"{weights}: cannot read weights ({e})") from None
+    return _spec_from(description, text, blobs)
+
+
+def _spec_from(description: Path, text: bytes, blobs: dict[str, np.ndarray]) -> NetSpec:
+    """The NetSpec of a network.json's bytes and its blobs; errors name `description`."""
+    try:
+        data = json.loads(text.decode())
+    except json.JSONDecodeError as e:
+        raise ConversionError(f"{description}: invalid JSON (line {e.lineno}: {e.msg})") from None
+    except UnicodeDecodeError as e:
+        raise ConversionError(f"{description}: not UTF-8 text (byte {e.start})") from None
     try:
         spec = NetSpec.from_json(data, blobs)
         computed_shapes(spec, [1, *spec.input_shape[1:]])  # bounded, and computable

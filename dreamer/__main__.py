@@ -155,15 +155,20 @@ def prepare_dream(network, args: argparse.Namespace) -> tuple[list, int | None, 
     validate(10 if iterations is None else iterations, 1.0 if rate is None else rate,
              Options(**dream_options(args)))
     if args.channel is not None:
-        shapes = network.output_shapes()
-        for target in targets:
-            channels = shapes[target.layer][1] if len(shapes[target.layer]) > 1 else 0
-            if not 0 <= args.channel < channels:
-                raise ValueError(f"--channel {args.channel} is out of range: layer "
-                                 f"{target.layer!r} has {channels} channels")
+        check_channel(network, targets, args.channel)
     if args.tile is not None:
         receptive_field(network, [t.layer for t in targets])
     return targets, iterations, rate
+
+
+def check_channel(network, targets: list, channel: int) -> None:
+    """Refuse a channel that one of the targets' layers does not have."""
+    shapes = network.output_shapes()
+    for target in targets:
+        channels = shapes[target.layer][1] if len(shapes[target.layer]) > 1 else 0
+        if not 0 <= channel < channels:
+            raise ValueError(f"--channel {channel} is out of range: layer "
+                             f"{target.layer!r} has {channels} channels")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -223,6 +228,8 @@ def run(args: argparse.Namespace) -> int:
 SUBCOMMANDS = {
     "gallery": ("gallery", "gallery_main"),
     "classify": ("classes", "classify_main"),
+    "batch": ("batch", "batch_main"),
+    "sweep": ("sweep", "sweep_main"),
 }
 
 

@@ -1,5 +1,6 @@
 """`python -m dreamer gallery SRC --model M [--layers a,b,...]`: one PNG grid, one cell
-per layer (a short dream at that layer), each labelled with the layer's name."""
+per layer (a short dream at that layer), each labelled with the layer's name. The cells
+are work items of the engine (dreamer/engine.py), so `--ray` spreads them over workers."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from converters.layer_types import LAYER_TYPES
 from converters.network import Network
 
 from .classes import class_cells, fit_input
+from .engine import Still, add_engine_options, dream_cells, open_pool
 from .gradient import receptive_field
 from .image_io import check_writable, save_rgb
 from .layers import resolve_layer
@@ -68,10 +70,6 @@ def grid(cells: list[tuple[str, np.ndarray]], columns: int) -> np.ndarray:
 
 
 def gallery_main(argv: list[str]) -> int:
-    from tqdm import tqdm
-
-    from .dream import dream
-
     parser = argparse.ArgumentParser(prog="python -m dreamer gallery",
                                      description="A labelled grid: one short dream per layer.")
     parser.add_argument("src")
@@ -93,6 +91,7 @@ def gallery_main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-o", "--output", help="default <src stem>_gallery.png")
     parser.add_argument("--quiet", action="store_true")
+    add_engine_options(parser)
     args = parser.parse_args(argv)
     out = check_writable(args.output or f"{Path(args.src).stem}_gallery.png")
     network = open_network(args.model, args.weights)
@@ -107,11 +106,11 @@ def gallery_main(argv: list[str]) -> int:
         source = fit(load_rgb(args.src), args.size)
     if not jobs:
         raise ValueError(f"{network.name!r} has no layer to show")
-    cells = [("source", source)]
-    for label, target in tqdm(jobs, disable=args.quiet, unit="cell", leave=False):
-        cells.append((label, dream(source, network, target, args.iterations, args.rate,
-                                   octaves=args.octaves or (1 if args.classes else 3),
-                                   seed=args.seed)))
-    save_rgb(out, grid(cells, args.columns))
+    with open_pool(args, network, "cpu") as pool:
+        options = {"octaves": args.octaves or (1 if args.classes else 3), "seed": args.seed,
+                   "device": pool.device}
+        cells = dream_cells([(label, Still(source, target, args.iterations, args.rate, options))
+                             for label, target in jobs], pool, quiet=args.quiet)
+    save_rgb(out, grid([("source", source), *cells], args.columns))
     print(f"gallery of {len(jobs)} {'classes' if args.classes else 'layers'} written to {out}")
     return 0

@@ -1,0 +1,160 @@
+"""`python -m dreamer batch INPUT LAYER ITERATIONS RATE -o OUTDIR [options]`: the still
+dreamer on many images. INPUT is a folder (searched recursively), a quoted glob, or a text
+file listing images (one a line). Each output is the PNG `python -m dreamer` writes for its
+image, at the image's relative path in OUTDIR; a rerun skips the finished ones, and other
+settings than OUTDIR's are refused unless --force (see dreamer/batch_record.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+from pathlib import Path
+
+from converters.images import load_rgb
+
+from .__main__ import add_dream_options, dream_options, prepare_dream
+from .batch_record import Record, settings_of
+from .engine import Report, Still, Task, add_engine_options, open_pool, run_job, work_options
+from .image_io import save_rgb
+from .networks import open_network
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m dreamer batch",
+        description="The still dreamer on every image of a folder, a glob or a list; outputs "
+        "mirror the inputs' relative paths in OUTDIR (PNG). Every option of the dreamer "
+        "applies.")
+    parser.add_argument("input", metavar="INPUT",
+                        help="a folder, a quoted glob ('photos/**/*.jpg'), or a text file "
+                        "listing images")
+    parser.add_argument("positional", nargs="*", metavar="LAYER ITERATIONS RATE",
+                        help="as for the dreamer")
+    add_dream_options(parser)
+    add_engine_options(parser)
+    parser.add_argument("-o", "--output", metavar="OUTDIR", required=True,
+                        help="the folder of the outputs")
+    parser.add_argument("--force", action="store_true",
+                        help="dream again outputs made with other settings (only outputs of "
+                        "ours are ever replaced)")
+    return parser
+
+
+def find_inputs(spec: str, outdir: Path) -> list[tuple[Path, Path]]:
+    """(image, its path relative to the input's root) of every input, sorted; images in
+    OUTDIR are not inputs."""
+    path = Path(spec)
+    if path.is_dir():
+        root, found = path, [p for p in path.rglob("*") if is_image_file(p)]
+    elif path.is_file() and path.suffix.lower() not in IMAGE_SUFFIXES:
+        found = listed_images(path)
+        root = Path(os.path.commonpath([p.parent for p in found])) if found else path.parent
+    else:
+        root = glob_root(spec)
+        found = [Path(p) for p in glob.glob(spec, recursive=True) if is_image_file(Path(p))]
+    found = [p for p in found if not Path(os.path.abspath(p)).is_relative_to(
+        os.path.abspath(outdir))]
+    if not found:
+        raise ValueError(f"{spec}: no images there (INPUT is a folder, a quoted glob, or a "
+                         f"text file listing images)")
+    return sorted((p, p.relative_to(root)) for p in found)
+
+
+def is_image_file(path: Path) -> bool:
+    """An image by its suffix, not hidden (no `._x.jpg` of macOS, no temporary of ours)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") \
+        and path.is_file()
+
+
+def listed_images(listing: Path) -> list[Path]:
+    """The images a text file lists, one a line (relative to the file's folder; blank lines
+    and # comments skipped), as absolute paths."""
+    try:
+        lines = listing.read_bytes().decode().splitlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{listing}: not a text file listing images (byte {e.start} is not "
+                         f"UTF-8)") from None
+    folder = Path(os.path.abspath(listing.parent))
+    return [folder / line.strip() for line in lines
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def glob_root(pattern: str) -> Path:
+    """The folder a glob's matches are relative to: its parts before the first wildcard."""
+    parts = Path(pattern).parts
+    first = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts) - 1)
+    return Path(*parts[:first]) if first else Path()
+
+
+def output_paths(inputs: list[tuple[Path, Path]], outdir: Path) -> list[tuple[Path, str, Path]]:
+    """(image, output relative to OUTDIR, output path) per input; refused when two inputs
+    would write one output."""
+    outputs, seen = [], {}
+    for image, relative in inputs:
+        name = relative.with_suffix(".png").as_posix()
+        if name in seen:
+            raise ValueError(f"{seen[name]} and {image} would both be written to "
+                             f"{outdir / name}; rename one of them")
+        seen[name] = image
+        outputs.append((image, name, outdir / name))
+    return outputs
+
+
+def batch_main(argv: list[str]) -> int:
+    from .dream import Options, check_size
+
+    args = build_parser().parse_intermixed_args(argv)
+    network = open_network(args.model, args.weights)
+    targets, iterations, rate = prepare_dream(network, args)
+    outdir = Path(args.output)
+    outputs = output_paths(find_inputs(args.input, outdir), outdir)
+    options = dream_options(args)
+    record = Record(outdir, settings_of(network, targets, iterations, rate, options), args.force)
+    ours, finished = record.ours(), record.finished()
+    foreign = next((out for _, name, out in outputs
+                    if os.path.lexists(out) and name not in ours), None)
+    if foreign is not None:
+        raise ValueError(f"{foreign}: exists and is not an output of dreamzoo batch; refusing "
+                         f"to replace it (move it, or give another OUTDIR)")
+    todo = [(image, name, out) for image, name, out in outputs
+            if not (name in finished and out.is_file())]
+    outdir.mkdir(parents=True, exist_ok=True)
+    record.save_settings()
+
+    with open_pool(args, network, args.device) as pool:
+        options = work_options(pool, options)
+
+        def task(image: Path, name: str, out: Path) -> Task:
+            def prepare() -> Still:
+                rgb = load_rgb(image)
+                check_size(network, targets, rgb, Options(**options))
+                return Still(rgb, targets, iterations, rate, options)
+
+            def finish(result) -> None:
+                record.log("writing", name)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                save_rgb(out, result)
+                record.log("done", name)
+
+            return Task(str(image), prepare, finish)
+
+        print(f"batch: {len(outputs)} images, {len(outputs) - len(todo)} finished before, "
+              f"{len(todo)} to dream {pool.describe()}", flush=True)
+        report = run_job([task(*entry) for entry in todo], pool, quiet=args.quiet,
+                         unit="image")
+    print_summary(report, len(outputs) - len(todo))
+    return 1 if report.failed else 0
+
+
+def print_summary(report: Report, skipped: int) -> None:
+    for label, reason in report.failed:
+        print(f"failed: {reason if reason.startswith(label) else f'{label}: {reason}'}",
+              file=sys.stderr)
+    retried = f"; {report.retried} run again after their worker died" if report.retried else ""
+    print(f"batch: {len(report.done)} done, {skipped} skipped (finished before), "
+          f"{len(report.failed)} failed{retried}")

@@ -1,0 +1,120 @@
+"""What a batch's OUTDIR remembers: the settings its outputs were dreamed with
+(`dreamzoo-batch.json`) and a log of the outputs written (`dreamzoo-batch.log`). The log
+says which outputs are ours (so only those are ever replaced) and which are finished with
+the current settings (so a rerun skips exactly those): a line `["writing", digest, path]`
+before an output is written, `["done", digest, path]` once it is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from converters.atomic import OutputError, append_line, write_bytes
+from converters.network import Network
+from converters.store import to_bytes
+
+SETTINGS_FILE = "dreamzoo-batch.json"
+LOG_FILE = "dreamzoo-batch.log"
+FORMAT = "dreamzoo-batch/1"
+MAX_SETTINGS_BYTES = 1 << 20
+NOT_RECORDED = ("device",)  # where a dream runs, not what it computes
+
+
+def settings_of(network: Network, targets: list, iterations: int | None, rate: float | None,
+                options: dict) -> dict:
+    """Everything that decides the outputs: the network's files, the targets, the options."""
+    digest = hashlib.sha256()
+    for part in to_bytes(network):
+        digest.update(hashlib.sha256(part).digest())
+    recorded = {name: value for name, value in options.items() if name not in NOT_RECORDED}
+    return json.loads(json.dumps({  # as the file will hold it (tuples become lists)
+        "model": network.name, "model_sha256": digest.hexdigest()[:16],
+        "targets": [asdict(t) for t in targets], "iterations": iterations, "rate": rate,
+        **recorded}))
+
+
+def settings_digest(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Record:
+    """OUTDIR's record, read (and checked against `settings`) before any work."""
+
+    def __init__(self, outdir: Path, settings: dict, force: bool) -> None:
+        self.outdir, self.settings = outdir, settings
+        self.digest = settings_digest(settings)
+        if os.path.lexists(outdir) and not outdir.is_dir():
+            raise OutputError(f"{outdir}: is a file, not a folder for the outputs")
+        self.previous = read_settings(outdir)
+        log = outdir / LOG_FILE
+        if self.previous is None and os.path.lexists(log):
+            raise OutputError(f"{log}: not a log of ours (there is no {SETTINGS_FILE}); "
+                              f"give another OUTDIR")
+        if self.previous is not None and self.previous != settings and not force:
+            raise ValueError(f"{outdir}: its outputs were dreamed with other settings "
+                             f"({differences(self.previous, settings)}); dream with those, "
+                             f"give another OUTDIR, or --force to dream them again (only "
+                             f"outputs of ours are replaced)")
+        self.entries = read_log(log)
+
+    def ours(self) -> set[str]:
+        """Outputs this command wrote (or began to write) here, with any settings."""
+        return {path for _, _, path in self.entries}
+
+    def finished(self) -> set[str]:
+        """Outputs complete with the current settings."""
+        return {path for event, digest, path in self.entries
+                if event == "done" and digest == self.digest}
+
+    def save_settings(self) -> None:
+        if self.previous != self.settings:
+            text = json.dumps({"format": FORMAT, "settings": self.settings}, indent=1)
+            write_bytes(self.outdir / SETTINGS_FILE, (text + "\n").encode())
+
+    def log(self, event: str, path: str) -> None:
+        append_line(self.outdir / LOG_FILE, json.dumps([event, self.digest, path]))
+
+
+def read_settings(outdir: Path) -> dict | None:
+    """The settings recorded in `outdir`, None if none; a file not ours is refused."""
+    path = outdir / SETTINGS_FILE
+    if not os.path.lexists(path):
+        return None
+    refused = OutputError(f"{path}: not a record of dreamzoo batch; refusing to use {outdir} "
+                          f"(give another OUTDIR)")
+    if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_SETTINGS_BYTES:
+        raise refused
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        raise refused from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT \
+            or not isinstance(data.get("settings"), dict):
+        raise refused
+    return data["settings"]
+
+
+def read_log(path: Path) -> list[tuple[str, str, str]]:
+    """The log's (event, digest, output) lines; a line cut off by a crash is skipped."""
+    if not path.is_file():
+        return []
+    entries = []
+    for line in path.read_bytes().decode(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # the unfinished last line of a killed run
+        if isinstance(entry, list) and len(entry) == 3 and all(isinstance(e, str) for e in entry):
+            entries.append(tuple(entry))
+    return entries
+
+
+def differences(old: dict, new: dict) -> str:
+    """`name: old -> new` for the settings that differ (at most three)."""
+    names = [name for name in sorted(old.keys() | new.keys()) if old.get(name) != new.get(name)]
+    shown = [f"{name}: {old.get(name)!r} -> {new.get(name)!r}" for name in names[:3]]
+    return "; ".join(shown) + (f"; and {len(names) - 3} more" if len(names) > 3 else "")

@@ -1,0 +1,199 @@
+"""The engine of the commands that dream many times with one network (batch, gallery,
+sweep): a job is an ordered list of tasks, and each task's work item runs on a worker that
+holds the network, in this process or on Ray actors (`dreamer/ray_pool.py`). Results come
+back to this process, which alone writes outputs, so a worker that dies has written
+nothing and its items are simply run again.
+
+A task, in this process:
+  prepare() -> work item   just before the item is sent (reads its input; an error there
+                           fails this task only)
+  finish(result)           when the item's result arrives (writes the output)
+A work item has `run(network) -> result`, called on the worker. `Still` is one dream of
+one image; another kind of work (a chunk of a video's frames) is another such class.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from converters.network import Network
+from converters.spec import ConversionError
+
+# What refuses one task (its input, its output), leaving the others to go on.
+TASK_ERRORS = (ConversionError, ValueError)
+
+
+class WorkItem(Protocol):
+    def run(self, network: Network) -> Any:
+        """The item's work, on a worker holding `network`; the result goes to `finish`."""
+
+
+@dataclass
+class Still:
+    """One dream of one image, as `python -m dreamer` computes it: uint8 RGB."""
+
+    rgb: np.ndarray
+    targets: list
+    iterations: int | None
+    rate: float | None
+    options: dict  # `dreamer.dream()`'s keyword options
+
+    def run(self, network: Network) -> np.ndarray:
+        from .dream import dream, quantise_result
+
+        result = dream(self.rgb, network, self.targets, self.iterations, self.rate, raw=True,
+                       **self.options)
+        return quantise_result(result, self.options.get("preset"))
+
+
+@dataclass
+class Task:
+    label: str  # shown in the summary (an input path, a cell's name)
+    prepare: Callable[[], WorkItem]
+    finish: Callable[[Any], None]
+
+
+@dataclass
+class Failure:
+    """A work item that failed on its worker (not a worker that died)."""
+
+    reason: str
+
+
+@dataclass
+class Report:
+    done: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (label, reason)
+    retried: int = 0  # items run again because their worker died
+
+
+def run_item(item: WorkItem, network: Network) -> Any:
+    """The item's result, or a Failure: on a worker, one bad item must not stop the others."""
+    try:
+        return item.run(network)
+    except Exception as e:  # whatever it was (too large for memory, ...), the job goes on
+        return Failure(" ".join(f"{type(e).__name__}: {e}".split()))
+
+
+class LocalPool:
+    """The work items run one after the other in this process."""
+
+    retried = 0
+
+    def __init__(self, network: Network, device: str) -> None:
+        from .dream import on_device
+
+        self.network = on_device(network, device)  # moved once, not once per item
+        self.device = device
+
+    def describe(self) -> str:
+        return "in this process"
+
+    def map(self, items: Iterator[tuple[int, WorkItem]]) -> Iterator[tuple[int, Any]]:
+        for key, item in items:
+            yield key, run_item(item, self.network)
+
+
+def run_job(tasks: list[Task], pool, *, quiet: bool, unit: str) -> Report:
+    """Every task's item on `pool`, with a progress bar (ETA) over the tasks."""
+    from tqdm import tqdm
+
+    report = Report()
+    with tqdm(total=len(tasks), disable=quiet, unit=unit, leave=False) as bar:
+        def prepared() -> Iterator[tuple[int, WorkItem]]:
+            for i, task in enumerate(tasks):
+                try:
+                    item = task.prepare()
+                except TASK_ERRORS as e:
+                    report.failed.append((task.label, str(e)))
+                    bar.update()
+                    continue
+                yield i, item
+
+        for i, result in pool.map(prepared()):
+            task = tasks[i]
+            if isinstance(result, Failure):
+                report.failed.append((task.label, result.reason))
+            else:
+                try:
+                    task.finish(result)
+                    report.done.append(task.label)
+                except TASK_ERRORS as e:
+                    report.failed.append((task.label, str(e)))
+            bar.update()
+    report.retried = pool.retried
+    return report
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """Where the job runs: this process (default) or Ray workers."""
+    parser.add_argument("--ray", metavar="auto|ADDRESS",
+                        help="run on Ray workers: `auto` (the cluster `ray start` made on this "
+                        "machine, else a new local one) or a cluster's address")
+    parser.add_argument("--workers", type=int, help="Ray workers (default: as many as the "
+                        "cluster's CPUs, and GPUs, allow)")
+    parser.add_argument("--cpus-per-worker", type=int, default=1,
+                        help="CPUs (= torch threads) of each Ray worker (default 1)")
+    parser.add_argument("--gpus-per-worker", type=float, default=0,
+                        help="GPUs of each Ray worker (fractions share one); workers then "
+                        "dream on cuda")
+
+
+@contextmanager
+def open_pool(args: argparse.Namespace, network: Network, device: str) -> Iterator[LocalPool]:
+    """The workers the command line asks for, dreaming on `device` (Ray workers with GPUs:
+    cuda), stopped when the block ends."""
+    if args.ray is None:
+        given = [flag for flag, value in (("--workers", args.workers),
+                                          ("--cpus-per-worker", args.cpus_per_worker != 1),
+                                          ("--gpus-per-worker", args.gpus_per_worker))
+                 if value]
+        if given:
+            raise ValueError(f"{given[0]} goes with --ray")
+        yield LocalPool(network, device)
+        return
+    from .ray_pool import RayPool
+
+    pool = RayPool(args.ray, network, workers=args.workers, cpus=args.cpus_per_worker,
+                   gpus=args.gpus_per_worker, device=device)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+def work_options(pool, options: dict) -> dict:
+    """The dream options as the pool's workers need them: their device, and the guide
+    image read here (workers on other machines may not see the file)."""
+    from converters.images import load_rgb
+
+    guide = options.get("guide")
+    return {**options, "device": pool.device,
+            "guide": load_rgb(guide) if isinstance(guide, str | Path) else guide}
+
+
+def dream_cells(cells: list[tuple[str, Still]], pool, *, quiet: bool
+                ) -> list[tuple[str, np.ndarray]]:
+    """(label, dream) of every cell of a contact sheet, in order; a cell that fails fails
+    the sheet (gallery, sweep)."""
+    results: list = [None] * len(cells)
+
+    def task(i: int, label: str, item: Still) -> Task:
+        def finish(rgb: np.ndarray) -> None:
+            results[i] = (label, rgb)
+
+        return Task(label, lambda: item, finish)
+
+    report = run_job([task(i, *cell) for i, cell in enumerate(cells)], pool, quiet=quiet,
+                     unit="cell")
+    if report.failed:
+        label, reason = report.failed[0]
+        raise ValueError(f"the cell {label!r} failed: {reason}")
+    return results

@@ -1,0 +1,148 @@
+"""Work items on Ray actors (`--ray auto|ADDRESS`): each actor loads the network once, from
+the converted files' bytes in Ray's object store (no worker converts or reads model files),
+and runs torch on as many threads as it was given CPUs. Items are handed out as workers
+free up; an actor that dies (its process killed, its machine gone) is replaced and its
+items are run again, each at most MAX_ATTEMPTS times. Ray is the optional `ray` extra.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+from converters.network import Network
+from converters.spec import ConversionError
+from converters.store import from_bytes, to_bytes
+
+from .engine import Failure, WorkItem, run_item
+
+MAX_ATTEMPTS = 3  # an item whose worker died this often (each time) is reported failed
+IN_FLIGHT = 2  # items queued per worker: the next one is there when the last one ends
+START_TIMEOUT_S = 600
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConversionError("--ray needs Ray, which is not installed: "
+                              "pip install 'dreamzoo[ray]' (or `make setup`)") from None
+    return ray
+
+
+class DreamWorker:
+    """A Ray actor holding the network; it runs work items one at a time."""
+
+    def __init__(self, model: tuple[bytes, bytes], threads: int, device: str) -> None:
+        import torch
+
+        from .dream import on_device
+
+        torch.set_num_threads(threads)
+        self.network = on_device(from_bytes(*model), device)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def run(self, item: WorkItem) -> Any:
+        return run_item(item, self.network)
+
+
+class RayPool:
+    def __init__(self, address: str, network: Network, *, workers: int | None, cpus: int,
+                 gpus: float, device: str) -> None:
+        ray = self.ray = import_ray()
+        self.started_ray = not ray.is_initialized()
+        if self.started_ray:
+            try:
+                ray.init(address=None if address == "auto" else address,
+                         logging_level=logging.WARNING)
+            except ConnectionError as e:
+                raise ConversionError(f"--ray {address}: cannot connect ({e})") from None
+        self.count = worker_count(ray.cluster_resources(), workers, cpus, gpus)
+        self.device = "cuda" if gpus > 0 else device
+        self.cpus, self.gpus = cpus, gpus
+        self.model = ray.put(to_bytes(network))
+        self.actor = ray.remote(DreamWorker).options(num_cpus=cpus, num_gpus=gpus,
+                                                     max_restarts=0)
+        self.workers = [self.start() for _ in range(self.count)]
+        try:
+            self.pids = ray.get([w.pid.remote() for w in self.workers],
+                                timeout=START_TIMEOUT_S)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
+            self.close()
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConversionError(f"the Ray workers did not start: {first}") from None
+        self.retried = 0
+
+    def start(self):
+        return self.actor.remote(self.model, self.cpus, self.device)
+
+    def describe(self) -> str:
+        gpus = f", {self.gpus:g} GPU" if self.gpus else ""
+        return f"on {self.count} Ray workers ({self.cpus} CPU{gpus} each)"
+
+    def map(self, items: Iterator[tuple[int, WorkItem]]) -> Iterator[tuple[int, Any]]:
+        """Each item's (key, result) as results arrive; a dead worker's items run again."""
+        ray = self.ray
+        pending: dict[Any, tuple[int, WorkItem, int, Any, int]] = {}  # ref -> key, item, ...
+        load = [0] * self.count
+        again: deque[tuple[int, WorkItem, int]] = deque()  # (key, item, attempts so far)
+        items = iter(items)
+        while True:
+            while min(load) < IN_FLIGHT:
+                job = again.popleft() if again else next_job(items)
+                if job is None:
+                    break
+                w = load.index(min(load))
+                handle = self.workers[w]
+                pending[handle.run.remote(job[1])] = (*job, handle, w)
+                load[w] += 1
+            if not pending:
+                return
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            key, item, attempts, handle, w = pending.pop(ref)
+            load[w] -= 1
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayActorError:
+                self.retried += 1
+                if self.workers[w] is handle:  # the first of its items to report the death
+                    self.workers[w] = self.start()
+                if attempts + 1 < MAX_ATTEMPTS:
+                    again.append((key, item, attempts + 1))
+                else:
+                    yield key, Failure(f"its Ray worker died {MAX_ATTEMPTS} times")
+                continue
+            yield key, result
+
+    def close(self) -> None:
+        for worker in self.workers:
+            self.ray.kill(worker)
+        if self.started_ray:
+            self.ray.shutdown()
+
+
+def next_job(items: Iterator[tuple[int, WorkItem]]) -> tuple[int, WorkItem, int] | None:
+    """The next new item as (key, item, attempts so far), None when there is none."""
+    following = next(items, None)
+    return None if following is None else (*following, 0)
+
+
+def worker_count(resources: dict[str, float], workers: int | None, cpus: int,
+                 gpus: float) -> int:
+    """`workers`, or as many as the cluster holds; refused when it cannot hold them."""
+    if cpus < 1 or gpus < 0:
+        raise ValueError("--cpus-per-worker must be at least 1 and --gpus-per-worker at least 0")
+    have_cpus, have_gpus = resources.get("CPU", 0), resources.get("GPU", 0)
+    room = int(have_cpus // cpus)
+    if gpus > 0:
+        room = min(room, int(have_gpus // gpus))
+    count = room if workers is None else workers
+    if not 1 <= count <= room:
+        raise ValueError(f"the Ray cluster has {have_cpus:g} CPUs and {have_gpus:g} GPUs: room "
+                         f"for {room} workers of {cpus} CPUs and {gpus:g} GPUs, not {count}")
+    return count

@@ -1,0 +1,81 @@
+"""`python -m dreamer sweep SRC [LAYERS [ITERATIONS RATE]] --channels 0-3 [options]`: a
+labelled contact sheet of one net, one row per layer and one column per channel, each cell
+a dream of that channel alone (every option of the dreamer applies). The cells are work
+items of the engine (dreamer/engine.py), so `--ray` spreads them over workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from converters.images import load_rgb
+
+from .__main__ import add_dream_options, check_channel, dream_options, prepare_dream
+from .engine import Still, add_engine_options, dream_cells, open_pool, work_options
+from .gallery import default_layers, fit, grid
+from .image_io import check_writable, save_rgb
+from .networks import open_network
+
+DEFAULT_LAYERS = 4
+MAX_CELLS = 4096
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m dreamer sweep",
+        description="A contact sheet: one row per layer, one column per channel.")
+    parser.add_argument("src", help="source image")
+    parser.add_argument("positional", nargs="*", metavar="LAYERS ITERATIONS RATE",
+                        help=f"layers a,b,... (default: {DEFAULT_LAYERS} spread through the "
+                        f"net), iterations per octave, update rate, as for the dreamer")
+    add_dream_options(parser)
+    add_engine_options(parser)
+    parser.add_argument("--channels", default="0-3",
+                        help="channels (0-based) to sweep: 0-3,7 (default 0-3)")
+    parser.add_argument("--size", type=int, default=224, help="longer side of each cell")
+    parser.add_argument("-o", "--output", help="default <src stem>_sweep.png")
+    return parser
+
+
+def parse_channels(text: str) -> list[int]:
+    """`0-3,7` -> [0, 1, 2, 3, 7]."""
+    channels: list[int] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        first, _, last = part.partition("-")
+        if not first.isdigit() or not (last.isdigit() or not last) \
+                or int(last or first) < int(first):
+            raise ValueError(f"--channels: {part!r} is not a channel or a range like 0-3")
+        if len(channels) + int(last or first) - int(first) >= MAX_CELLS:
+            raise ValueError(f"--channels: more than {MAX_CELLS} channels")
+        channels.extend(range(int(first), int(last or first) + 1))
+    if not channels:
+        raise ValueError("--channels: no channel given")
+    return channels
+
+
+def sweep_main(argv: list[str]) -> int:
+    from .dream import Options, check_size
+
+    args = build_parser().parse_intermixed_args(argv)
+    if args.channel is not None or args.class_ is not None:
+        raise ValueError("sweep: give the channels with --channels (and no --class)")
+    channels = parse_channels(args.channels)
+    out = check_writable(args.output or f"{Path(args.src).stem}_sweep.png")
+    network = open_network(args.model, args.weights)
+    if args.layer is None and not args.positional:
+        args.layer = ",".join(default_layers(network, DEFAULT_LAYERS))
+    targets, iterations, rate = prepare_dream(network, args)
+    for channel in channels:
+        check_channel(network, targets, channel)
+    source = fit(load_rgb(args.src), args.size)
+    check_size(network, targets, source, Options(**dream_options(args)))
+    with open_pool(args, network, args.device) as pool:
+        options = work_options(pool, dream_options(args))
+        cells = [(f"{target.layer} #{channel}",
+                  Still(source, [target], iterations, rate, {**options, "channel": channel}))
+                 for target in targets for channel in channels]
+        sheet = dream_cells(cells, pool, quiet=args.quiet)
+    save_rgb(out, grid(sheet, len(channels)))
+    print(f"sweep of {len(targets)} layers × {len(channels)} channels written to {out}")
+    return 0
