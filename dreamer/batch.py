@@ -17,7 +17,16 @@ from converters.images import load_rgb
 
 from .__main__ import add_dream_options, dream_options, prepare_dream
 from .batch_record import Record, settings_of
-from .engine import Report, Still, Task, add_engine_options, open_pool, run_job, work_options
+from .engine import (
+    Report,
+    Still,
+    Task,
+    add_engine_options,
+    check_engine_options,
+    open_pool,
+    run_job,
+    work_options,
+)
 from .image_io import save_rgb
 from .networks import open_network
 
@@ -109,20 +118,20 @@ def batch_main(argv: list[str]) -> int:
     from .dream import Options, check_size
 
     args = build_parser().parse_intermixed_args(argv)
+    check_engine_options(args)
     network = open_network(args.model, args.weights)
     targets, iterations, rate = prepare_dream(network, args)
     outdir = Path(args.output)
     outputs = output_paths(find_inputs(args.input, outdir), outdir)
     options = dream_options(args)
     record = Record(outdir, settings_of(network, targets, iterations, rate, options), args.force)
-    ours, finished = record.ours(), record.finished()
-    foreign = next((out for _, name, out in outputs
-                    if os.path.lexists(out) and name not in ours), None)
+    status = {name: record.status(name, out) for _, name, out in outputs}
+    foreign = next((out for _, name, out in outputs if status[name] == "foreign"), None)
     if foreign is not None:
-        raise ValueError(f"{foreign}: exists and is not an output of dreamzoo batch; refusing "
-                         f"to replace it (move it, or give another OUTDIR)")
-    todo = [(image, name, out) for image, name, out in outputs
-            if not (name in finished and out.is_file())]
+        raise ValueError(f"{foreign}: exists and is not an output of dreamzoo batch (or was "
+                         f"changed since); refusing to replace it (move it, or give another "
+                         f"OUTDIR)")
+    todo = [entry for entry in outputs if status[entry[1]] != "finished"]
     outdir.mkdir(parents=True, exist_ok=True)
     record.save_settings()
 
@@ -136,10 +145,10 @@ def batch_main(argv: list[str]) -> int:
                 return Still(rgb, targets, iterations, rate, options)
 
             def finish(result) -> None:
-                record.log("writing", name)
+                record.writing(name)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 save_rgb(out, result)
-                record.log("done", name)
+                record.done(name, out)
 
             return Task(str(image), prepare, finish)
 

@@ -1,8 +1,9 @@
 """What a batch's OUTDIR remembers: the settings its outputs were dreamed with
-(`dreamzoo-batch.json`) and a log of the outputs written (`dreamzoo-batch.log`). The log
-says which outputs are ours (so only those are ever replaced) and which are finished with
-the current settings (so a rerun skips exactly those): a line `["writing", digest, path]`
-before an output is written, `["done", digest, path]` once it is complete.
+(`dreamzoo-batch.json`) and a log of the outputs written (`dreamzoo-batch.log`): a line
+`["writing", settings digest, output]` before an output is written and `["done", settings
+digest, output, its sha256]` once it is complete. From these, each output is new, finished
+(with the current settings: a rerun skips it), ours to replace (other settings, or cut off
+while being written), or foreign: not written by us, or changed since, and never replaced.
 """
 
 from __future__ import annotations
@@ -59,24 +60,43 @@ class Record:
                              f"({differences(self.previous, settings)}); dream with those, "
                              f"give another OUTDIR, or --force to dream them again (only "
                              f"outputs of ours are replaced)")
-        self.entries = read_log(log)
+        self.last = {entry[2]: entry for entry in read_log(log)}  # output -> its last line
 
-    def ours(self) -> set[str]:
-        """Outputs this command wrote (or began to write) here, with any settings."""
-        return {path for _, _, path in self.entries}
-
-    def finished(self) -> set[str]:
-        """Outputs complete with the current settings."""
-        return {path for event, digest, path in self.entries
-                if event == "done" and digest == self.digest}
+    def status(self, name: str, path: Path) -> str:
+        """`new`, `finished`, `ours` (to dream again) or `foreign`: what `path` is."""
+        if not os.path.lexists(path):
+            return "new"
+        entry = self.last.get(name)
+        if entry is None:
+            return "foreign"
+        if entry[0] == "writing":
+            return "ours"  # cut off before its "done": the file is ours, old or new
+        if entry[1] == self.digest:
+            return "finished"
+        return "ours" if plain_file_sha256(path) == entry[3] else "foreign"
 
     def save_settings(self) -> None:
         if self.previous != self.settings:
             text = json.dumps({"format": FORMAT, "settings": self.settings}, indent=1)
             write_bytes(self.outdir / SETTINGS_FILE, (text + "\n").encode())
 
-    def log(self, event: str, path: str) -> None:
-        append_line(self.outdir / LOG_FILE, json.dumps([event, self.digest, path]))
+    def writing(self, name: str) -> None:
+        append_line(self.outdir / LOG_FILE, json.dumps(["writing", self.digest, name]))
+
+    def done(self, name: str, path: Path) -> None:
+        append_line(self.outdir / LOG_FILE,
+                    json.dumps(["done", self.digest, name, plain_file_sha256(path)]))
+
+
+def plain_file_sha256(path: Path) -> str | None:
+    """The file's sha256; None if it is not a plain file."""
+    if not path.is_file() or path.is_symlink():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_settings(outdir: Path) -> dict | None:
@@ -98,8 +118,8 @@ def read_settings(outdir: Path) -> dict | None:
     return data["settings"]
 
 
-def read_log(path: Path) -> list[tuple[str, str, str]]:
-    """The log's (event, digest, output) lines; a line cut off by a crash is skipped."""
+def read_log(path: Path) -> list[list[str]]:
+    """The log's lines, in order; a line cut off by a crash is skipped."""
     if not path.is_file():
         return []
     entries = []
@@ -108,8 +128,9 @@ def read_log(path: Path) -> list[tuple[str, str, str]]:
             entry = json.loads(line)
         except ValueError:
             continue  # the unfinished last line of a killed run
-        if isinstance(entry, list) and len(entry) == 3 and all(isinstance(e, str) for e in entry):
-            entries.append(tuple(entry))
+        if isinstance(entry, list) and all(isinstance(e, str) for e in entry) \
+                and len(entry) == {"writing": 3, "done": 4}.get(entry[0] if entry else ""):
+            entries.append(entry)
     return entries
 
 

@@ -146,17 +146,26 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
                         "dream on cuda")
 
 
+def check_engine_options(args: argparse.Namespace) -> None:
+    """Refuse, before any work, Ray options without --ray, and --ray without Ray."""
+    if args.ray is not None:
+        from .ray_pool import import_ray
+
+        import_ray()
+        return
+    given = [flag for flag, value in (("--workers", args.workers is not None),
+                                      ("--cpus-per-worker", args.cpus_per_worker != 1),
+                                      ("--gpus-per-worker", args.gpus_per_worker != 0)) if value]
+    if given:
+        raise ValueError(f"{given[0]} goes with --ray")
+
+
 @contextmanager
 def open_pool(args: argparse.Namespace, network: Network, device: str) -> Iterator[LocalPool]:
     """The workers the command line asks for, dreaming on `device` (Ray workers with GPUs:
     cuda), stopped when the block ends."""
+    check_engine_options(args)
     if args.ray is None:
-        given = [flag for flag, value in (("--workers", args.workers),
-                                          ("--cpus-per-worker", args.cpus_per_worker != 1),
-                                          ("--gpus-per-worker", args.gpus_per_worker))
-                 if value]
-        if given:
-            raise ValueError(f"{given[0]} goes with --ray")
         yield LocalPool(network, device)
         return
     from .ray_pool import RayPool

@@ -60,3 +60,21 @@ def nin():
     models = shared_path("models", "nin_imagenet")
     return converters.load_caffe(models / "deploy.prototxt",
                                  models / "nin_imagenet_formula.caffemodel")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray instance of 2 CPUs for the whole session (its start costs seconds);
+    its workers import this checkout."""
+    ray = pytest.importorskip("ray")
+    path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), path]))
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    finally:
+        if path is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = path
+    yield ray
+    ray.shutdown()
