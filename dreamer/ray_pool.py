@@ -59,24 +59,27 @@ class RayPool:
         if self.started_ray:
             try:
                 ray.init(address=None if address == "auto" else address,
-                         logging_level=logging.WARNING)
+                         include_dashboard=False, logging_level=logging.WARNING)
             except ConnectionError as e:
                 raise ConversionError(f"--ray {address}: cannot connect ({e})") from None
-        self.count = worker_count(ray.cluster_resources(), workers, cpus, gpus)
+        self.workers, self.retried = [], 0
         self.device = "cuda" if gpus > 0 else device
         self.cpus, self.gpus = cpus, gpus
-        self.model = ray.put(to_bytes(network))
-        self.actor = ray.remote(DreamWorker).options(num_cpus=cpus, num_gpus=gpus,
-                                                     max_restarts=0)
-        self.workers = [self.start() for _ in range(self.count)]
         try:
+            self.count = worker_count(ray.cluster_resources(), workers, cpus, gpus)
+            self.model = ray.put(to_bytes(network))
+            self.actor = ray.remote(DreamWorker).options(num_cpus=cpus, num_gpus=gpus,
+                                                         max_restarts=0)
+            self.workers = [self.start() for _ in range(self.count)]
             self.pids = ray.get([w.pid.remote() for w in self.workers],
-                                timeout=START_TIMEOUT_S)
+                                timeout=START_TIMEOUT_S)  # each has loaded the network
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
             self.close()
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ConversionError(f"the Ray workers did not start: {first}") from None
-        self.retried = 0
+        except BaseException:
+            self.close()
+            raise
 
     def start(self):
         return self.actor.remote(self.model, self.cpus, self.device)

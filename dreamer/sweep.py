@@ -7,6 +7,7 @@ items of the engine (dreamer/engine.py), so `--ray` spreads them over workers.
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from converters.images import load_rgb
@@ -19,6 +20,7 @@ from .networks import open_network
 
 DEFAULT_LAYERS = 4
 MAX_CELLS = 4096
+CHANNELS = re.compile(r"(\d+)(?:-(\d+))?")  # 7 or 0-3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,13 +44,13 @@ def parse_channels(text: str) -> list[int]:
     """`0-3,7` -> [0, 1, 2, 3, 7]."""
     channels: list[int] = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
-        first, _, last = part.partition("-")
-        if not first.isdigit() or not (last.isdigit() or not last) \
-                or int(last or first) < int(first):
+        match = CHANNELS.fullmatch(part)
+        first, last = (int(match[1]), int(match[2] or match[1])) if match else (0, -1)
+        if last < first:
             raise ValueError(f"--channels: {part!r} is not a channel or a range like 0-3")
-        if len(channels) + int(last or first) - int(first) >= MAX_CELLS:
+        if len(channels) + last - first >= MAX_CELLS:
             raise ValueError(f"--channels: more than {MAX_CELLS} channels")
-        channels.extend(range(int(first), int(last or first) + 1))
+        channels.extend(range(first, last + 1))
     if not channels:
         raise ValueError("--channels: no channel given")
     return channels
