@@ -70,7 +70,7 @@ def main() -> None:
             for case, extra in CASES.items():
                 if args.no_local and not extra:
                     continue
-                outdir = Path(folder) / f"out{run}-{len(results)}"
+                outdir = Path(folder) / f"out{run}-{case}"
                 print(f"{case}:", flush=True)
                 job, command = timed(["batch", str(images), *DREAM, *model, "--quiet",
                                       "-o", str(outdir), *extra])

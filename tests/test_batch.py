@@ -17,11 +17,14 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import shared_path
 from PIL import Image
 
+from converters.spec import ConversionError
+from converters.store import from_bytes, to_bytes
 from dreamer import batch
 from dreamer.__main__ import main
 from dreamer.batch_record import LOG_FILE
@@ -285,3 +288,14 @@ def test_without_ray_installed_ray_says_how_to_get_it(capsys, folder, tiny_model
     assert err.strip().splitlines() == ["error: --ray needs Ray, which is not installed: "
                                         "pip install 'dreamzoo[ray]' (or `make setup`)"]
     assert not (tmp_path / "out").exists()
+
+
+def test_workers_get_the_network_as_its_files_bytes_checked_as_files_are(tiny):
+    description, weights = to_bytes(tiny)
+    copy = from_bytes(description, weights)
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(1, 3, 35, 35)).astype("float32"))
+    assert torch.equal(copy(x), tiny(x))
+    with pytest.raises(ConversionError, match=r"network.json \(sent\): invalid JSON"):
+        from_bytes(description[:-10], weights)
+    with pytest.raises(ConversionError, match=r"weights.safetensors \(sent\): cannot read"):
+        from_bytes(description, weights[:100])
