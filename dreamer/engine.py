@@ -15,6 +15,7 @@ one image; another kind of work (a chunk of a video's frames) is another such cl
 from __future__ import annotations
 
 import argparse
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -106,7 +107,9 @@ def run_job(tasks: list[Task], pool, *, quiet: bool, unit: str) -> Report:
     from tqdm import tqdm
 
     report = Report()
-    with tqdm(total=len(tasks), disable=quiet, unit=unit, leave=False) as bar:
+    with tqdm(total=len(tasks), disable=quiet, unit=unit, leave=False) as bar, \
+            warnings.catch_warnings():
+        warnings.showwarning = shown_once(warnings.showwarning)
         def prepared() -> Iterator[tuple[int, WorkItem]]:
             for i, task in enumerate(tasks):
                 try:
@@ -130,6 +133,19 @@ def run_job(tasks: list[Task], pool, *, quiet: bool, unit: str) -> Report:
             bar.update()
     report.retried = pool.retried
     return report
+
+
+def shown_once(show: Callable) -> Callable:
+    """`warnings.showwarning` showing each message once: the same warning about the
+    settings comes with every item."""
+    shown: set[str] = set()
+
+    def show_once(message, *args, **kwargs) -> None:
+        if str(message) not in shown:
+            shown.add(str(message))
+            show(message, *args, **kwargs)
+
+    return show_once
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
