@@ -11,9 +11,11 @@ import argparse
 import glob
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from converters.images import load_rgb
+from converters.network import Network
 
 from .__main__ import add_dream_options, dream_options, prepare_dream
 from .batch_record import Record, settings_of
@@ -115,8 +117,6 @@ def output_paths(inputs: list[tuple[Path, Path]], outdir: Path) -> list[tuple[Pa
 
 
 def batch_main(argv: list[str]) -> int:
-    from .dream import Options, check_size
-
     args = build_parser().parse_intermixed_args(argv)
     check_engine_options(args)
     network = open_network(args.model, args.weights)
@@ -125,39 +125,58 @@ def batch_main(argv: list[str]) -> int:
     outputs = output_paths(find_inputs(args.input, outdir), outdir)
     options = dream_options(args)
     record = Record(outdir, settings_of(network, targets, iterations, rate, options), args.force)
+    todo = outputs_to_dream(outputs, record)
+    outdir.mkdir(parents=True, exist_ok=True)
+    record.save_settings()
+    with open_pool(args, network, args.device) as pool:
+        dream = Dream(network, targets, iterations, rate, work_options(pool, options))
+        print(f"batch: {len(outputs)} images, {len(outputs) - len(todo)} finished before, "
+              f"{len(todo)} to dream {pool.describe()}", flush=True)
+        report = run_job([image_task(*entry, dream, record) for entry in todo], pool,
+                         quiet=args.quiet, unit="image")
+    print_summary(report, len(outputs) - len(todo))
+    return 1 if report.failed else 0
+
+
+def outputs_to_dream(outputs: list[tuple[Path, str, Path]], record: Record
+                     ) -> list[tuple[Path, str, Path]]:
+    """The outputs not finished yet; refused, before any work, if one is not ours."""
     status = {name: record.status(name, out) for _, name, out in outputs}
     foreign = next((out for _, name, out in outputs if status[name] == "foreign"), None)
     if foreign is not None:
         raise ValueError(f"{foreign}: exists and is not an output of dreamzoo batch (or was "
                          f"changed since); refusing to replace it (move it, or give another "
                          f"OUTDIR)")
-    todo = [entry for entry in outputs if status[entry[1]] != "finished"]
-    outdir.mkdir(parents=True, exist_ok=True)
-    record.save_settings()
+    return [entry for entry in outputs if status[entry[1]] != "finished"]
 
-    with open_pool(args, network, args.device) as pool:
-        options = work_options(pool, options)
 
-        def task(image: Path, name: str, out: Path) -> Task:
-            def prepare() -> Still:
-                rgb = load_rgb(image)
-                check_size(network, targets, rgb, Options(**options))
-                return Still(rgb, targets, iterations, rate, options)
+@dataclass
+class Dream:
+    """What every image of the batch is dreamed with."""
 
-            def finish(result) -> None:
-                record.writing(name)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                save_rgb(out, result)
-                record.done(name, out)
+    network: Network
+    targets: list
+    iterations: int | None
+    rate: float | None
+    options: dict
 
-            return Task(str(image), prepare, finish)
 
-        print(f"batch: {len(outputs)} images, {len(outputs) - len(todo)} finished before, "
-              f"{len(todo)} to dream {pool.describe()}", flush=True)
-        report = run_job([task(*entry) for entry in todo], pool, quiet=args.quiet,
-                         unit="image")
-    print_summary(report, len(outputs) - len(todo))
-    return 1 if report.failed else 0
+def image_task(image: Path, name: str, out: Path, dream: Dream, record: Record) -> Task:
+    """Read (and size-check) the image when it is sent; write its output when it is back."""
+    from .dream import Options, check_size
+
+    def prepare() -> Still:
+        rgb = load_rgb(image)
+        check_size(dream.network, dream.targets, rgb, Options(**dream.options))
+        return Still(rgb, dream.targets, dream.iterations, dream.rate, dream.options)
+
+    def finish(result) -> None:
+        record.writing(name)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_rgb(out, result)
+        record.done(name, out)
+
+    return Task(str(image), prepare, finish)
 
 
 def print_summary(report: Report, skipped: int) -> None:
