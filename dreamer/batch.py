@@ -21,7 +21,6 @@ from .__main__ import add_dream_options, dream_options, prepare_dream
 from .batch_record import Record, settings_of
 from .engine import (
     Report,
-    Still,
     Task,
     add_engine_options,
     check_engine_options,
@@ -31,6 +30,7 @@ from .engine import (
 )
 from .image_io import save_rgb
 from .networks import open_network
+from .work import Still
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 

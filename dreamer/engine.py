@@ -8,8 +8,9 @@ A task, in this process:
   prepare() -> work item   just before the item is sent (reads its input; an error there
                            fails this task only)
   finish(result)           when the item's result arrives (writes the output)
-A work item has `run(network) -> result`, called on the worker. `Still` is one dream of
-one image; another kind of work (a chunk of a video's frames) is another such class.
+A work item (dreamer/work.py) has `run(network) -> result`, called on the worker. `Still`
+is one dream of one image; another kind of work (a chunk of a video's frames) is another
+such class.
 """
 
 from __future__ import annotations
@@ -20,38 +21,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from converters.network import Network
 from converters.spec import ConversionError
 
+from .work import Failure, Still, WorkItem, run_item
+
 # What refuses one task (its input, its output), leaving the others to go on.
 TASK_ERRORS = (ConversionError, ValueError)
-
-
-class WorkItem(Protocol):
-    def run(self, network: Network) -> Any:
-        """The item's work, on a worker holding `network`; the result goes to `finish`."""
-
-
-@dataclass
-class Still:
-    """One dream of one image, as `python -m dreamer` computes it: uint8 RGB."""
-
-    rgb: np.ndarray
-    targets: list
-    iterations: int | None
-    rate: float | None
-    options: dict  # `dreamer.dream()`'s keyword options
-
-    def run(self, network: Network) -> np.ndarray:
-        from .dream import dream, quantise_result
-
-        result = dream(self.rgb, network, self.targets, self.iterations, self.rate, raw=True,
-                       **self.options)
-        return quantise_result(result, self.options.get("preset"))
 
 
 @dataclass
@@ -62,25 +42,10 @@ class Task:
 
 
 @dataclass
-class Failure:
-    """A work item that failed on its worker (not a worker that died)."""
-
-    reason: str
-
-
-@dataclass
 class Report:
     done: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (label, reason)
     retried: int = 0  # items run again because their worker died
-
-
-def run_item(item: WorkItem, network: Network) -> Any:
-    """The item's result, or a Failure: on a worker, one bad item must not stop the others."""
-    try:
-        return item.run(network)
-    except Exception as e:  # whatever it was (too large for memory, ...), the job goes on
-        return Failure(" ".join(f"{type(e).__name__}: {e}".split()))
 
 
 class LocalPool:

@@ -16,11 +16,12 @@ from converters.layer_types import LAYER_TYPES
 from converters.network import Network
 
 from .classes import class_cells, fit_input
-from .engine import Still, add_engine_options, dream_cells, open_pool
+from .engine import add_engine_options, dream_cells, open_pool
 from .gradient import receptive_field
 from .image_io import check_writable, save_rgb
 from .layers import resolve_layer
 from .networks import open_network
+from .work import Still
 
 LABEL_HEIGHT = 18
 

@@ -17,7 +17,7 @@ from converters.network import Network
 from converters.spec import ConversionError
 from converters.store import from_bytes, to_bytes
 
-from .engine import Failure, WorkItem, run_item
+from .work import Failure, WorkItem, run_item
 
 MAX_ATTEMPTS = 3  # an item whose worker died this often (each time) is reported failed
 IN_FLIGHT = 2  # items queued per worker: the next one is there when the last one ends

@@ -13,10 +13,11 @@ from pathlib import Path
 from converters.images import load_rgb
 
 from .__main__ import add_dream_options, check_channel, dream_options, prepare_dream
-from .engine import Still, add_engine_options, dream_cells, open_pool, work_options
+from .engine import add_engine_options, dream_cells, open_pool, work_options
 from .gallery import default_layers, fit, grid
 from .image_io import check_writable, save_rgb
 from .networks import open_network
+from .work import Still
 
 DEFAULT_LAYERS = 4
 MAX_CELLS = 4096
