@@ -223,6 +223,8 @@ def run(args: argparse.Namespace) -> int:
 SUBCOMMANDS = {
     "gallery": ("gallery", "gallery_main"),
     "classify": ("classes", "classify_main"),
+    "zoom": ("motion.cli", "zoom_main"),
+    "video": ("motion.cli", "video_main"),
 }
 
 
