@@ -12,16 +12,18 @@ import numpy as np
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: Fraction = Fraction(24),
                tone_hz: float | None = None, codec: str = "libx264") -> Path:
-    """`frames` (uint8 RGB, even sizes) as H.264 (or `codec`) at `fps`; with `tone_hz`, a
-    mono 44.1 kHz AAC sine tone as long as the video."""
+    """`frames` (uint8 RGB) as lossless H.264 4:4:4 (or `codec`) at `fps`; with `tone_hz`,
+    a mono 44.1 kHz AAC sine tone as long as the video."""
     with av.open(str(path), "w") as container:
         video = container.add_stream(codec, rate=fps)
-        video.height, video.width = frames[0].shape[:2]
-        video.pix_fmt = "yuv420p" if codec == "libx264" else video.pix_fmt
+        video.height, video.width = frames[0].shape[:2] if frames else (48, 64)
+        if codec == "libx264":  # lossless: the test sees the motion it made, not the codec's
+            video.pix_fmt, video.options = "yuv444p", {"qp": "0"}
         audio = None
         if tone_hz is not None:
             audio = container.add_stream("aac", rate=44100)
             audio.layout = "mono"
+        container.start_encoding()  # a header even without frames
         for rgb in frames:
             container.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
         container.mux(video.encode())

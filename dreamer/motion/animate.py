@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from converters.network import Network
 
-from ..dream import dream, on_device, parse_targets
+from ..dream import Options, dream, on_device, parse_targets
 from ..gradient import Target
 from ..networks import open_network
 from .frames import FramesFolder
@@ -66,7 +67,8 @@ def dream_settings(kind: str, source, net: Network, targets: list[Target],
                    iterations: int | None, rate: float | None, options: dict,
                    **motion) -> dict:
     """Everything that decides the frames of a `kind` ("zoom"/"video") animation."""
-    kept = {k: fingerprint(v) for k, v in sorted(options.items()) if k not in NOT_SETTINGS}
+    every = asdict(Options(**options))  # given or not, so the CLI and the API agree
+    kept = {k: fingerprint(v) for k, v in sorted(every.items()) if k not in NOT_SETTINGS}
     return {"format": FORMAT, "kind": kind, "source": fingerprint(source), "network": net.name,
             "targets": [[t.layer, t.weight, t.channel] for t in targets],
             "iterations": iterations, "rate": rate, "options": kept,

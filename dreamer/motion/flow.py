@@ -39,7 +39,7 @@ def warp(image: np.ndarray, backward: np.ndarray) -> np.ndarray:
     h, w = backward.shape[:2]
     grid = np.mgrid[0:h, 0:w].astype(np.float32)
     map_x, map_y = grid[1] + backward[..., 0], grid[0] + backward[..., 1]
-    return cv2.remap(np.asarray(image, np.float32), map_x, map_y, cv2.INTER_LINEAR,
+    return cv2.remap(np.asarray(image, np.float32), map_x, map_y, cv2.INTER_CUBIC,
                      borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -76,11 +76,12 @@ def carried_detail(previous_raw: np.ndarray, previous_dream: np.ndarray,
 
 
 def start_image(previous_raw: np.ndarray | None, previous_dream: np.ndarray | None,
-                raw: np.ndarray, blend: float) -> np.ndarray:
-    """The image frame t's dream starts from (float32 RGB): `raw` plus `blend` times the
-    carried detail; `raw` alone for the first frame or with `blend` 0."""
+                raw: np.ndarray, blend: float) -> tuple[np.ndarray, bool]:
+    """(the image frame t's dream starts from, float32 RGB; whether it carries anything):
+    `raw` plus `blend` times the carried detail; `raw` alone for the first frame, after a
+    cut, or with `blend` 0."""
     start = np.asarray(raw, np.float32)
     if previous_raw is None or previous_dream is None or blend == 0:
-        return start.copy()
-    detail, _ = carried_detail(np.asarray(previous_raw, np.float32), previous_dream, start)
-    return start + np.float32(blend) * detail
+        return start.copy(), False
+    detail, mask = carried_detail(np.asarray(previous_raw, np.float32), previous_dream, start)
+    return start + np.float32(blend) * detail, bool(mask.any())

@@ -66,7 +66,9 @@ def probe(path: str | Path) -> VideoInfo:
                              Fraction(stream.time_base), stream.frames,
                              bool(container.streams.audio),
                              Fraction(first.pts or 0) * Fraction(stream.time_base))
-    except (av.FFmpegError, OSError, StopIteration) as e:
+    except av.EOFError:  # some demuxers (Matroska) say so when there is no frame to read
+        raise VideoError(f"{path}: the video has no frames (the file ends before one)") from None
+    except (av.FFmpegError, OSError) as e:
         raise _fail(path, e) from None
 
 

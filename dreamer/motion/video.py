@@ -23,8 +23,8 @@ from .frames import FramesFolder
 from .media import Sound, VideoInfo, probe, read_frames
 
 # Per-frame defaults (measured: see README "Dreams that move").
-BLEND = 0.6
-ITERATIONS = 5
+BLEND = 0.8
+ITERATIONS = 10
 OCTAVES = 2
 TIME = re.compile(r"(?:(\d+):)?(\d+(?:\.\d*)?|\.\d+)s?")
 
@@ -34,9 +34,19 @@ def dream_frame(raw: np.ndarray, previous_raw: np.ndarray | None,
                 iterations: int | None, rate: float | None, blend: float, index: int,
                 options: dict, on_step: Callable[[], None] | None = None) -> np.ndarray:
     """One video frame's dream (float32 RGB) from its raw frame and the previous frame's
-    raw and dream (None for the first frame): the step a worker can run on its own."""
-    start = start_image(previous_raw, previous_dream, raw, blend)
+    raw and dream (None for the first frame): the step a worker can run on its own.
+    `index` is the frame's number in the source, from which its random seed derives."""
+    start, carried = start_image(previous_raw, previous_dream, raw, blend)
+    if carried:
+        iterations = top_up(iterations or ITERATIONS, blend)
     return dream_step(start, network, targets, iterations, rate, index, options, on_step)
+
+
+def top_up(iterations: int, blend: float) -> int:
+    """Iterations for a frame that carries the previous one's detail: that detail stands
+    for `blend` of a frame's ITERATIONS, so only the rest are run (at least one). A frame
+    that carries nothing (the first, after a cut, or with blend 0) runs all ITERATIONS."""
+    return max(1, round(iterations * (1 - blend)))
 
 
 def frame_at(position: str | int | None, info: VideoInfo, name: str) -> int | None:
@@ -108,8 +118,8 @@ def video_frames(job: VideoJob, net: Network, targets: list[Target], iterations:
         raw = next(raws, None)
         if raw is None:
             return None
-        dreamed = dream_frame(raw.rgb, previous_raw, previous, net, targets,
-                              iterations, rate, blend, k, job.options, on_step)
+        dreamed = dream_frame(raw.rgb, previous_raw, previous, net, targets, iterations,
+                              rate, blend, raw.index, job.options, on_step)
         previous_raw = raw.rgb
         return dreamed
 
