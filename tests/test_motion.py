@@ -20,6 +20,8 @@ from PIL import Image
 
 import dreamer
 from dreamer.__main__ import main
+from dreamer.motion.media import VideoInfo
+from dreamer.motion.video import frame_at
 
 LAYER, ITERATIONS, RATE = "inception_3b/output", 10, 0.03
 SETTINGS = {"octaves": 1}
@@ -194,3 +196,16 @@ def test_bad_videos_and_frames_of_other_settings_are_refused(tmp_path, model_arg
     err = bad_run([*video_command(clip, out, model_args), "--blend", "0.3"], capsys)
     assert "other settings (blend)" in err and not out.exists()
     assert (tmp_path / "out_frames" / "frame000001.png").read_bytes() == frame
+    # --force replaces that folder's frames and settings; the same command then resumes
+    assert main([*video_command(clip, out, model_args), "--blend", "0.3", "--force"]) == 0
+    assert main([*video_command(clip, out, model_args), "--blend", "0.3"]) == 0
+
+
+def test_start_and_end_take_frames_and_times():
+    info = VideoInfo(64, 48, Fraction(30000, 1001), Fraction(1, 30000), 100, False,
+                     Fraction(0))
+    assert frame_at("12", info, "start") == 12
+    assert frame_at("1s", info, "start") == 30  # 29.97 frames a second: frame 30 at 1.001 s
+    assert frame_at("1:00", info, "end") == 1799
+    with pytest.raises(ValueError, match="--end 'soon'"):
+        frame_at("soon", info, "end")

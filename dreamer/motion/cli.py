@@ -9,7 +9,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
-from converters.atomic import OutputError, check_file_target, replacing_folder
+from converters.atomic import OutputError, check_file_target, is_temporary, replacing_folder
 
 from .frames import FRAME, FramesFolder, frame_name
 
@@ -43,8 +43,8 @@ def check_output(out: Path, folder_allowed: bool) -> Path:
         raise OutputError(f"{out}: the output must end in .mp4")
     if out.suffix or (out.exists() and not out.is_dir()):
         raise OutputError(f"{out}: the output must end in .mp4 or .gif, or be a folder")
-    foreign = sorted(p.name for p in out.iterdir() if not FRAME.fullmatch(p.name)) \
-        if out.is_dir() else []
+    foreign = sorted(p.name for p in out.iterdir() if not FRAME.fullmatch(p.name)
+                     and not is_temporary(p.name)) if out.is_dir() else []
     if foreign:
         raise OutputError(f"{out}: holds {foreign[0]!r}, which is not a frame of ours; give "
                           "a new or empty folder")

@@ -67,6 +67,10 @@ class FramesFolder:
             for name in names:  # ours: we wrote settings.json and names of this form
                 if FRAME.fullmatch(name) or CARRY.fullmatch(name):
                     (folder / name).unlink()
+            self._write_settings()
+
+    def _write_settings(self) -> None:
+        write_bytes(self.folder / SETTINGS, json.dumps(self.settings, indent=1).encode())
 
     def _names(self) -> list[str]:
         try:
@@ -98,8 +102,7 @@ class FramesFolder:
     def save(self, k: int, rgb: np.ndarray) -> None:
         """Frame k (1-based): its carry, then its PNG, then frame k−1's carry removed."""
         if not (self.folder / SETTINGS).is_file():
-            self.folder.mkdir(parents=True, exist_ok=True)
-            write_bytes(self.folder / SETTINGS, json.dumps(self.settings, indent=1).encode())
+            self._write_settings()
         save_array(self.folder / carry_name(k), np.asarray(rgb, np.float32))
         save_rgb(self.folder / frame_name(k), quantise(rgb))
         if k > 1:

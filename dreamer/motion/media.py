@@ -124,6 +124,9 @@ def write_mp4(out: Path, frames: Iterable[np.ndarray], rate: Fraction,
     with replacing(out) as file, av.open(file, "w", format="mp4") as container:
         video = container.add_stream("libx264", rate=rate)
         video.pix_fmt = "yuv420p"
+        # The same frames give the same bytes: x264's CPU-specific code paths (AVX-512
+        # here) made the output vary from run to run, even on one thread.
+        video.options = {"x264-params": "cpu-independent=1"}
         video.time_base = times[1] if times else 1 / rate
         video.codec_context.time_base = video.time_base
         audio = _add_audio(container, sound) if sound else None

@@ -111,7 +111,8 @@ def video_frames(job: VideoJob, net: Network, targets: list[Target], iterations:
     """(k, frame k) for the frames not yet in `folder` (frame 1 is source frame `first`)."""
     done = folder.complete() if folder is not None else 0
     raws = read_frames(job.path, job.first + max(done - 1, 0))
-    previous_raw = next(raws).rgb if done else None
+    previous_raw = next(raws).rgb if done and (job.count is None or done < job.count) \
+        else None
 
     def next_frame(k: int, previous: np.ndarray | None) -> np.ndarray | None:
         nonlocal previous_raw
