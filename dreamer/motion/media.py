@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converters.atomic import replacing
+from converters.atomic import OutputError, replacing
 from converters.spec import ConversionError
 
 AUDIO_FRAME = 1024  # samples per AAC frame
@@ -119,6 +119,16 @@ def write_mp4(out: Path, frames: Iterable[np.ndarray], rate: Fraction,
               times: tuple[list[int], Fraction] | None = None, sound: Sound | None = None) -> None:
     """H.264 yuv420p MP4 of uint8 RGB `frames` at `rate` frames per second, or at the time
     stamps `times` = (pts, time base); with `sound`, an AAC track cut from its source."""
+    import av
+
+    try:
+        _write_mp4(out, frames, rate, times, sound)
+    except av.FFmpegError as e:  # the temporary is gone; an OSError is an OutputError already
+        raise OutputError(f"cannot write {out}: {str(e).splitlines()[0]}") from None
+
+
+def _write_mp4(out: Path, frames: Iterable[np.ndarray], rate: Fraction,
+               times: tuple[list[int], Fraction] | None, sound: Sound | None) -> None:
     import av
 
     with replacing(out) as file, av.open(file, "w", format="mp4") as container:
