@@ -171,6 +171,10 @@ def test_zoom_frames_follow_the_zoom_and_encode(tmp_path, googlenet, model_args)
         assert gif.n_frames == 6 and gif.size == (97, 73)
     video, _, _ = read_clip(tmp_path / "zoom.mp4")
     assert len(video) == 6 and video[0].shape == (74, 98, 3)
+    assert main([*common, "-o", str(tmp_path / "pngs")]) == 0
+    pngs = sorted((tmp_path / "pngs").iterdir())
+    assert [p.read_bytes() for p in pngs] == [(folder / p.name).read_bytes() for p in pngs]
+    assert len(pngs) == 6
 
 
 def bad_run(args: list[str], capsys) -> str:

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from converters.network import Network
 
@@ -63,13 +64,23 @@ def file_digest(path: Path) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
+def weights_digest(net: Network) -> str:
+    """The SHA-256 of every weight and buffer, by name: the same net, whatever its file."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(net.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().flatten().view(torch.uint8).numpy())
+    return f"sha256:{digest.hexdigest()}"
+
+
 def dream_settings(kind: str, source, net: Network, targets: list[Target],
                    iterations: int | None, rate: float | None, options: dict,
                    **motion) -> dict:
     """Everything that decides the frames of a `kind` ("zoom"/"video") animation."""
     every = asdict(Options(**options))  # given or not, so the CLI and the API agree
     kept = {k: fingerprint(v) for k, v in sorted(every.items()) if k not in NOT_SETTINGS}
-    return {"format": FORMAT, "kind": kind, "source": fingerprint(source), "network": net.name,
+    return {"format": FORMAT, "kind": kind, "source": fingerprint(source),
+            "network": f"{net.name} {weights_digest(net)}",
             "targets": [[t.layer, t.weight, t.channel] for t in targets],
             "iterations": iterations, "rate": rate, "options": kept,
             **{k: fingerprint(v) for k, v in motion.items()}}

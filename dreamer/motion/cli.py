@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import textwrap
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,16 +17,18 @@ from .frames import FRAME, FramesFolder, frame_name
 OUTPUTS = (".mp4", ".gif")
 
 
-def motion_parser(prog: str, source: str, description: str) -> argparse.ArgumentParser:
+def motion_parser(prog: str, source: str, description: str,
+                  outputs: str) -> argparse.ArgumentParser:
     from ..__main__ import add_dream_options
 
-    parser = argparse.ArgumentParser(prog=f"python -m dreamer {prog}", description=description,
+    wrapped = "\n".join(textwrap.fill(line, 88) for line in description.splitlines())
+    parser = argparse.ArgumentParser(prog=f"python -m dreamer {prog}", description=wrapped,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", metavar=source)
     parser.add_argument("positional", nargs="*", metavar="LAYER ITERATIONS RATE",
                         help="as for a still dream")
     add_dream_options(parser)
-    parser.add_argument("-o", "--output", required=True)
+    parser.add_argument("-o", "--output", required=True, metavar="OUT", help=outputs)
     parser.add_argument("--frames-dir", help="lossless frames, kept to resume an interrupted "
                         "run (default: <OUT stem>_frames beside OUT)")
     parser.add_argument("--force", action="store_true", help="replace the frames of a frames "
@@ -85,7 +88,8 @@ def zoom_main(argv: list[str]) -> int:
     from .zoom import Motion, check_zoom, zoom_frames, zoom_settings
 
     parser = motion_parser("zoom", "SRC", "Google's endless zoom: each frame dreamed from the "
-                           "previous one, zoomed, rotated and panned (in float).")
+                           "previous one, zoomed, rotated and panned (in float).",
+                           "an .mp4 (H.264), a looping .gif, or a folder of PNGs")
     parser.add_argument("--frames", type=int, required=True, help="frames to make")
     parser.add_argument("--zoom", type=float, default=1.05, help="zoom per frame (default "
                         "1.05; below 1 zooms out)")
@@ -151,8 +155,11 @@ def video_main(argv: list[str]) -> int:
     parser = motion_parser(
         "video", "IN", "Dream a video: each frame starts from its raw frame plus the previous "
         "frame's dreamed detail, moved by optical flow (DIS, both directions), masked where "
-        f"the flow fails its consistency check and faded by --blend.\nPer-frame defaults: "
-        f"ITERATIONS {ITERATIONS}, --octaves {OCTAVES}, --blend {BLEND} (measured; README).")
+        "the flow fails its consistency check and faded by --blend. A frame that carries "
+        "nothing (the first, after a cut, or with --blend 0) runs ITERATIONS; one that "
+        "carries runs ITERATIONS × (1 − blend), at least 1.\nPer-frame defaults: "
+        f"ITERATIONS {ITERATIONS}, --octaves {OCTAVES}, --blend {BLEND} (measured; README).",
+        "an .mp4 (H.264 yuv420p; the source's frame times, size and sound)")
     parser.add_argument("--blend", type=float, default=BLEND, help="share of the previous "
                         f"frame's detail carried (0 <= blend < 1; default {BLEND}); 0 dreams "
                         "every frame on its own")

@@ -36,9 +36,10 @@ def dream_frame(raw: np.ndarray, previous_raw: np.ndarray | None,
     """One video frame's dream (float32 RGB) from its raw frame and the previous frame's
     raw and dream (None for the first frame): the step a worker can run on its own.
     `index` is the frame's number in the source, from which its random seed derives."""
+    iterations = iterations or ITERATIONS
     start, carried = start_image(previous_raw, previous_dream, raw, blend)
     if carried:
-        iterations = top_up(iterations or ITERATIONS, blend)
+        iterations = top_up(iterations, blend)
     return dream_step(start, network, targets, iterations, rate, index, options, on_step)
 
 
