@@ -5,6 +5,7 @@ GoogLeNet, 1 octave, small frames."""
 
 from __future__ import annotations
 
+import resource
 import signal
 import subprocess
 import sys
@@ -213,3 +214,25 @@ def test_start_and_end_take_frames_and_times():
     assert frame_at("1:00", info, "end") == 1799
     with pytest.raises(ValueError, match="--end 'soon'"):
         frame_at("soon", info, "end")
+
+
+def small_file_limit() -> None:
+    """In the child: files may not grow beyond 30 kB, as on a full disk (EFBIG, not a kill)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (30_000, 30_000))
+
+
+def test_a_full_disk_is_one_line_and_no_output(tmp_path, model_args):
+    source = tmp_path / "src.png"
+    Image.fromarray(texture(48, 64, 7)).save(source)
+    out = tmp_path / "zoom.gif"
+    command = [sys.executable, "-m", "dreamer", "zoom", str(source), LAYER, "2", str(RATE),
+               *model_args, "--octaves", "1", "--frames", "2", "--quiet", "-o", str(out)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                            preexec_fn=small_file_limit)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1  # numpy names the cause: "... requested and ... written"
+    assert lines[0].startswith(f"error: cannot write {tmp_path / 'zoom_frames'}/carry000001.npy: ")
+    assert not out.exists()
+    assert sorted(p.name for p in (tmp_path / "zoom_frames").iterdir()) == ["settings.json"]
