@@ -58,9 +58,12 @@ def fingerprint(value) -> object:
 
 def file_digest(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with open(path, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot be read ({e.strerror or e})") from None
     return f"sha256:{digest.hexdigest()}"
 
 
@@ -78,6 +81,8 @@ def dream_settings(kind: str, source, net: Network, targets: list[Target],
                    **motion) -> dict:
     """Everything that decides the frames of a `kind` ("zoom"/"video") animation."""
     every = asdict(Options(**options))  # given or not, so the CLI and the API agree
+    if isinstance(every["guide"], str):
+        every["guide"] = Path(every["guide"])  # by its content
     kept = {k: fingerprint(v) for k, v in sorted(every.items()) if k not in NOT_SETTINGS}
     return {"format": FORMAT, "kind": kind, "source": fingerprint(source),
             "network": f"{net.name} {weights_digest(net)}",
