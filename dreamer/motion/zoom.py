@@ -20,8 +20,9 @@ from .frames import FramesFolder
 
 @dataclass(frozen=True)
 class Motion:
-    """The camera's move per frame: zoom factor about the centre (> 1: closer),
-    rotation in degrees (counter-clockwise), pan in pixels (dx, dy)."""
+    """The camera's move per frame: zoom factor about the centre (> 1: closer), the
+    picture's rotation in degrees (counter-clockwise), and the view's pan in pixels
+    (dx, dy; the picture moves the other way)."""
 
     zoom: float = 1.05
     rotate: float = 0.0
