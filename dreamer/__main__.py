@@ -2,7 +2,8 @@
 script's `qlua deepdream.lua <source_img> <layer_max> <iterations> <update_rate>`.
 
 Also `python -m dreamer gallery SRC --model M` (one labelled cell per layer),
-`python -m dreamer classify IMG --model M` (the net's top classes) and
+`python -m dreamer classify IMG --model M` (the net's top classes),
+`python -m dreamer zoom|video ...` (animations: dreamer/motion/) and
 `python -m dreamer --list-layers [--model M]`. Errors are one line, exit status 2, and
 no output file.
 """
@@ -223,6 +224,8 @@ def run(args: argparse.Namespace) -> int:
 SUBCOMMANDS = {
     "gallery": ("gallery", "gallery_main"),
     "classify": ("classes", "classify_main"),
+    "zoom": ("motion.cli", "zoom_main"),
+    "video": ("motion.cli", "video_main"),
 }
 
 
