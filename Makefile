@@ -44,6 +44,7 @@ bench: setup
 #   make convert PROTOTXT=... CAFFEMODEL=... NAME=...   any other Caffe net (T7=... NAME=...)
 #   make convert MODEL=nin FORMAT=onnx              also write models/nin/nin.onnx
 #   make demo [FROM=../shared/models]             convert GoogLeNet and dream on a sample photo
+#   make zoom-demo [FROM=../shared/models]        the same photo as an endless zoom (GIF, MP4)
 .PHONY: convert demo
 DEMO_DIR ?= build/demo
 DEMO_MODEL ?= googlenet
@@ -66,3 +67,15 @@ demo: setup
 	$(PY) -m dreamer $(DEMO_DIR)/astronaut.png $(DEMO_DREAM) --model $(DEMO_MODEL) \
 		-o $(DEMO_DIR)/astronaut_dream.png
 	@echo "demo dream written to $(DEMO_DIR)/astronaut_dream.png"
+
+# A small animated example, generated (not committed): the demo photo zoomed into, as a GIF
+# and, from the same frames folder (only encoded the second time), an MP4.
+.PHONY: zoom-demo
+ZOOM_DREAM ?= inception_4c/output 5 0.03 --octaves 3 --frames 24 --zoom 1.04 --rotate 0.5
+zoom-demo: setup
+	$(PY) -m models $(DEMO_MODEL) $(MIRROR_FLAG)
+	$(PY) -m models.sample $(DEMO_DIR)/astronaut.png
+	$(PY) -m dreamer zoom $(DEMO_DIR)/astronaut.png $(ZOOM_DREAM) --model $(DEMO_MODEL) \
+		--fps 12 --frames-dir $(DEMO_DIR)/zoom_frames -o $(DEMO_DIR)/zoom.gif
+	$(PY) -m dreamer zoom $(DEMO_DIR)/astronaut.png $(ZOOM_DREAM) --model $(DEMO_MODEL) \
+		--fps 12 --frames-dir $(DEMO_DIR)/zoom_frames -o $(DEMO_DIR)/zoom.mp4

@@ -6,5 +6,7 @@
 """
 
 from .dream import Options, dream
+from .motion.video import dream_video
+from .motion.zoom import dream_zoom
 
-__all__ = ["Options", "dream"]
+__all__ = ["Options", "dream", "dream_video", "dream_zoom"]

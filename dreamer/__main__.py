@@ -4,7 +4,8 @@ script's `qlua deepdream.lua <source_img> <layer_max> <iterations> <update_rate>
 Also `python -m dreamer gallery SRC --model M` (one labelled cell per layer),
 `python -m dreamer batch INPUT LAYER ITERATIONS RATE -o OUTDIR` (many images),
 `python -m dreamer sweep SRC LAYERS ITERATIONS RATE --channels 0-3` (layers × channels),
-`python -m dreamer classify IMG --model M` (the net's top classes) and
+`python -m dreamer classify IMG --model M` (the net's top classes),
+`python -m dreamer zoom|video ...` (animations: dreamer/motion/) and
 `python -m dreamer --list-layers [--model M]`. Errors are one line, exit status 2, and
 no output file.
 """
@@ -232,6 +233,8 @@ SUBCOMMANDS = {
     "classify": ("classes", "classify_main"),
     "batch": ("batch", "batch_main"),
     "sweep": ("sweep", "sweep_main"),
+    "zoom": ("motion.cli", "zoom_main"),
+    "video": ("motion.cli", "video_main"),
 }
 
 

@@ -91,7 +91,8 @@ def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | i
           on_step: Callable[[], None] | None = None,
           on_octave: Callable[[int, np.ndarray], None] | None = None,
           trace: dict | None = None, **options) -> np.ndarray:
-    """Dream on `image` (a path or H×W×3 uint8 RGB) at `layer` of `network` (a Network,
+    """Dream on `image` (a path, H×W×3 uint8 RGB, or float32 RGB 0..255, which is not
+    rounded) at `layer` of `network` (a Network,
     or what `--model` accepts). Returns H×W×3 uint8 RGB (224×224 for the torch7
     preset), or the float RGB before quantisation with `raw=True`.
 
@@ -102,7 +103,9 @@ def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | i
     """
     opts = Options(**options)
     net = network if isinstance(network, Network) else open_network(network)
-    rgb = load_rgb(image) if isinstance(image, (str, Path)) else np.asarray(image, np.uint8)
+    rgb = input_rgb(image)
+    if opts.preset in ("deepdraw", "torch7"):  # these read the image's 8-bit values
+        rgb = quantise(rgb)
     if opts.preset == "deepdraw":  # class visualisation: its own schedule (dreamer/deepdraw.py)
         from .deepdraw import check_canvas, dream_deepdraw
         validate(1 if iterations is None else iterations, 1.0 if rate is None else rate, opts)
@@ -126,6 +129,15 @@ def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | i
         result = _dream_google(rgb, net, targets, iterations, rate, opts, on_step, on_octave,
                                trace)
     return result if raw else quantise_result(result, opts.preset)
+
+
+def input_rgb(image: str | Path | np.ndarray) -> np.ndarray:
+    """A path's image, or an array: float32 (0..255, e.g. an animation's previous frame)
+    kept as it is, unrounded; anything else as uint8."""
+    if isinstance(image, (str, Path)):
+        return load_rgb(image)
+    array = np.asarray(image)
+    return array if array.dtype == np.float32 else np.asarray(array, np.uint8)
 
 
 def on_device(net: Network, device: str) -> Network:

@@ -65,7 +65,7 @@ def convert_zoo(model: ZooModel, mirror: Path | None = None, root: Path | None =
             raise HostUnreachable(f"{e}; offline? give a local mirror laid out like "
                                   f"shared/models: {convert_command(model)} FROM=<folder> "
                                   f"(or set DREAMZOO_MIRROR)") from None
-    by_kind = {f.source.kind: f for f in files}
+    by_kind = {f.source.kind: f for f in files if f.status != "unavailable"}
     height, width = model.input_size
     network = converters.load_caffe(by_kind["prototxt"].path, by_kind["weights"].path,
                                     [1, 3, height, width])
@@ -92,6 +92,9 @@ def convert_zoo(model: ZooModel, mirror: Path | None = None, root: Path | None =
 
 def warning(model: ZooModel, found: Found) -> str:
     """The warning for a file that is not (or may not be) the official one, else ''."""
+    if found.status == "unavailable":
+        return (f"no class names for {model.name}: {found.problem}; --class takes class "
+                f"indices, or give the names with --labels FILE")
     if found.status not in ("differs", "doubtful"):
         return ""
     algorithm, expected = found.source.checksum or ("", "")
@@ -142,7 +145,8 @@ def report(result: Converted) -> None:
     """Print the files used, the layer table and where the model went."""
     notes = {"verified": "checksum verified", "differs": "NOT the official file",
              "doubtful": "does not match the (doubtful) published checksum",
-             "unverifiable": "no published checksum to verify"}
+             "unverifiable": "no published checksum to verify",
+             "unavailable": "could not be fetched"}
     for found in result.files:
         print(f"{found.source.kind:>9}: {found.path}  ({notes[found.status]})")
     print(result.table)

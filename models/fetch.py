@@ -34,8 +34,9 @@ class Found:
 
     source: Source
     path: Path
-    status: str  # "verified", "differs", "unverifiable" or "doubtful"
+    status: str  # "verified", "differs", "unverifiable", "doubtful" or "unavailable"
     digest: str = ""  # the file's digest when it was computed
+    problem: str = ""  # why an "unavailable" file (a class list) could not be fetched
 
 
 def folder_of(model: ZooModel, source: Source) -> str:
@@ -105,17 +106,27 @@ def check(source: Source, path: Path) -> Found:
 def from_cache(cache: Path, model: ZooModel, quiet: bool = False) -> list[Found]:
     """Every file of `model`, downloading into the cache what is not there yet."""
     found = []
-    for source in (*model.sources, *model.classes):
-        dest = cache / folder_of(model, source) / source.name
-        if not dest.exists():
-            if source.archive:
-                _from_archive(cache / folder_of(model, source), source, quiet)
-            else:
-                # A doubtful published checksum is compared afterwards, not enforced.
-                checksum = None if source.checksum_doubt else source.checksum
-                download(source.url, dest, checksum, quiet=quiet)
-        found.append(check(source, dest))
+    for source in model.sources:
+        found.append(check(source, _fetch_into(cache, model, source, quiet)))
+    for source in model.classes:  # the net works without names: their loss only warns
+        try:
+            found.append(check(source, _fetch_into(cache, model, source, quiet)))
+        except DownloadError as e:
+            found.append(Found(source, cache / folder_of(model, source) / source.name,
+                               "unavailable", problem=str(e)))
     return found
+
+
+def _fetch_into(cache: Path, model: ZooModel, source: Source, quiet: bool) -> Path:
+    dest = cache / folder_of(model, source) / source.name
+    if not dest.exists():
+        if source.archive:
+            _from_archive(cache / folder_of(model, source), source, quiet)
+        else:
+            # A doubtful published checksum is compared afterwards, not enforced.
+            checksum = None if source.checksum_doubt else source.checksum
+            download(source.url, dest, checksum, quiet=quiet)
+    return dest
 
 
 def _from_archive(folder: Path, source: Source, quiet: bool) -> None:

@@ -5,12 +5,18 @@ Forms (the form is told by the lines themselves):
 - `/a/airfield 0`: the Places lists (categories_places365.txt, categoryIndex_places205.csv),
   a path and the class index;
 - anything else: one class per line in index order, synonyms separated by ", "
-  (crowsonkb's categories.txt, CIFAR-10's batches.meta.txt, our own labels.txt).
+  (crowsonkb's categories.txt, CIFAR-10's batches.meta.txt, our own labels.txt);
+- a MATLAB `.mat` holding one cell array of names (CompCars' make_model_names_cls.mat),
+  read by scipy without executing anything;
+- a Python `.py` assigning one list of string literals (caffe-oxford102's class-labels.py),
+  read by parsing it, never by running it.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +24,7 @@ from pathlib import Path
 from converters.spec import ConversionError
 
 MAX_BYTES = 4 << 20  # far above any class list (ImageNet's is 32 kB)
+MAX_MAT_BYTES = 1 << 20  # compressed: bounds what a .mat can inflate to
 SYNSET = re.compile(r"n\d{8}\s+(\S.*)")
 INDEXED = re.compile(r"(/\S+)\s+(\d+)")
 MAX_SUGGESTIONS = 8
@@ -44,10 +51,14 @@ class ClassList:
 def read_labels(path: str | Path) -> ClassList:
     """The class list in `path`; a ConversionError naming the file if it is not one."""
     path = Path(path)
+    limit = MAX_MAT_BYTES if path.suffix.lower() == ".mat" else MAX_BYTES
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise ConversionError(f"{path}: too large for a class list (over {MAX_BYTES} bytes)")
-        text = path.read_bytes().decode("utf-8")
+        if path.stat().st_size > limit:
+            raise ConversionError(f"{path}: too large for a class list (over {limit} bytes)")
+        data = path.read_bytes()
+        if path.suffix.lower() == ".mat":
+            return ClassList(str(path), _mat_names(data, str(path)))
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ConversionError(f"{path}: no such class list") from None
     except OSError as e:
@@ -55,6 +66,8 @@ def read_labels(path: str | Path) -> ClassList:
             from None
     except UnicodeDecodeError as e:
         raise ConversionError(f"{path}: not a UTF-8 class list (byte {e.start})") from None
+    if path.suffix.lower() == ".py":
+        return ClassList(str(path), _python_names(text, str(path)))
     return parse_labels(text, str(path))
 
 
@@ -91,6 +104,46 @@ def _indexed(lines: list[str], source: str) -> tuple[tuple[str, ...], ...]:
         spaced = name.replace("_", " ").replace("/", " ")
         names[position] = tuple(dict.fromkeys((name, spaced)))
     return tuple(names[i] for i in range(len(lines)))
+
+
+def _mat_names(data: bytes, source: str) -> tuple[tuple[str, ...], ...]:
+    """The names in the one cell array of strings of a MATLAB v5 file."""
+    import numpy as np
+    from scipy.io import loadmat
+
+    try:
+        variables = loadmat(io.BytesIO(data))
+    except Exception as e:  # scipy raises many types for a malformed file
+        raise ConversionError(f"{source}: not a readable MATLAB file ({e})") from None
+    lists = {key: value.ravel() for key, value in variables.items()
+             if not key.startswith("__") and isinstance(value, np.ndarray)
+             and value.dtype == object and value.size
+             and all(isinstance(cell, np.ndarray) and cell.dtype.kind == "U" and cell.size <= 1
+                     for cell in value.ravel())}
+    if len(lists) != 1:
+        raise ConversionError(f"{source}: expected one cell array of class names, found "
+                              f"{len(lists)} ({', '.join(lists) or 'none'})")
+    cells = next(iter(lists.values()))
+    return tuple((str(cell[0]).strip() or f"unnamed class {i}",) if cell.size
+                 else (f"unnamed class {i}",) for i, cell in enumerate(cells))
+
+
+def _python_names(text: str, source: str) -> tuple[tuple[str, ...], ...]:
+    """The names of the one `NAME = [...]` list of string literals in Python source."""
+    try:
+        tree = ast.parse(text, source)
+    except SyntaxError as e:
+        raise ConversionError(f"{source}: not Python source (line {e.lineno}: {e.msg})") \
+            from None
+    lists = [node.value.elts for node in tree.body
+             if isinstance(node, ast.Assign) and isinstance(node.value, (ast.List, ast.Tuple))
+             and node.value.elts and all(isinstance(e, ast.Constant) and isinstance(e.value, str)
+                                         for e in node.value.elts)]
+    if len(lists) != 1:
+        raise ConversionError(f"{source}: expected one list of class names, found "
+                              f"{len(lists)}")
+    return tuple(_synonyms(e.value) or (f"unnamed class {i}",)  # type: ignore[attr-defined]
+                 for i, e in enumerate(lists[0]))
 
 
 def _key(name: str) -> str:

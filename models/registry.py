@@ -323,9 +323,14 @@ REGISTRY: tuple[ZooModel, ...] = (
                    "googlenet_finetune_web_car_iter_10000.caffemodel"),
         ),
         default_layer="inception_4c_output", mean=BVLC_MEAN_VALUES,
+        # The gist's README links this file for "the correspondence between the output
+        # nodes of the network and the 431 car models"; no checksum is published.
+        classes=(Source("classes", "make_model_names_cls.mat",
+                        "https://raw.githubusercontent.com/bogger/caffe-multigpu/multigpu/"
+                        "models/finetune_web_car/matlab/make_model_names_cls.mat"),),
         homepage="https://gist.github.com/bogger/b90eb88e31cd745525ae",
         notes="The gist states no mean; that of the BVLC GoogLeNet it was fine-tuned from is "
-              "used. Class names: make_model_names_cls.mat in bogger/caffe-multigpu."),
+              "used."),
     ZooModel(
         name="oxford102", aliases=("oxfordflowers102", "oxford_flowers102", "flowers102"),
         description="CaffeNet fine-tuned on the Oxford 102 flowers (J. Goode, 2015)",
@@ -338,9 +343,13 @@ REGISTRY: tuple[ZooModel, ...] = (
                    "https://s3.amazonaws.com/jgoode/oxford102.caffemodel"),
             IMAGENET_MEAN,
         ),
+        # "in order from class 1 to class 102 as used in the mat files" (the README), read
+        # as output 0 = class 1; no checksum is published.
+        classes=(Source("classes", "class-labels.py",
+                        "https://raw.githubusercontent.com/jimgoo/caffe-oxford102/master/"
+                        "class-labels.py"),),
         default_layer="conv5", homepage="https://gist.github.com/jimgoo/0179e52305ca768a601f",
-        notes="Trained with the ILSVRC-2012 mean image (README). Class names: class-labels.py "
-              "in jimgoo/caffe-oxford102."),
+        notes="Trained with the ILSVRC-2012 mean image (README)."),
 )
 
 

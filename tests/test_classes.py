@@ -104,6 +104,61 @@ def test_synset_words_and_cifar_names_read(tmp_path):
     assert len(labels) == 10 and labels.name(3) == "cat" and labels.name(9) == "truck"
 
 
+def test_a_matlab_cell_array_of_names_reads(tmp_path):
+    """CompCars' make_model_names_cls.mat form: a cell array of names (one of them empty)."""
+    from scipy.io import savemat
+
+    cells = np.empty((3, 1), dtype=object)
+    cells[:, 0] = [np.array(["Audi A4L"]), np.array(["BMW 3 Series"]), np.array([], "U1")]
+    path = tmp_path / "make_model_names_cls.mat"
+    savemat(path, {"make_model_names": cells, "count": np.array([[3.0]])})
+    labels = read_labels(path)
+    assert labels.names == (("Audi A4L",), ("BMW 3 Series",), ("unnamed class 2",))
+
+
+def test_a_python_list_of_names_reads_without_running_it(tmp_path):
+    """caffe-oxford102's class-labels.py form; code in the file is never executed."""
+    path = tmp_path / "class-labels.py"
+    flag = tmp_path / "ran"
+    path.write_text(f"import pathlib\npathlib.Path({str(flag)!r}).touch()\n"
+                    "labels = ['pink primrose', 'hard-leaved pocket orchid',\n"
+                    "          \"colt's foot\"]\n")
+    assert read_labels(path).names == (("pink primrose",), ("hard-leaved pocket orchid",),
+                                       ("colt's foot",))
+    assert not flag.exists()
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("labels.mat", b"MATLAB 5.0 but not really", "not a readable MATLAB file"),
+    ("labels.py", b"a = ['x']\nb = ['y']\n", "expected one list of class names, found 2"),
+    ("labels.py", b"names = [open('x').read()]\n", "found 0"),
+    ("labels.py", b"names = [\n", "not Python source"),
+])
+def test_bad_mat_and_python_class_lists_are_one_line_errors(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ConversionError) as error:
+        read_labels(path)
+    assert str(path) in str(error.value) and message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_a_matlab_file_without_one_name_list_is_refused(tmp_path):
+    from scipy.io import savemat
+
+    path = tmp_path / "numbers.mat"
+    savemat(path, {"x": np.arange(4.0)})
+    with pytest.raises(ConversionError, match="expected one cell array of class names, "
+                       "found 0"):
+        read_labels(path)
+
+
+def test_every_zoo_classifier_has_a_class_list():
+    from models.registry import REGISTRY
+
+    assert [m.name for m in REGISTRY if not m.classes] == []
+
+
 @pytest.mark.parametrize("content, message", [
     (b"", "empty class list"),
     (b"a\n\nb\n", "line 2 is empty"),

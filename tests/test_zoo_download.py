@@ -15,6 +15,7 @@ import socket
 import tarfile
 import threading
 import time
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -210,6 +211,21 @@ def test_zoo_model_is_downloaded_verified_cached_and_converted(server, tmp_path,
     served = len(server.requests)
     convert_zoo(model, cache=cache, root=root, quiet=True)
     assert len(server.requests) == served, "a second conversion must use the cache"
+
+
+def test_a_class_list_that_cannot_be_fetched_only_warns(server, tmp_path, tiny_files):
+    prototxt, caffemodel = tiny_files
+    server.files["/deploy.prototxt"], server.files["/tiny.caffemodel"] = prototxt, caffemodel
+    names = Source("classes", "labels.txt", f"{server.url}/labels.txt")  # not served: 404
+    model = replace(tiny_model(server.url, prototxt, caffemodel), classes=(names,))
+    result = convert_zoo(model, cache=tmp_path / "cache", root=tmp_path / "models", quiet=True)
+    assert [f.status for f in result.files] == ["verified", "verified", "unavailable"]
+    assert not (tmp_path / "models" / "tiny_test" / "labels.txt").exists()
+    [text] = result.warnings
+    assert "no class names for tiny_test" in text and "HTTP 404" in text and "--labels" in text
+    server.files["/labels.txt"] = b"a\nb\n"  # served now: a second conversion gets it
+    convert_zoo(model, cache=tmp_path / "cache", root=tmp_path / "models", quiet=True)
+    assert (tmp_path / "models" / "tiny_test" / "labels.txt").read_text() == "a\nb\n"
 
 
 def test_member_of_a_tar_gz_archive(server, tmp_path, tiny_files):

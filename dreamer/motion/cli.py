@@ -1,0 +1,191 @@
+"""`python -m dreamer zoom SRC LAYER ITERATIONS RATE --frames N -o OUT` and
+`python -m dreamer video IN LAYER ITERATIONS RATE -o OUT.mp4`."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import textwrap
+from fractions import Fraction
+from pathlib import Path
+
+from converters.atomic import OutputError, check_file_target, is_temporary, replacing_folder
+
+from .frames import FRAME, FramesFolder, frame_name
+
+OUTPUTS = (".mp4", ".gif")
+
+
+def motion_parser(prog: str, source: str, description: str,
+                  outputs: str) -> argparse.ArgumentParser:
+    from ..__main__ import add_dream_options
+
+    wrapped = "\n".join(textwrap.fill(line, 88) for line in description.splitlines())
+    parser = argparse.ArgumentParser(prog=f"python -m dreamer {prog}", description=wrapped,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("src", metavar=source)
+    parser.add_argument("positional", nargs="*", metavar="LAYER ITERATIONS RATE",
+                        help="as for a still dream")
+    add_dream_options(parser)
+    parser.add_argument("-o", "--output", required=True, metavar="OUT", help=outputs)
+    parser.add_argument("--frames-dir", help="lossless frames, kept to resume an interrupted "
+                        "run (default: <OUT stem>_frames beside OUT)")
+    parser.add_argument("--force", action="store_true", help="replace the frames of a frames "
+                        "folder made with other settings")
+    return parser
+
+
+def check_output(out: Path, folder_allowed: bool) -> Path:
+    """Refuse, before any work, an OUT that cannot be written or is not ours to replace."""
+    if not out.parent.is_dir():
+        raise OutputError(f"{out}: the folder {out.parent} does not exist")
+    if out.suffix.lower() in OUTPUTS and (folder_allowed or out.suffix.lower() == ".mp4"):
+        return check_file_target(out)
+    if not folder_allowed:
+        raise OutputError(f"{out}: the output must end in .mp4")
+    if out.suffix or (out.exists() and not out.is_dir()):
+        raise OutputError(f"{out}: the output must end in .mp4 or .gif, or be a folder")
+    foreign = sorted(p.name for p in out.iterdir() if not FRAME.fullmatch(p.name)
+                     and not is_temporary(p.name)) if out.is_dir() else []
+    if foreign:
+        raise OutputError(f"{out}: holds {foreign[0]!r}, which is not a frame of ours; give "
+                          "a new or empty folder")
+    return out
+
+
+def frames_folder(args: argparse.Namespace, out: Path, settings: dict) -> FramesFolder:
+    folder = Path(args.frames_dir) if args.frames_dir else out.parent / f"{out.stem}_frames"
+    return FramesFolder(folder, settings, args.force)
+
+
+def copy_frames(folder: FramesFolder, count: int, out: Path) -> None:
+    """OUT as a folder: the frames' PNGs, all appearing at once."""
+    with replacing_folder(out) as staging:
+        for k in range(1, count + 1):
+            shutil.copyfile(folder.folder / frame_name(k), staging / frame_name(k))
+
+
+def note_odd_size(width: int, height: int) -> None:
+    if width % 2 or height % 2:
+        print(f"note: H.264 yuv420p needs even sides: the {width}×{height} frames are padded "
+              "to even by repeating their last column/row", file=sys.stderr)
+
+
+def progress(args: argparse.Namespace, total: int | None, initial: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, disable=args.quiet, unit="frame", leave=False)
+
+
+def zoom_main(argv: list[str]) -> int:
+    from converters.images import load_rgb
+
+    from ..__main__ import dream_options, prepare_dream
+    from ..networks import open_network
+    from .animate import prepared
+    from .media import write_gif, write_mp4
+    from .zoom import Motion, check_zoom, zoom_frames, zoom_settings
+
+    parser = motion_parser("zoom", "SRC", "Google's endless zoom: each frame dreamed from the "
+                           "previous one, zoomed, rotated and panned (in float).",
+                           "an .mp4 (H.264), a looping .gif, or a folder of PNGs")
+    parser.add_argument("--frames", type=int, required=True, help="frames to make")
+    parser.add_argument("--zoom", type=float, default=1.05, help="zoom per frame (default "
+                        "1.05; below 1 zooms out)")
+    parser.add_argument("--rotate", type=float, default=0.0, help="degrees per frame, "
+                        "counter-clockwise")
+    parser.add_argument("--pan", default="0,0", metavar="DX,DY",
+                        help="the view's move per frame in pixels")
+    parser.add_argument("--fps", type=float, default=24.0, help="of the MP4 or GIF (default 24)")
+    args = parser.parse_intermixed_args(argv)
+    out = check_output(Path(args.output), folder_allowed=True)
+    motion = Motion(args.zoom, args.rotate, parse_pan(args.pan))
+    network = open_network(args.model, args.weights)
+    targets, iterations, rate = prepare_dream(network, args)
+    options = dream_options(args)
+    network, _ = prepared(network, targets, options)
+    rgb = load_rgb(args.src)
+    check_zoom(rgb, network, targets, motion, args.frames, options)
+    if not args.fps > 0:
+        raise ValueError(f"--fps must be positive (got {args.fps})")
+    folder = frames_folder(args, out, zoom_settings(rgb, network, targets, iterations, rate,
+                                                    motion, options))
+    with progress(args, args.frames, min(folder.complete(), args.frames)) as bar:
+        for _ in zoom_frames(rgb, network, targets, iterations, rate, motion, args.frames,
+                             options, folder):
+            bar.update()
+    fps = Fraction(args.fps).limit_denominator(1001)
+    if out.suffix.lower() == ".mp4":
+        note_odd_size(rgb.shape[1], rgb.shape[0])
+        write_mp4(out, folder.frames(args.frames), fps)
+    elif out.suffix.lower() == ".gif":
+        write_gif(out, folder.frames(args.frames), fps)
+    else:
+        copy_frames(folder, args.frames, out)
+    print(f"{args.frames} frames written to {out} (frames in {folder.folder})")
+    return 0
+
+
+def parse_pan(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    try:
+        if len(parts) == 2:
+            return float(parts[0]), float(parts[1])
+    except ValueError:
+        pass
+    raise ValueError(f"--pan {text!r}: give DX,DY in pixels, e.g. 2,0")
+
+
+def video_main(argv: list[str]) -> int:
+    from ..__main__ import dream_options, prepare_dream
+    from ..networks import open_network
+    from .animate import prepared
+    from .media import write_mp4
+    from .video import (
+        BLEND,
+        ITERATIONS,
+        OCTAVES,
+        frame_times,
+        video_frames,
+        video_job,
+        video_settings,
+    )
+
+    parser = motion_parser(
+        "video", "IN", "Dream a video: each frame starts from its raw frame plus the previous "
+        "frame's dreamed detail, moved by optical flow (DIS, both directions), masked where "
+        "the flow fails its consistency check and faded by --blend. A frame that carries "
+        "nothing (the first, after a cut, or with --blend 0) runs ITERATIONS; one that "
+        "carries runs ITERATIONS × (1 − blend), at least 1.\nPer-frame defaults: "
+        f"ITERATIONS {ITERATIONS}, --octaves {OCTAVES}, --blend {BLEND} (measured; README).",
+        "an .mp4 (H.264 yuv420p; the source's frame times, size and sound)")
+    parser.add_argument("--blend", type=float, default=BLEND, help="share of the previous "
+                        f"frame's detail carried (0 <= blend < 1; default {BLEND}); 0 dreams "
+                        "every frame on its own")
+    parser.add_argument("--start", help="first frame: a frame number (from 0), seconds "
+                        "(1.5s) or M:SS")
+    parser.add_argument("--end", help="end (excluded), as --start; default the last frame")
+    args = parser.parse_intermixed_args(argv)
+    out = check_output(Path(args.output), folder_allowed=False)
+    network = open_network(args.model, args.weights)
+    targets, iterations, rate = prepare_dream(network, args)
+    iterations = iterations or ITERATIONS
+    options = dream_options(args)
+    network, _ = prepared(network, targets, options)
+    job = video_job(args.src, network, targets, args.blend, args.start, args.end, options)
+    folder = frames_folder(args, out, video_settings(job.path, network, targets, iterations,
+                                                     rate, args.blend, job.first, job.options))
+    total = job.count or (job.info.frames - job.first if job.info.frames else None)
+    with progress(args, total, folder.complete()) as bar:
+        for _ in video_frames(job, network, targets, iterations, rate, args.blend, folder):
+            bar.update()
+    count = min(folder.complete(), job.count or folder.complete())
+    if count == 0:
+        raise ValueError(f"{args.src}: no frames from --start {args.start}")
+    times, sound = frame_times(job, count)
+    note_odd_size(job.info.width, job.info.height)
+    write_mp4(out, folder.frames(count), job.info.rate, (times, job.info.time_base),
+              sound if job.info.audio else None)
+    print(f"{count} frames written to {out} (frames in {folder.folder})")
+    return 0

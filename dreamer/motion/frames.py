@@ -1,0 +1,116 @@
+"""The frames folder of an animation: what makes a run resumable.
+
+It holds `settings.json` (everything that decides the frames), `frameNNNNNN.png` (1-based,
+lossless 8-bit) and `carryNNNNNN.npy`, the float frame the next one is dreamed from, kept
+for the last complete frame only. Each frame's carry is written before its PNG, and the
+previous carry removed after it, so a complete frame (its PNG) always has its carry: a
+run killed at any moment resumes exactly where it stopped. Only files of these names are
+ever removed, and only from a folder whose settings.json we wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from converters.atomic import OutputError, is_temporary, write_bytes
+from converters.images import load_rgb
+
+from ..image_io import quantise, save_array, save_rgb
+
+SETTINGS = "settings.json"
+FRAME = re.compile(r"frame([0-9]{6,})\.png")
+CARRY = re.compile(r"carry([0-9]{6,})\.npy")
+
+
+def frame_name(k: int) -> str:
+    return f"frame{k:06d}.png"
+
+
+def carry_name(k: int) -> str:
+    return f"carry{k:06d}.npy"
+
+
+class FramesFolder:
+    """A frames folder opened for `settings`: new, empty, or an earlier run's with the same
+    settings (resumed), or with others and `force` (its frames are replaced)."""
+
+    def __init__(self, folder: str | Path, settings: dict, force: bool = False) -> None:
+        self.folder = Path(folder)
+        self.settings = json.loads(json.dumps(settings))  # as it reads back from the file
+        self._check(force)
+
+    def _check(self, force: bool) -> None:
+        folder = self.folder
+        if folder.exists() and not folder.is_dir():
+            raise OutputError(f"{folder}: is a file, not a frames folder")
+        names = self._names()
+        if not (folder / SETTINGS).is_file():
+            if names:
+                raise OutputError(f"{folder}: holds {sorted(names)[0]!r} and no {SETTINGS}: "
+                                  "not a frames folder of ours; give a new or empty folder")
+            return
+        try:
+            earlier = json.loads((folder / SETTINGS).read_text())
+        except (OSError, ValueError) as e:
+            raise OutputError(f"{folder / SETTINGS}: cannot be read ({e})") from None
+        if earlier != self.settings:
+            if not force:
+                changed = sorted(k for k in {*earlier, *self.settings}
+                                 if earlier.get(k) != self.settings.get(k))
+                raise OutputError(f"{folder}: holds frames made with other settings "
+                                  f"({', '.join(changed)}); give another folder or --force "
+                                  "to replace them")
+            for name in names:  # ours: we wrote settings.json and names of this form
+                if FRAME.fullmatch(name) or CARRY.fullmatch(name):
+                    (folder / name).unlink()
+            self._write_settings()
+
+    def _write_settings(self) -> None:
+        write_bytes(self.folder / SETTINGS, json.dumps(self.settings, indent=1).encode())
+
+    def _names(self) -> list[str]:
+        try:
+            return [n for n in (p.name for p in self.folder.iterdir()) if not is_temporary(n)]
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            raise OutputError(f"{self.folder}: cannot read the folder ({e.strerror})") from None
+
+    def complete(self) -> int:
+        """How many frames are done: frames 1..n all present, with frame n's carry."""
+        names = set(self._names())
+        n = 0
+        while frame_name(n + 1) in names:
+            n += 1
+        if n and carry_name(n) not in names:
+            raise OutputError(f"{self.folder}: {carry_name(n)} is missing, so frame {n + 1} "
+                              "cannot continue from it; give --force to start again")
+        return n
+
+    def carry(self, k: int) -> np.ndarray:
+        """Frame k's float RGB, exactly as the next frame was dreamed from it."""
+        path = self.folder / carry_name(k)
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise OutputError(f"{path}: cannot be read ({e})") from None
+
+    def save(self, k: int, rgb: np.ndarray) -> None:
+        """Frame k (1-based): its carry, then its PNG, then frame k−1's carry removed."""
+        if not (self.folder / SETTINGS).is_file():
+            self._write_settings()
+        save_array(self.folder / carry_name(k), np.asarray(rgb, np.float32))
+        save_rgb(self.folder / frame_name(k), quantise(rgb))
+        if k > 1:
+            (self.folder / carry_name(k - 1)).unlink(missing_ok=True)
+
+    def frame(self, k: int) -> np.ndarray:
+        return load_rgb(self.folder / frame_name(k))
+
+    def frames(self, count: int):
+        """Frames 1..count as uint8 RGB, one at a time."""
+        return (self.frame(k) for k in range(1, count + 1))

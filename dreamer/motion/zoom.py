@@ -1,0 +1,99 @@
+"""The endless zoom of Google's notebook: each frame is dreamed from the previous one
+zoomed, rotated and panned, in float (no 8-bit rounding between frames)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from converters.images import load_rgb
+from converters.network import Network
+
+from ..dream import Options, check_size
+from ..gradient import Target
+from .animate import all_frames, continue_frames, dream_settings, dream_step, prepared
+from .frames import FramesFolder
+
+
+@dataclass(frozen=True)
+class Motion:
+    """The camera's move per frame: zoom factor about the centre (> 1: closer), the
+    picture's rotation in degrees (counter-clockwise), and the view's pan in pixels
+    (dx, dy; the picture moves the other way)."""
+
+    zoom: float = 1.05
+    rotate: float = 0.0
+    pan: tuple[float, float] = (0.0, 0.0)
+
+    def check(self) -> None:
+        if not (self.zoom > 0 and np.isfinite(self.zoom)):
+            raise ValueError(f"--zoom must be a positive factor (got {self.zoom})")
+        if not all(np.isfinite([self.rotate, *self.pan])):
+            raise ValueError("--rotate and --pan must be finite numbers")
+
+
+def moved(rgb: np.ndarray, motion: Motion) -> np.ndarray:
+    """Float RGB after one frame's move (bicubic, in float32, edges mirrored), clipped to
+    0..255 (bicubic overshoots), not rounded."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), motion.rotate, motion.zoom)
+    matrix[:, 2] -= motion.pan
+    out = cv2.warpAffine(np.asarray(rgb, np.float32), matrix, (w, h), flags=cv2.INTER_CUBIC,
+                         borderMode=cv2.BORDER_REFLECT)
+    return np.clip(out, 0, 255)
+
+
+def zoom_frames(rgb: np.ndarray, net: Network, targets: list[Target], iterations: int | None,
+                rate: float | None, motion: Motion, count: int, options: dict,
+                folder: FramesFolder | None = None,
+                on_step: Callable[[], None] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """(k, frame k) for the frames not yet in `folder`: frame 1 is the source dreamed,
+    frame k+1 the dream of frame k moved."""
+
+    def next_frame(k: int, previous: np.ndarray | None) -> np.ndarray:
+        start = rgb.astype(np.float32) if previous is None else moved(previous, motion)
+        return dream_step(start, net, targets, iterations, rate, k, options, on_step)
+
+    return continue_frames(folder, count, next_frame)
+
+
+def zoom_settings(rgb: np.ndarray, net: Network, targets: list[Target], iterations, rate,
+                  motion: Motion, options: dict) -> dict:
+    return dream_settings("zoom", rgb, net, targets, iterations, rate, options,
+                          zoom=motion.zoom, rotate=motion.rotate, pan=list(motion.pan))
+
+
+def check_zoom(rgb: np.ndarray, net: Network, targets: list[Target], motion: Motion,
+               count: int, options: dict) -> None:
+    """Refuse, before any dream, what cannot be animated."""
+    if count < 1:
+        raise ValueError(f"--frames must be at least 1 (got {count})")
+    motion.check()
+    check_size(net, targets, rgb, Options(**options))
+
+
+def dream_zoom(image: str | Path | np.ndarray, network: Network | str, layer,
+               iterations: int | None = None, rate: float | None = None, *, frames: int,
+               zoom: float = 1.05, rotate: float = 0.0, pan: tuple[float, float] = (0, 0),
+               folder: str | Path | None = None, force: bool = False,
+               on_step: Callable[[], None] | None = None, **options) -> Iterator[np.ndarray]:
+    """Yield `frames` zoom frames (H×W×3 float32 RGB, 0..255) dreamed from `image` (a path
+    or H×W×3 RGB). Arguments as `dreamer.dream()`; with `folder`, every frame is saved
+    there as it is made and a rerun continues where the last one stopped (frames already
+    there are read back as saved, 8-bit)."""
+    rgb = load_rgb(image) if isinstance(image, (str, Path)) else np.asarray(image)
+    net, targets = prepared(network, layer, options)
+    motion = Motion(zoom, rotate, (float(pan[0]), float(pan[1])))
+    check_zoom(rgb, net, targets, motion, frames, options)
+    store = None
+    if folder is not None:
+        settings = zoom_settings(rgb, net, targets, iterations, rate, motion, options)
+        store = FramesFolder(folder, settings, force)
+    new = zoom_frames(rgb, net, targets, iterations, rate, motion, frames, options, store,
+                      on_step)
+    return all_frames(store, new, frames)

@@ -1,0 +1,71 @@
+"""Short test videos written with PyAV directly (not with dreamer's own encoder), and
+readers that count what a video holds."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def write_clip(path: Path, frames: list[np.ndarray], fps: Fraction = Fraction(24),
+               tone_hz: float | None = None, codec: str = "libx264") -> Path:
+    """`frames` (uint8 RGB) as lossless H.264 4:4:4 (or `codec`) at `fps`; with `tone_hz`,
+    a mono 44.1 kHz AAC sine tone as long as the video."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream(codec, rate=fps)
+        video.height, video.width = frames[0].shape[:2] if frames else (48, 64)
+        if codec == "libx264":  # lossless: the test sees the motion it made, not the codec's
+            video.pix_fmt, video.options = "yuv444p", {"qp": "0"}
+        audio = None
+        if tone_hz is not None:
+            audio = container.add_stream("aac", rate=44100)
+            audio.layout = "mono"
+        container.start_encoding()  # a header even without frames
+        for rgb in frames:
+            container.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(video.encode())
+        if audio is not None:
+            total = round(len(frames) / fps * 44100)
+            t = np.arange(total) / 44100
+            wave = (0.3 * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)
+            for k in range(0, total, 1024):
+                frame = av.AudioFrame.from_ndarray(wave[None, k:k + 1024], format="fltp",
+                                                   layout="mono")
+                frame.sample_rate, frame.pts = 44100, k
+                container.mux(audio.encode(frame))
+            container.mux(audio.encode())
+    return path
+
+
+def read_clip(path: Path) -> tuple[list[np.ndarray], Fraction, float | None]:
+    """(RGB frames, average fps, audio duration in seconds or None)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = Fraction(stream.average_rate)
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return frames, rate, None
+        samples, sample_rate = 0, container.streams.audio[0].rate
+        for f in container.decode(container.streams.audio[0]):
+            samples += f.samples
+    return frames, rate, samples / sample_rate
+
+
+def texture(h: int, w: int, seed: int) -> np.ndarray:
+    """A smooth random colour texture (uint8 RGB), detailed at several scales."""
+    rng = np.random.RandomState(seed)
+    out = np.zeros((h, w, 3))
+    for cells in (4, 8, 16):
+        coarse = rng.rand(cells + 1, cells + 1, 3)
+        ys = np.linspace(0, cells, h)
+        xs = np.linspace(0, cells, w)
+        y0, x0 = np.minimum(ys.astype(int), cells - 1), np.minimum(xs.astype(int), cells - 1)
+        fy, fx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
+        c00, c01 = coarse[y0][:, x0], coarse[y0][:, x0 + 1]
+        c10, c11 = coarse[y0 + 1][:, x0], coarse[y0 + 1][:, x0 + 1]
+        out += (c00 * (1 - fx) + c01 * fx) * (1 - fy) + (c10 * (1 - fx) + c11 * fx) * fy
+    return (out / 3 * 255).clip(0, 255).astype(np.uint8)
