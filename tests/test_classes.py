@@ -257,6 +257,36 @@ def test_class_dreams_raise_their_class(zoo):
     assert sum(raised) >= 3, raised
 
 
+def test_class_targets_reach_batch_zoom_and_video(zoo, tmp_path, monkeypatch, capsys):
+    """`--class goldfish` through batch, zoom and video (SqueezeNet, 3 steps, 1 octave):
+    each output's goldfish probability is at least 10× the source's."""
+    from tests.motion_clips import write_clip
+
+    monkeypatch.setenv("DREAMZOO_MODELS", str(zoo))
+    net = converters.load(zoo / "squeezenet")
+    pre = net.spec.input_preprocessing()
+    rgb = fit_input(load_rgb(shared_path("models", "_common", "cat.jpg")), 112, 112, "centre")
+    (tmp_path / "in").mkdir()
+    Image.fromarray(rgb).save(tmp_path / "in" / "cat.png")
+    write_clip(tmp_path / "cat.mp4", [rgb, np.roll(rgb, 2, axis=1)])
+    common = ["3", "0.3", "--class", "goldfish", "--model", "squeezenet", "--octaves", "1",
+              "--quiet"]
+    assert main(["batch", str(tmp_path / "in"), *common, "-o", str(tmp_path / "out")]) == 0
+    assert main(["zoom", str(tmp_path / "in" / "cat.png"), *common, "--frames", "2",
+                 "-o", str(tmp_path / "zoom")]) == 0
+    assert main(["video", str(tmp_path / "cat.mp4"), *common,
+                 "-o", str(tmp_path / "video.mp4")]) == 0
+    capsys.readouterr()
+    index = class_targets(net, "goldfish", read_labels(zoo / "squeezenet" / "labels.txt"))[0]
+    before = probabilities(net, pre.to_net(rgb))[index.channel]
+    outputs = [tmp_path / "out" / "cat.png", *sorted((tmp_path / "zoom").glob("*.png")),
+               *sorted((tmp_path / "video_frames").glob("*.png"))]
+    assert len(outputs) == 5
+    for path in outputs:
+        after = probabilities(net, pre.to_net(load_rgb(path)))[index.channel]
+        assert after >= 10 * before, (path.name, before, after)
+
+
 def test_a_class_and_a_layer_combine(zoo, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DREAMZOO_MODELS", str(zoo))
     src = tmp_path / "src.png"
