@@ -20,46 +20,11 @@ from .arithmetic import (
     one_input,
     spatial,
 )
+from .convolutions import Conv2d
 from .modules import expect_blobs, frozen
 from .registry import Field, LayerType, params, register, whole_image
 
 # --- convolution -------------------------------------------------------------------------
-
-
-class Conv2d(nn.Conv2d):
-    """nn.Conv2d whose 1×1 kernels run on the CPU as one matrix product over channels.
-
-    With one thread and batch 1 PyTorch sends 1×1 kernels to a slow non-oneDNN path in
-    both directions; a 1×1 convolution of channels-last data is exactly the product
-    (N·H·W, C_in) × (C_in, C_out), and autograd's input gradient of that product is one
-    more product. Same parameters (names and values) as nn.Conv2d.
-    """
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.pointwise or x.device.type != "cpu" or x.dim() != 4 or \
-                self.weight.requires_grad:
-            return super().forward(x)
-        return pointwise_conv(x, self.weight, self.bias)
-
-    @property
-    def pointwise(self) -> bool:
-        return (self.kernel_size == (1, 1) and self.stride == (1, 1) and self.groups == 1
-                and self.padding == (0, 0) and self.padding_mode == "zeros")
-
-
-def pointwise_conv(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """F.conv2d(x, weight, bias) for a (C_out, C_in, 1, 1) weight, as a matrix product in
-    x's memory layout (channels-last: rows of channels; else channels × pixels)."""
-    n, _, h, w = x.shape
-    matrix = weight.view(weight.shape[0], weight.shape[1])
-    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        rows = x.permute(0, 2, 3, 1).reshape(n * h * w, -1)
-        out = torch.mm(rows, matrix.t()) if bias is None else torch.addmm(bias, rows, matrix.t())
-        return out.view(n, h, w, -1).permute(0, 3, 1, 2)
-    out = torch.matmul(matrix, x.reshape(n, x.shape[1], h * w))
-    if bias is not None:
-        out = out + bias.view(-1, 1)
-    return out.view(n, -1, h, w)
 
 
 def convolution(layer: Layer, blobs: list[Tensor]) -> nn.Module:
