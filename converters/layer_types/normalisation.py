@@ -16,28 +16,37 @@ from .registry import Field, LayerType, params, register, same_field
 
 def channel_window_sum(t: Tensor, before: int, after: int) -> Tensor:
     """out[:, c] = Σ t[:, c − before … c + after] (channels outside count as 0), in t's
-    memory layout: shifted in-place adds, a few passes instead of a C×C product."""
-    out = t.clone()
+    memory layout: one pass per shift instead of a C×C product."""
     channels = t.shape[1]
-    for d in range(1, min(before, channels - 1) + 1):
-        out[:, d:] += t[:, :channels - d]
-    for d in range(1, min(after, channels - 1) + 1):
-        out[:, :channels - d] += t[:, d:]
+    shifts = [*range(-min(before, channels - 1), 0), *range(1, min(after, channels - 1) + 1)]
+    out = torch.empty_like(t)
+    if not shifts:
+        return out.copy_(t)
+    for i, d in enumerate(shifts):
+        lo, hi = max(0, -d), channels - max(0, d)
+        if i == 0:  # the first shift writes every channel: no separate copy of t
+            torch.add(t[:, lo:hi], t[:, lo + d:hi + d], out=out[:, lo:hi])
+            edge = slice(hi, channels) if d > 0 else slice(0, lo)
+            out[:, edge] = t[:, edge]
+        else:
+            out[:, lo:hi] += t[:, lo + d:hi + d]
     return out
 
 
-def power(t: Tensor, exponent: float) -> Tensor:
-    """t^exponent for t > 0 as exp(exponent · ln t), in place: several times faster
+def power(log: Tensor, exponent: float) -> Tensor:
+    """t^exponent from log = ln t, as exp(exponent · ln t) in place: several times faster
     than pow with a fractional exponent on the CPU, and within a few ulp of it."""
-    return t.log_().mul_(exponent).exp_()
+    return log.mul_(exponent).exp_()
 
 
 def across_channel_lrn(x: Tensor, front: int, back: int, alpha_over_n: float, beta: float,
                        k: float) -> tuple[Tensor, Tensor, Tensor]:
     """(y, s, s^(−β)) with y = x · s^(−β), s = k + α/n · Σ_window x², the window `front`
-    channels before each channel and `back` after it."""
-    scale = channel_window_sum(x * x, front, back).mul_(alpha_over_n).add_(k)
-    factor = power(scale.clone(), -beta)
+    channels before each channel and `back` after it (α/n applied to the squares first,
+    as Caffe does)."""
+    squares = torch.addcmul(x.new_zeros(()), x, x, value=alpha_over_n)
+    scale = channel_window_sum(squares, front, back).add_(k)
+    factor = power(torch.log(scale), -beta)
     return x * factor, scale, factor
 
 
