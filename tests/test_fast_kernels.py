@@ -53,6 +53,7 @@ CONVS = [  # c_in, c_out, kernel, stride, padding, bias, height, width
     (3, 4, 7, 2, (3, 3), True, 24, 31),  # the last rows/columns reached by no window
     (2, 4, 5, 3, (1, 2), False, 17, 20),
     (1, 2, 4, 2, (0, 0), True, 10, 11),
+    (3, 2, 1, 2, (0, 0), False, 9, 8),  # kernel smaller than the stride
     (5, 4, 3, 1, (1, 1), True, 8, 9),  # neither: nn.Conv2d's own path
 ]
 

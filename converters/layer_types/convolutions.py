@@ -25,7 +25,8 @@ class Conv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.device.type != "cpu" or x.dim() != 4 or self.weight.requires_grad or \
-                self.groups != 1 or self.dilation != (1, 1) or self.padding_mode != "zeros":
+                self.groups != 1 or self.dilation != (1, 1) or self.padding_mode != "zeros" \
+                or isinstance(self.padding, str):
             return super().forward(x)
         if self.kernel_size == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0):
             return pointwise_conv(x, self.weight, self.bias)
