@@ -68,7 +68,8 @@ def strided_input_gradient(dy: Tensor, weight: Tensor, stride: int,
     """The input gradient of F.conv2d(x, weight, stride=stride, padding=padding) for an
     x of spatial `size`, by space-to-depth: a stride-1 transposed convolution, then
     depth-to-space, then the padding cut off (and rows no window reached set to 0)."""
-    dz = F.conv_transpose2d(dy, space_to_depth_weight(weight, stride))
+    weight = space_to_depth_weight(weight, stride).contiguous(memory_format=torch.channels_last)
+    dz = F.conv_transpose2d(dy, weight)  # (channels-last weights: measured faster)
     padded = F.pixel_shuffle(dz, stride)
     (ph, pw), (h, w) = padding, size
     return F.pad(padded, (-pw, w + pw - padded.shape[3], -ph, h + ph - padded.shape[2]))
