@@ -14,27 +14,64 @@ from .registry import Field, LayerType, params, register, same_field
 # --- local response normalisation --------------------------------------------------------
 
 
+def channel_window_sum(t: Tensor, before: int, after: int) -> Tensor:
+    """out[:, c] = Σ t[:, c − before … c + after] (channels outside count as 0), in t's
+    memory layout: one pass per shift instead of a C×C product."""
+    channels = t.shape[1]
+    shifts = [*range(-min(before, channels - 1), 0), *range(1, min(after, channels - 1) + 1)]
+    out = torch.empty_like(t)
+    if not shifts:
+        return out.copy_(t)
+    for i, d in enumerate(shifts):
+        lo, hi = max(0, -d), channels - max(0, d)
+        if i == 0:  # the first shift writes every channel: no separate copy of t
+            torch.add(t[:, lo:hi], t[:, lo + d:hi + d], out=out[:, lo:hi])
+            edge = slice(hi, channels) if d > 0 else slice(0, lo)
+            out[:, edge] = t[:, edge]
+        else:
+            out[:, lo:hi] += t[:, lo + d:hi + d]
+    return out
+
+
+def power(log: Tensor, exponent: float) -> Tensor:
+    """t^exponent from log = ln t, as exp(exponent · ln t) in place: several times faster
+    than pow with a fractional exponent on the CPU, and within a few ulp of it."""
+    return log.mul_(exponent).exp_()
+
+
+def across_channel_lrn(x: Tensor, front: int, back: int, alpha_over_n: float, beta: float,
+                       k: float) -> tuple[Tensor, Tensor, Tensor]:
+    """(y, s, s^(−β)) with y = x · s^(−β), s = k + α/n · Σ_window x², the window `front`
+    channels before each channel and `back` after it (α/n applied to the squares first,
+    as Caffe does)."""
+    squares = torch.addcmul(x.new_zeros(()), x, x, value=alpha_over_n)
+    scale = channel_window_sum(squares, front, back).add_(k)
+    factor = power(torch.log(scale), -beta)
+    return x * factor, scale, factor
+
+
 class _AcrossChannelLRN(torch.autograd.Function):
-    """y = x · s^(−β), s = k + α/n · B x², B the 0/1 channel-window matrix.
+    """across_channel_lrn's y with its closed-form input gradient.
 
     Written out because autograd's generic graph for it costs several times more
-    than this closed-form gradient: dx = dy · s^(−β) − 2β α/n · x · Bᵀ(dy · y / s).
+    than this closed-form gradient: dx = dy · s^(−β) − 2β α/n · x · Σ_window'(dy · y / s),
+    window' the mirrored window (channels whose window holds c).
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, band: Tensor, alpha_over_n: float, beta: float,
+    def forward(ctx, x: Tensor, front: int, back: int, alpha_over_n: float, beta: float,
                 k: float) -> Tensor:
-        scale = F.conv2d(x * x, band) * alpha_over_n + k
-        factor = scale.pow(-beta)
-        ctx.save_for_backward(x, band, scale, factor)
-        ctx.coefficient = 2 * beta * alpha_over_n
-        return x * factor
+        y, scale, factor = across_channel_lrn(x, front, back, alpha_over_n, beta, k)
+        ctx.save_for_backward(x, y, scale, factor)
+        ctx.coefficient, ctx.front, ctx.back = 2 * beta * alpha_over_n, front, back
+        return y
 
     @staticmethod
     def backward(ctx, dy: Tensor):
-        x, band, scale, factor = ctx.saved_tensors
-        spread = F.conv2d(dy * x * factor / scale, band.transpose(0, 1))
-        return dy * factor - ctx.coefficient * x * spread, None, None, None, None
+        x, y, scale, factor = ctx.saved_tensors
+        spread = channel_window_sum((dy * y).div_(scale), ctx.back, ctx.front)
+        dx = (dy * factor).addcmul_(x, spread, value=-ctx.coefficient)
+        return dx, None, None, None, None, None
 
 
 class LRN(nn.Module):
@@ -51,30 +88,18 @@ class LRN(nn.Module):
         if region not in ("across", "within"):
             raise ConversionError(f"unsupported LRN region {region!r}")
         self.size, self.alpha, self.beta, self.k, self.region = size, alpha, beta, k, region
-        self._bands: dict[tuple, Tensor] = {}
 
     def extra_repr(self) -> str:
         return (f"{self.region}, size={self.size}, alpha={self.alpha}, beta={self.beta}, "
                 f"k={self.k}")
 
-    def band(self, x: Tensor) -> Tensor:
-        """The (C, C, 1, 1) window matrix: 1 where channel j is in channel c's window."""
-        channels = x.shape[1]
-        key = (channels, x.dtype, x.device)
-        if key not in self._bands:
-            front = (self.size - 1) // 2
-            c = torch.arange(channels)
-            inside = (c[None, :] >= c[:, None] - front) & \
-                (c[None, :] <= c[:, None] + self.size - 1 - front)
-            self._bands[key] = inside.to(x.dtype).to(x.device).view(channels, channels, 1, 1)
-        return self._bands[key]
-
     def forward(self, x: Tensor) -> Tensor:
         if self.region == "across":
-            alpha_over_n = self.alpha / self.size
+            front = (self.size - 1) // 2
+            window = front, self.size - 1 - front, self.alpha / self.size, self.beta, self.k
             if torch.is_grad_enabled() and x.requires_grad:
-                return _AcrossChannelLRN.apply(x, self.band(x), alpha_over_n, self.beta, self.k)
-            return x * (F.conv2d(x * x, self.band(x)) * alpha_over_n + self.k).pow(-self.beta)
+                return _AcrossChannelLRN.apply(x, *window)
+            return across_channel_lrn(x, *window)[0]
         front = (self.size - 1) // 2
         mean = F.avg_pool2d(x * x, self.size, stride=1, padding=front, count_include_pad=True)
         return x * (mean * self.alpha + 1.0).pow(-self.beta)

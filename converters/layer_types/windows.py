@@ -20,6 +20,7 @@ from .arithmetic import (
     one_input,
     spatial,
 )
+from .convolutions import Conv2d
 from .modules import expect_blobs, frozen
 from .registry import Field, LayerType, params, register, whole_image
 
@@ -30,10 +31,10 @@ def convolution(layer: Layer, blobs: list[Tensor]) -> nn.Module:
     p = params(layer)
     expect_blobs(layer, blobs, (2,) if p["bias_term"] else (1,))
     weight = blobs[0]
-    conv = nn.Conv2d(weight.shape[1] * p["group"], weight.shape[0], tuple(weight.shape[2:]),
-                     stride=tuple(p["stride"]), padding=tuple(p["pad"]),
-                     dilation=tuple(p["dilation"]), groups=p["group"], bias=len(blobs) > 1,
-                     device="meta", dtype=weight.dtype)
+    conv = Conv2d(weight.shape[1] * p["group"], weight.shape[0], tuple(weight.shape[2:]),
+                  stride=tuple(p["stride"]), padding=tuple(p["pad"]),
+                  dilation=tuple(p["dilation"]), groups=p["group"], bias=len(blobs) > 1,
+                  device="meta", dtype=weight.dtype)
     conv.weight = frozen(weight)
     if len(blobs) > 1:
         conv.bias = frozen(blobs[1].reshape(-1))
