@@ -19,8 +19,9 @@ test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
-# The numerical tests again on AVX2 kernels only (PyTorch and oneDNN), whatever this CPU has.
-AVX2_ONLY = ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+# The numerical tests again on AVX2 kernels only (PyTorch, oneDNN and MKL, which ignores the
+# other two), whatever this CPU has.
+AVX2_ONLY = ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
 test-avx2: setup
 	$(AVX2_ONLY) $(PY) -c 'import torch; print("ATen CPU capability:", torch.backends.cpu.get_cpu_capability())'
 	$(AVX2_ONLY) $(PY) -m pytest -q -m numerical
