@@ -37,13 +37,14 @@ class OctaveSettings:
     clip: bool = True
 
 
-def normalised_step(grad: Tensor, step: float, norm: str) -> float:
-    """The factor the gradient is multiplied by before it is added."""
+def normalised_step(grad: Tensor, step: float, norm: str) -> Tensor | float:
+    """The factor the gradient is multiplied by before it is added: a 0-d float64 tensor
+    on the gradient's device (no host synchronisation), divided as Python divided it."""
     if norm == "none":
         return step
     magnitude = {"mean": lambda: grad.abs().mean(), "max": lambda: grad.abs().max(),
                  "l2": lambda: grad.pow(2).mean().sqrt()}[norm]()
-    return step / max(float(magnitude), 1e-12)
+    return step / magnitude.double().clamp_min(1e-12)
 
 
 def octave_pyramid(base: np.ndarray, count: int, scale: float) -> list[np.ndarray]:
@@ -130,8 +131,10 @@ def _octave(data: np.ndarray, gradient: Gradient, settings: OctaveSettings, low:
     high_t = torch.from_numpy(high).to(device)[None]
     if trace is not None:
         trace["first_input"] = data.copy()
-    for i in range(settings.iterations):
-        ox, oy = (int(v) for v in rng.randint(-settings.jitter, settings.jitter + 1, 2))
+    shifts = [(int(ox), int(oy)) for ox, oy in  # drawn one pair at a time, as the notebook
+              (rng.randint(-settings.jitter, settings.jitter + 1, 2)
+               for _ in range(settings.iterations))]
+    for i, (ox, oy) in enumerate(shifts):
         x = torch.roll(x, (oy, ox), (-2, -1))
         grad = gradient(x)
         x = x + grad * normalised_step(grad, settings.step, settings.step_norm)

@@ -22,6 +22,7 @@ from converters.network import Network
 from converters.spec import ConversionError
 
 from .objectives import OBJECTIVES, Objective, guide, mean, only_channel, top_k
+from .precision import reduced_precision
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class DreamGradient:
                  channel: int | None = None, topk: float = 0.01,
                  guide_features: dict[str, Tensor] | None = None, tile: int | None = None,
                  tile_margin: int | None = None, blur: float = 0.0,
-                 laplacian: int = 0) -> None:
+                 laplacian: int = 0, dtype: torch.dtype | None = None) -> None:
         if not targets:
             raise ValueError("no target layer")
         self.network, self.targets = network, targets
@@ -55,6 +56,7 @@ class DreamGradient:
                            self._objective(t.layer, objective, channel, topk, guide_features)
                            for t in targets]
         self.tile, self.blur, self.laplacian = tile, blur, laplacian
+        self.dtype = dtype  # the network's autocast dtype; None: float32
         if tile is not None:
             size, self.tile_align = receptive_field(network, [t.layer for t in targets])
             self.tile_margin = size if tile_margin is None else tile_margin
@@ -88,8 +90,9 @@ class DreamGradient:
             x = x.contiguous(memory_format=torch.channels_last)
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
-            outs = self.network.forward_to(x, [t.layer for t in self.targets])
-            ys = [outs[t.layer] for t in self.targets]
+            with reduced_precision(self.network, x.device.type, self.dtype):
+                outs = self.network.forward_to(x, [t.layer for t in self.targets])
+            ys = [outs[t.layer].float() for t in self.targets]  # objectives in float32
             dys = [objective(y.detach()) * t.weight
                    for objective, t, y in zip(self.objectives, self.targets, ys)]
             (grad,) = torch.autograd.grad(ys, x, dys)
