@@ -118,10 +118,11 @@ def cpu_speedup(precision: str, threads: int) -> float:
 @contextlib.contextmanager
 def reduced_precision(network: nn.Module, device_type: str, dtype: torch.dtype | None
                       ) -> Iterator[None]:
-    """Autocast to `dtype` (None: nothing changes), LRN modules excepted: they see their
-    input in float32 with autocast off. The hooks go when the block ends."""
+    """Autocast to `dtype` (None: float32, on CUDA without TF32), LRN modules excepted:
+    they see their input in float32 with autocast off. The hooks go when the block ends."""
     if dtype is None:
-        yield
+        with _no_tf32() if device_type == "cuda" else contextlib.nullcontext():
+            yield
         return
     from converters.layer_types.normalisation import LRN
 
@@ -146,3 +147,10 @@ def reduced_precision(network: nn.Module, device_type: str, dtype: torch.dtype |
     finally:
         for handle in handles:
             handle.remove()
+
+
+def _no_tf32() -> contextlib.AbstractContextManager:
+    """cuDNN convolutions in true float32 (PyTorch lets them use TF32 by default)."""
+    cudnn = torch.backends.cudnn
+    return cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark,
+                       deterministic=cudnn.deterministic, allow_tf32=False)
