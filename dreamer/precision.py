@@ -97,8 +97,10 @@ def cpu_speedup(precision: str, threads: int) -> float:
     channels, 56×56, channels-last), forward and gradient to the input: the best of 7
     runs each, interleaved so that a busy machine slows both alike. Measured once per
     process and thread count (`threads`, the cache key, is torch's current count)."""
-    weight = torch.randn(128, 128, 3, 3) * 0.03
-    x = torch.randn(1, 128, 56, 56).contiguous(memory_format=torch.channels_last)
+    numbers = torch.Generator().manual_seed(0)  # the caller's random state stays as it is
+    weight = torch.randn(128, 128, 3, 3, generator=numbers) * 0.03
+    x = torch.randn(1, 128, 56, 56, generator=numbers).contiguous(
+        memory_format=torch.channels_last)
 
     def seconds(dtype: torch.dtype | None) -> float:
         start = time.perf_counter()
