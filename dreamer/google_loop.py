@@ -49,7 +49,7 @@ def normalised_step(grad: Tensor, step: float, norm: str) -> Tensor | float:
 
 def octave_pyramid(base: np.ndarray, count: int, scale: float) -> list[np.ndarray]:
     """[base, base/scale, base/scale², ...] with order-1 zoom, as the notebook builds it."""
-    octaves = [base]
+    octaves = [base.astype(np.float32, copy=False)]
     for _ in range(count - 1):
         octaves.append(nd.zoom(octaves[-1], (1, 1.0 / scale, 1.0 / scale), order=1))
     return octaves
@@ -103,22 +103,25 @@ def dream_octaves(base: np.ndarray, gradient: Gradient, settings: OctaveSettings
         if problem is not None:
             warnings.warn(f"octave {k + 1} ({w}×{h}) skipped: the net cannot reach the "
                           f"target layer at this size ({problem.reason})", stacklevel=2)
-    octaves = octave_pyramid(base.astype(np.float32), settings.octaves, settings.octave_scale)
-    detail = np.zeros_like(octaves[-1])
+    octaves = octave_pyramid(base, settings.octaves, settings.octave_scale)
+    detail = None  # none before the first octave: no image-sized array of zeros
     data = octaves[-1]
     for k, octave_base in enumerate(reversed(octaves)):
         h, w = octave_base.shape[-2:]
-        if k > 0:
+        if detail is not None:
             h1, w1 = detail.shape[-2:]
             detail = nd.zoom(detail, (1, h / h1, w / w1), order=1)
-        data = octave_base + detail
+        # a copy of its own: the octave's steps update it in place
+        data = octave_base + detail if detail is not None else octave_base.copy()
+        detail = None
         if problems[k] is None:
             data = _octave(data, gradient, settings, low, high, rng, device, on_step,
                            trace if k == 0 else None)
         elif on_step is not None:
             for _ in range(settings.iterations):
                 on_step()
-        detail = data - octave_base
+        if k + 1 < len(octaves):
+            detail = data - octave_base
         if on_octave is not None:
             on_octave(k, data)
     return data
@@ -135,16 +138,20 @@ def _octave(data: np.ndarray, gradient: Gradient, settings: OctaveSettings, low:
               (rng.randint(-settings.jitter, settings.jitter + 1, 2)
                for _ in range(settings.iterations))]
     for i, (ox, oy) in enumerate(shifts):
-        x = torch.roll(x, (oy, ox), (-2, -1))
-        grad = gradient(x)
-        x = x + grad * normalised_step(grad, settings.step, settings.step_norm)
-        x = torch.roll(x, (-oy, -ox), (-2, -1))
+        # x += roll back(g(roll(x))) · step, in place: the notebook's roll, step, roll back
+        # element for element, with at most the image, the shifted image and g alive
+        grad = gradient(torch.roll(x, (oy, ox), (-2, -1)) if ox or oy else x)
+        if trace is not None and i == 0:
+            trace["first_grad"] = grad[0].cpu().numpy().copy()
+        step = normalised_step(grad, settings.step, settings.step_norm)
+        if ox or oy:
+            grad = torch.roll(grad, (-oy, -ox), (-2, -1))
+        x.add_(grad.mul_(step))
+        del grad
         if settings.clip:
-            x = torch.maximum(torch.minimum(x, high_t), low_t)
+            torch.maximum(torch.minimum(x, high_t, out=x), low_t, out=x)
         if trace is not None:
-            if i == 0:
-                trace["first_grad"] = grad[0].cpu().numpy()
-            trace.setdefault("steps", []).append(x[0].cpu().numpy())
+            trace.setdefault("steps", []).append(x[0].cpu().numpy().copy())
             trace.setdefault("shifts", []).append((ox, oy))
         if on_step is not None:
             on_step()
