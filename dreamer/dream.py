@@ -238,7 +238,7 @@ def _dream_google(rgb, net, targets, iterations, rate, opts, on_step, on_octave,
     result = dream_octaves(base, gradient, settings, low.astype(np.float32),
                            high.astype(np.float32), np.random.RandomState(opts.seed),
                            opts.device, on_step, octave_hook, trace,
-                           size_problem_for(net, targets))
+                           size_problem_for(net, targets), overwrite_base=True)
     return pre.to_rgb(result)
 
 

@@ -89,13 +89,15 @@ def dream_octaves(base: np.ndarray, gradient: Gradient, settings: OctaveSettings
                   low: np.ndarray, high: np.ndarray, rng: np.random.RandomState,
                   device: torch.device | str = "cpu", on_step: Callable[[], None] | None = None,
                   on_octave: Callable[[int, np.ndarray], None] | None = None,
-                  trace: dict | None = None, size_problem: SizeProblem | None = None
-                  ) -> np.ndarray:
+                  trace: dict | None = None, size_problem: SizeProblem | None = None,
+                  overwrite_base: bool = False) -> np.ndarray:
     """Dream on `base` (C×H×W net input); returns the result at the same size.
 
     `low`/`high` (C×1×1) are the clip bounds; `on_octave(k, data)` sees each octave's
     result, `trace` (a dict) receives the first input, gradient and steps;
-    `size_problem(h, w)` says why the net cannot run at h×w (see `plan_octaves`).
+    `size_problem(h, w)` says why the net cannot run at h×w (see `plan_octaves`);
+    `overwrite_base`: the last octave's steps may work in `base` (one image-sized array
+    less).
     """
     sizes = octave_sizes(*base.shape[-2:], settings.octaves, settings.octave_scale)
     problems = plan_octaves(sizes, size_problem)
@@ -111,8 +113,12 @@ def dream_octaves(base: np.ndarray, gradient: Gradient, settings: OctaveSettings
         if detail is not None:
             h1, w1 = detail.shape[-2:]
             detail = nd.zoom(detail, (1, h / h1, w / w1), order=1)
-        # a copy of its own: the octave's steps update it in place
-        data = octave_base + detail if detail is not None else octave_base.copy()
+        # an array of its own: the octave's steps update it in place
+        mine = overwrite_base and k + 1 == len(octaves)
+        if detail is None:
+            data = octave_base if mine else octave_base.copy()
+        else:
+            data = np.add(octave_base, detail, out=octave_base if mine else None)
         detail = None
         if problems[k] is None:
             data = _octave(data, gradient, settings, low, high, rng, device, on_step,

@@ -43,7 +43,7 @@ class Target:
 # Layer types that pad before sliding their window: (rows, cols) of padding.
 PADS = {"Convolution": lambda p: tuple(p["pad"]), "Pooling": lambda p: tuple(p["pad"]),
         "LRN": lambda p: ((p["local_size"] - 1) // 2,) * 2 if p["region"] == "within" else (0, 0)}
-DEFAULT_TILE = 1024  # --tile's suggestion for large images (bench/memory.py)
+DEFAULT_TILE = 512  # --tile for 4000×3000 under 2 GB (bench/memory.py)
 
 
 @dataclass(frozen=True)
@@ -171,10 +171,10 @@ def output_tiles(size: int, tile: int, align: int, reach: int
                  ) -> list[tuple[tuple[float, float], slice]]:
     """Along one axis: ((first, end) of the tile's field starts, input window) per tile.
     Tiles are multiples of `align` long; the first and last take every field start
-    before/after them; a remainder shorter than `reach` joins the last tile."""
+    before/after them; a last tile shorter than `reach` joins the one before."""
     step = max(align, tile // align * align)
     bounds = list(range(0, size, step))[1:]
-    if bounds and size - bounds[-1] <= reach:
+    while bounds and size - bounds[-1] <= reach:
         bounds.pop()
     edges = [-math.inf, *bounds, math.inf]
     return [((lo, hi), slice(max(0, int(lo)) if lo > -math.inf else 0,
