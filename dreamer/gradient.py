@@ -43,6 +43,9 @@ class Target:
 # Layer types that pad before sliding their window: (rows, cols) of padding.
 PADS = {"Convolution": lambda p: tuple(p["pad"]), "Pooling": lambda p: tuple(p["pad"]),
         "LRN": lambda p: ((p["local_size"] - 1) // 2,) * 2 if p["region"] == "within" else (0, 0)}
+# Types that keep the field's size but move it: ZeroPadding pads, DepthConcat centres its
+# smaller inputs; where either lies below a target, tiles are input tiles.
+SHIFTS = ("ZeroPadding", "DepthConcat")
 DEFAULT_TILE = 512  # --tile for 4000×3000 under 2 GB (bench/memory.py)
 
 
@@ -114,9 +117,10 @@ class DreamGradient:
     def plain(self, x: Tensor, units: list[tuple[slice, slice]] | None = None) -> Tensor:
         """The gradient over the whole input at once; with `units` (per target, its rows
         and columns of output), only theirs."""
-        # oneDNN's convolutions are faster channels-last, and PyTorch's convolution runs
-        # channels-last when its input is: the caller's network stays as it is.
-        if x.device.type == "cpu":
+        # oneDNN's convolutions are faster channels-last (and cuDNN's tensor-core ones), and
+        # PyTorch's convolution runs channels-last when its input is: the caller's network
+        # stays as it is.
+        if x.device.type in ("cpu", "cuda"):
             x = x.contiguous(memory_format=torch.channels_last)
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
@@ -144,7 +148,6 @@ class DreamGradient:
                 grad[:, :, top:bottom, left:right] = \
                     window[:, :, top - y0:bottom - y0, left - x0:right - x0]
         return grad
-
 
     def output_tiled(self, x: Tensor) -> Tensor:
         """The gradient as the sum of each output tile's (see the module docstring)."""
@@ -206,7 +209,7 @@ def field_spans(network: Network, layers: list[str]) -> dict[str, Span] | None:
             return None
         growth = widened[0] - 1
         pad = PADS[layer.type](params(layer)) if layer.type in PADS else \
-            (0, 0) if growth == 0 and layer.type != "ZeroPadding" else None
+            (0, 0) if growth == 0 and layer.type not in SHIFTS else None
         if pad is None:
             return None
         span = Span(tuple(min(s.start[a] for s in seen) - pad[a] * jump for a in (0, 1)),
