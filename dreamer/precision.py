@@ -5,18 +5,20 @@ input, the gradient, the step and its normalisation stay float32, and so does LR
 sum of squares): `reduced_precision` runs LRN modules with autocast off.
 
 `auto` chooses reduced precision only where the hardware computes it natively, detected,
-never assumed: on a CPU, bf16 with AMX or AVX512-BF16 (and not when ONEDNN_MAX_CPU_ISA or
-ATEN_CPU_CAPABILITY limit the kernels to an ISA without it), and then only if a short
-measurement (once per process) finds it faster than fp32; on CUDA, bf16 where the GPU
-has it, else fp16; fp32 elsewhere (MPS, XPU: not measured here).
+never assumed: on a CPU, bf16 with AMX (and not when ONEDNN_MAX_CPU_ISA or
+ATEN_CPU_CAPABILITY limit the kernels to an ISA without it); on CUDA, bf16 where the GPU
+has it, else fp16; fp32 elsewhere. AVX512-BF16 without AMX computes bf16 natively too,
+but is not measured faster here, so auto leaves it to `--precision bf16` (as MPS, XPU).
+The choice is by hardware, not by timing it: a timed choice would flip with the machine's
+load, and the same command would then dream differently (measured on a busy 2-core AMX
+machine: a 3×3 convolution's bf16 speed-up read anywhere from 0.7× to 6×; GoogLeNet to
+inception_4c/output, 1 thread, bf16 1.3 to 1.9× faster than fp32 once its kernels exist).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,12 +29,12 @@ from torch import nn
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # CPU flags (/proc/cpuinfo) of native kernels for each reduced precision.
-CPU_FLAGS = {"bf16": {"amx_bf16", "avx512_bf16"}, "fp16": {"amx_fp16", "avx512_fp16"}}
+CPU_FLAGS = {"bf16": {"amx_bf16", "avx512_bf16"}, "fp16": {"amx_fp16", "avx512_fp16"},
+             "amx": {"amx_bf16"}}
 # oneDNN ISA limits (ONEDNN_MAX_CPU_ISA) that still include bf16/fp16 instructions.
 ONEDNN_REDUCED_ISAS = ("ALL", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX",
                        "AVX10")
-# Reduced precision must beat fp32 by this factor in `auto`'s measurement to be chosen.
-AUTO_MARGIN = 1.1
+ONEDNN_AMX_ISAS = ("ALL", "AVX512_CORE_AMX", "AVX10_1_512_AMX", "AVX10_2_512_AMX")
 
 
 def check_precision(name: str) -> None:
@@ -52,12 +54,14 @@ def cpu_flags() -> set[str]:
 
 
 def cpu_native(precision: str) -> bool:
-    """Whether this CPU computes `precision` natively, as the kernels are allowed to."""
+    """Whether this CPU computes `precision` (bf16, fp16, or amx: bf16 on AMX tiles)
+    natively, as the kernels are allowed to."""
     if not CPU_FLAGS[precision] & cpu_flags():
         return False
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "ALL"))
     aten = os.environ.get("ATEN_CPU_CAPABILITY", "avx512")
-    return isa.upper().startswith(ONEDNN_REDUCED_ISAS) and aten.lower().startswith("avx512")
+    isas = ONEDNN_AMX_ISAS if precision == "amx" else ONEDNN_REDUCED_ISAS
+    return isa.upper().startswith(isas) and aten.lower().startswith("avx512")
 
 
 def native(precision: str, device: torch.device) -> bool:
@@ -86,35 +90,7 @@ def auto_precision(device: torch.device) -> str:
     """What `auto` chooses on `device` (see the module's docstring)."""
     if device.type == "cuda":
         return "bf16" if native("bf16", device) else "fp16"
-    if device.type == "cpu" and cpu_native("bf16"):
-        return "bf16" if cpu_speedup("bf16", torch.get_num_threads()) >= AUTO_MARGIN else "fp32"
-    return "fp32"
-
-
-@functools.cache
-def cpu_speedup(precision: str, threads: int) -> float:
-    """fp32 time / `precision` time of a GoogLeNet-like 3×3 convolution (128 -> 128
-    channels, 56×56, channels-last), forward and gradient to the input: the best of 7
-    runs each, interleaved so that a busy machine slows both alike. Measured once per
-    process and thread count (`threads`, the cache key, is torch's current count)."""
-    numbers = torch.Generator().manual_seed(0)  # the caller's random state stays as it is
-    weight = torch.randn(128, 128, 3, 3, generator=numbers) * 0.03
-    x = torch.randn(1, 128, 56, 56, generator=numbers).contiguous(
-        memory_format=torch.channels_last)
-
-    def seconds(dtype: torch.dtype | None) -> float:
-        start = time.perf_counter()
-        leaf = x.detach().requires_grad_(True)
-        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            y = torch.nn.functional.conv2d(leaf, weight, padding=1)
-        torch.autograd.grad(y, leaf, torch.ones_like(y))
-        return time.perf_counter() - start
-
-    reduced = DTYPES[precision]
-    with torch.enable_grad():
-        seconds(None), seconds(reduced)  # the first runs create oneDNN's primitives
-        runs = [(seconds(None), seconds(reduced)) for _ in range(7)]
-    return min(r[0] for r in runs) / min(r[1] for r in runs)
+    return "bf16" if device.type == "cpu" and cpu_native("amx") else "fp32"
 
 
 @contextlib.contextmanager
