@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import warnings
 
-import numpy as np
 import pytest
 import torch
 from compare import psnr
@@ -85,7 +84,7 @@ def test_cuda_dream_matches_the_cpu_one(tiny, case):
 @needs_cuda
 def test_cuda_class_dream_on_googlenet(googlenet):
     """deepdraw with a class target (GoogLeNet's classifier, fully connected: random crops),
-    bf16 on the GPU against fp32 on the CPU, a short schedule."""
+    a short schedule, fp32 on the GPU against fp32 on the CPU."""
     rgb = cat(256, 256)
     target = [Target("loss3/classifier", channel=1)]  # goldfish
     ours = dreamer.dream(rgb, googlenet, target, 8, 1.0, preset="deepdraw", device="cuda",
@@ -122,4 +121,3 @@ def test_cuda_google_loop_does_not_synchronise_per_step(tiny):
                 torch.cuda.set_sync_debug_mode("default")
         return sum("synchroniz" in str(w.message) for w in caught)
     assert warned(1) == warned(5)
-    assert np.isfinite(warned(1))
