@@ -46,7 +46,7 @@ PADS = {"Convolution": lambda p: tuple(p["pad"]), "Pooling": lambda p: tuple(p["
 # Types that keep the field's size but move it: ZeroPadding pads, DepthConcat centres its
 # smaller inputs; where either lies below a target, tiles are input tiles.
 SHIFTS = ("ZeroPadding", "DepthConcat")
-DEFAULT_TILE = 512  # --tile for 4000×3000 under 2 GB (bench/memory.py)
+DEFAULT_TILE = 576  # --tile for 4000×3000 under 2 GB (bench/memory.py)
 
 
 @dataclass(frozen=True)
