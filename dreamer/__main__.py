@@ -52,6 +52,7 @@ def add_dream_options(parser: argparse.ArgumentParser) -> None:
     dreams (each then reads them with `dream_options` and `prepare_dream`)."""
     from .google_loop import STEP_NORMS
     from .objectives import OBJECTIVE_HELP
+    from .precision import PRECISIONS
 
     parser.add_argument("--model", help="zoo name (default nin), converted directory, .t7, "
                         ".onnx, or prototxt (with --weights)")
@@ -84,14 +85,18 @@ def add_dream_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile-margin", type=int, help="context around each tile (default: "
                         "the target's receptive field, which makes tiling exact)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (jitter)")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps")
+    parser.add_argument("--device", default="auto", help="auto (default: a GPU if the "
+                        "machine has one, else cpu), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="the network's arithmetic: auto (default: bf16/fp16 only where "
+                        "the hardware computes it natively and fast), fp32, bf16, fp16")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 # The attributes of `add_dream_options` that are `dreamer.dream()` keyword options.
 DREAM_OPTIONS = ("preset", "octaves", "octave_scale", "jitter", "step_norm", "channel",
                  "objective", "topk", "guide", "blur", "laplacian", "tile", "tile_margin",
-                 "seed", "device")
+                 "seed", "device", "precision")
 
 
 def dream_options(args: argparse.Namespace) -> dict:

@@ -72,14 +72,15 @@ def octave_targets(net: Network, targets: list[Target], octave: DrawOctave) -> l
 
 def draw(canvas: np.ndarray, net: Network, targets: list[Target], plan: list[DrawOctave],
          rate: float, low: np.ndarray, high: np.ndarray, seed: int, device: str,
-         on_step: Callable[[], None] | None = None) -> np.ndarray:
+         on_step: Callable[[], None] | None = None, dtype: torch.dtype | None = None
+         ) -> np.ndarray:
     """Draw on `canvas` (C×H×W net input); returns the canvas after the schedule."""
     rng = np.random.RandomState(seed)
     h, w = net.spec.input_shape[-2:]
     for octave in plan:
         if octave.scale != 1.0:
             canvas = nd.zoom(canvas, (1, octave.scale, octave.scale))
-        gradient = DreamGradient(net, octave_targets(net, targets, octave))
+        gradient = DreamGradient(net, octave_targets(net, targets, octave), dtype=dtype)
         for i in range(octave.iterations):
             top, left = (_offset(rng, size, crop) for size, crop in
                          zip(canvas.shape[1:], (h, w)))
@@ -107,14 +108,14 @@ def _offset(rng: np.random.RandomState, size: int, crop: int) -> int:
 
 def dream_deepdraw(rgb: np.ndarray, net: Network, targets: list[Target],
                    iterations: int | None, rate: float | None, octaves: int | None,
-                   seed: int, device: str, on_step: Callable[[], None] | None = None
-                   ) -> np.ndarray:
+                   seed: int, device: str, on_step: Callable[[], None] | None = None,
+                   dtype: torch.dtype | None = None) -> np.ndarray:
     """The preset on H×W×3 RGB: float RGB of the final canvas. ITERATIONS is the total
     number of steps (default the schedule's 500), RATE multiplies its step sizes."""
     pre = net.spec.input_preprocessing()
     low, high = (v.astype(np.float32) for v in pre.input_range())
     canvas = draw(pre.to_net(rgb), net, targets, schedule(iterations, octaves),
-                  1.0 if rate is None else rate, low, high, seed, device, on_step)
+                  1.0 if rate is None else rate, low, high, seed, device, on_step, dtype)
     return pre.to_rgb(canvas)
 
 

@@ -18,8 +18,20 @@ def available_devices() -> list[str]:
     return devices
 
 
+def resolve_device(name: str) -> str:
+    """`auto`: the first GPU (cuda, then mps), else cpu; any other name checked as is."""
+    if name != "auto":
+        check_device(name)
+        return name
+    here = available_devices()
+    return next((d for d in here if d.startswith(("cuda", "mps"))), "cpu")
+
+
 def check_device(name: str) -> torch.device:
-    """`name` as a torch device, or a ValueError naming the devices this machine has."""
+    """`name` (or auto) as a torch device, or a ValueError naming the devices this
+    machine has."""
+    if name == "auto":
+        return torch.device(resolve_device(name))
     here = available_devices()
     known = name.split(":")[0] in {"cpu", "cuda", "mps", "xpu"}
     device = torch.device(name) if known and _well_formed(name) else None

@@ -26,13 +26,14 @@ from converters.network import Network
 from converters.preprocessing import Preprocessing
 
 from .classes import cropped, size_problem_for
-from .devices import check_device
+from .devices import check_device, resolve_device
 from .google_loop import STEP_NORMS, OctaveSettings, dream_octaves, octave_sizes, plan_octaves
 from .gradient import DreamGradient, Target, split_weight
 from .image_io import quantise
 from .large_step import warn_if_noise
 from .layers import resolve_layer
 from .networks import open_network
+from .precision import check_precision, resolve_precision
 from .torch7_preset import SIZE as TORCH7_SIZE
 
 PRESETS = ("google", "torch7", "deepdraw")
@@ -58,7 +59,8 @@ class Options:
     tile: int | None = None
     tile_margin: int | None = None
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"
+    precision: str = "auto"
 
 
 def parse_targets(network: Network, layer: str | int | list) -> list[Target]:
@@ -97,11 +99,14 @@ def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | i
     preset), or the float RGB before quantisation with `raw=True`.
 
     Options (see `Options`): preset, octaves, octave_scale, jitter, step_norm, channel,
-    objective, topk, guide, blur, laplacian, tile, tile_margin, seed, device. `trace`
+    objective, topk, guide, blur, laplacian, tile, tile_margin, seed, device (auto: a GPU
+    if there is one), precision (auto, fp32, bf16, fp16; see dreamer/precision.py). `trace`
     (a dict) receives the first octave's input, first gradient, steps and jitter shifts
     in the net's input space (Google modes).
     """
     opts = Options(**options)
+    opts.device = resolve_device(opts.device)
+    dtype = resolve_precision(opts.precision, torch.device(opts.device))
     net = network if isinstance(network, Network) else open_network(network)
     rgb = input_rgb(image)
     if opts.preset in ("deepdraw", "torch7"):  # these read the image's 8-bit values
@@ -111,7 +116,8 @@ def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | i
         validate(1 if iterations is None else iterations, 1.0 if rate is None else rate, opts)
         check_canvas(net, rgb, vars(opts))
         result = dream_deepdraw(rgb, on_device(net, opts.device), parse_targets(net, layer),
-                                iterations, rate, opts.octaves, opts.seed, opts.device, on_step)
+                                iterations, rate, opts.octaves, opts.seed, opts.device, on_step,
+                                dtype)
         return result if raw else quantise_result(result, opts.preset)
     if iterations is None:
         iterations = 10
@@ -124,10 +130,10 @@ def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | i
     net = on_device(net, opts.device)
     targets = parse_targets(net, layer)
     if opts.preset == "torch7":
-        result = _dream_torch7(rgb, net, targets, iterations, rate, opts, on_step)
+        result = _dream_torch7(rgb, net, targets, iterations, rate, opts, on_step, dtype)
     else:
         result = _dream_google(rgb, net, targets, iterations, rate, opts, on_step, on_octave,
-                               trace)
+                               trace, dtype)
     return result if raw else quantise_result(result, opts.preset)
 
 
@@ -174,6 +180,7 @@ def validate(iterations: int, rate: float, opts: Options) -> None:
     if opts.tile is not None and opts.tile < 1:
         raise ValueError("--tile must be positive")
     check_device(opts.device)
+    check_precision(opts.precision)
 
 
 def octave_settings(opts: Options, iterations: int, step: float) -> OctaveSettings:
@@ -211,30 +218,31 @@ def check_size(net: Network, targets: list[Target], rgb: np.ndarray, opts: Optio
 
 
 def make_gradient(net: Network, targets: list[Target], opts: Options,
-                  pre: Preprocessing) -> DreamGradient:
+                  pre: Preprocessing, dtype: torch.dtype | None = None) -> DreamGradient:
     guide_features = None
     if opts.guide is not None:
         guide_rgb = load_rgb(opts.guide) if isinstance(opts.guide, (str, Path)) else opts.guide
         problem = net.size_problem(*guide_rgb.shape[:2], [t.layer for t in targets])
         if problem is not None:
             raise ValueError(f"the guide image cannot be used: {problem.reason}")
-        x = torch.from_numpy(pre.to_net(guide_rgb))[None].to(opts.device)
+        x = torch.from_numpy(pre.to_net(guide_rgb))[None].to(resolve_device(opts.device))
         with torch.no_grad():
             outs = net.forward_to(x, [t.layer for t in targets])
         guide_features = {name: value for name, value in outs.items()}
     return DreamGradient(net, targets, opts.objective, opts.channel, opts.topk,
                          guide_features, opts.tile, opts.tile_margin, opts.blur,
-                         opts.laplacian)
+                         opts.laplacian, dtype)
 
 
-def _dream_google(rgb, net, targets, iterations, rate, opts, on_step, on_octave, trace):
+def _dream_google(rgb, net, targets, iterations, rate, opts, on_step, on_octave, trace, dtype):
     pre = preprocessing_for(net, opts.preset)
     base = pre.to_net(rgb)
     step = rate if opts.preset == "google" else rate * float(base.std())
     settings = octave_settings(opts, iterations, step)
     low, high = pre.input_range()
     # a fully connected classifier target sees random crops of its declared size
-    gradient = cropped(net, targets, make_gradient(net, targets, opts, pre), opts.seed + 1)
+    gradient = cropped(net, targets, make_gradient(net, targets, opts, pre, dtype),
+                       opts.seed + 1)
     octave_hook = None
     if on_octave is not None:
         def octave_hook(k: int, data: np.ndarray) -> None:
@@ -242,11 +250,11 @@ def _dream_google(rgb, net, targets, iterations, rate, opts, on_step, on_octave,
     result = dream_octaves(base, gradient, settings, low.astype(np.float32),
                            high.astype(np.float32), np.random.RandomState(opts.seed),
                            opts.device, on_step, octave_hook, trace,
-                           size_problem_for(net, targets))
+                           size_problem_for(net, targets), overwrite_base=True)
     return pre.to_rgb(result)
 
 
-def _dream_torch7(rgb, net, targets, iterations, rate, opts, on_step):
+def _dream_torch7(rgb, net, targets, iterations, rate, opts, on_step, dtype):
     from .torch7_image import torch7_normalise, torch7_postprocess
     from .torch7_preset import dream_torch7
 
@@ -255,7 +263,7 @@ def _dream_torch7(rgb, net, targets, iterations, rate, opts, on_step):
     if unsupported:
         raise ValueError(f"--preset torch7 does not take --{unsupported[0].replace('_', '-')}")
     gradient = DreamGradient(net, targets, opts.objective, opts.channel, opts.topk,
-                             blur=opts.blur, laplacian=opts.laplacian)
+                             blur=opts.blur, laplacian=opts.laplacian, dtype=dtype)
     check_size(net, targets, rgb, opts)
     kwargs = {"octaves": opts.octaves} if opts.octaves is not None else {}
     final = dream_torch7(rgb, lambda x: gradient(x.to(opts.device)).cpu(), iterations, rate,

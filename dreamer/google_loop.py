@@ -37,18 +37,19 @@ class OctaveSettings:
     clip: bool = True
 
 
-def normalised_step(grad: Tensor, step: float, norm: str) -> float:
-    """The factor the gradient is multiplied by before it is added."""
+def normalised_step(grad: Tensor, step: float, norm: str) -> Tensor | float:
+    """The factor the gradient is multiplied by before it is added: a 0-d float64 tensor
+    on the gradient's device (no host synchronisation), divided as Python divided it."""
     if norm == "none":
         return step
     magnitude = {"mean": lambda: grad.abs().mean(), "max": lambda: grad.abs().max(),
                  "l2": lambda: grad.pow(2).mean().sqrt()}[norm]()
-    return step / max(float(magnitude), 1e-12)
+    return step / magnitude.double().clamp_min(1e-12)
 
 
 def octave_pyramid(base: np.ndarray, count: int, scale: float) -> list[np.ndarray]:
     """[base, base/scale, base/scale², ...] with order-1 zoom, as the notebook builds it."""
-    octaves = [base]
+    octaves = [base.astype(np.float32, copy=False)]
     for _ in range(count - 1):
         octaves.append(nd.zoom(octaves[-1], (1, 1.0 / scale, 1.0 / scale), order=1))
     return octaves
@@ -88,13 +89,15 @@ def dream_octaves(base: np.ndarray, gradient: Gradient, settings: OctaveSettings
                   low: np.ndarray, high: np.ndarray, rng: np.random.RandomState,
                   device: torch.device | str = "cpu", on_step: Callable[[], None] | None = None,
                   on_octave: Callable[[int, np.ndarray], None] | None = None,
-                  trace: dict | None = None, size_problem: SizeProblem | None = None
-                  ) -> np.ndarray:
+                  trace: dict | None = None, size_problem: SizeProblem | None = None,
+                  overwrite_base: bool = False) -> np.ndarray:
     """Dream on `base` (C×H×W net input); returns the result at the same size.
 
     `low`/`high` (C×1×1) are the clip bounds; `on_octave(k, data)` sees each octave's
     result, `trace` (a dict) receives the first input, gradient and steps;
-    `size_problem(h, w)` says why the net cannot run at h×w (see `plan_octaves`).
+    `size_problem(h, w)` says why the net cannot run at h×w (see `plan_octaves`);
+    `overwrite_base`: the last octave's steps may work in `base` (one image-sized array
+    less).
     """
     sizes = octave_sizes(*base.shape[-2:], settings.octaves, settings.octave_scale)
     problems = plan_octaves(sizes, size_problem)
@@ -102,22 +105,29 @@ def dream_octaves(base: np.ndarray, gradient: Gradient, settings: OctaveSettings
         if problem is not None:
             warnings.warn(f"octave {k + 1} ({w}×{h}) skipped: the net cannot reach the "
                           f"target layer at this size ({problem.reason})", stacklevel=2)
-    octaves = octave_pyramid(base.astype(np.float32), settings.octaves, settings.octave_scale)
-    detail = np.zeros_like(octaves[-1])
+    octaves = octave_pyramid(base, settings.octaves, settings.octave_scale)
+    detail = None  # none before the first octave: no image-sized array of zeros
     data = octaves[-1]
     for k, octave_base in enumerate(reversed(octaves)):
         h, w = octave_base.shape[-2:]
-        if k > 0:
+        if detail is not None:
             h1, w1 = detail.shape[-2:]
             detail = nd.zoom(detail, (1, h / h1, w / w1), order=1)
-        data = octave_base + detail
+        # an array of its own: the octave's steps update it in place
+        mine = overwrite_base and k + 1 == len(octaves)
+        if detail is None:
+            data = octave_base if mine else octave_base.copy()
+        else:
+            data = np.add(octave_base, detail, out=octave_base if mine else None)
+        detail = None
         if problems[k] is None:
             data = _octave(data, gradient, settings, low, high, rng, device, on_step,
                            trace if k == 0 else None)
         elif on_step is not None:
             for _ in range(settings.iterations):
                 on_step()
-        detail = data - octave_base
+        if k + 1 < len(octaves):
+            detail = data - octave_base
         if on_octave is not None:
             on_octave(k, data)
     return data
@@ -130,18 +140,24 @@ def _octave(data: np.ndarray, gradient: Gradient, settings: OctaveSettings, low:
     high_t = torch.from_numpy(high).to(device)[None]
     if trace is not None:
         trace["first_input"] = data.copy()
-    for i in range(settings.iterations):
-        ox, oy = (int(v) for v in rng.randint(-settings.jitter, settings.jitter + 1, 2))
-        x = torch.roll(x, (oy, ox), (-2, -1))
-        grad = gradient(x)
-        x = x + grad * normalised_step(grad, settings.step, settings.step_norm)
-        x = torch.roll(x, (-oy, -ox), (-2, -1))
+    shifts = [(int(ox), int(oy)) for ox, oy in  # drawn one pair at a time, as the notebook
+              (rng.randint(-settings.jitter, settings.jitter + 1, 2)
+               for _ in range(settings.iterations))]
+    for i, (ox, oy) in enumerate(shifts):
+        # x += roll back(g(roll(x))) · step, in place: the notebook's roll, step, roll back
+        # element for element, with at most the image, the shifted image and g alive
+        grad = gradient(torch.roll(x, (oy, ox), (-2, -1)) if ox or oy else x)
+        if trace is not None and i == 0:
+            trace["first_grad"] = grad[0].cpu().numpy().copy()
+        step = normalised_step(grad, settings.step, settings.step_norm)
+        if ox or oy:
+            grad = torch.roll(grad, (-oy, -ox), (-2, -1))
+        x.add_(grad.mul_(step))
+        del grad
         if settings.clip:
-            x = torch.maximum(torch.minimum(x, high_t), low_t)
+            torch.maximum(torch.minimum(x, high_t, out=x), low_t, out=x)
         if trace is not None:
-            if i == 0:
-                trace["first_grad"] = grad[0].cpu().numpy()
-            trace.setdefault("steps", []).append(x[0].cpu().numpy())
+            trace.setdefault("steps", []).append(x[0].cpu().numpy().copy())
             trace.setdefault("shifts", []).append((ox, oy))
         if on_step is not None:
             on_step()

@@ -3,8 +3,14 @@
 `DreamGradient(x)` runs the net only up to the deepest target, applies each target's
 objective (with its weight and optional single channel) and returns the input
 gradient. Optional stages, in this order: tiling (bounded memory for large images,
-exact where the margin covers the receptive field), Gaussian blur, Laplacian-pyramid
-normalisation.
+exact), Gaussian blur, Laplacian-pyramid normalisation.
+
+Tiling cuts the targets' output into tiles: each tile's share of the gradient, Jᵀ·dy
+with dy zero outside the tile, is computed on the input window its units see and added
+in (`output_tiles`); the windows overlap by one receptive field. Where the field's
+position is not known (a layer type below that pads in a way not listed in `PADS`), or
+with an explicit `tile_margin`, tiles of the input are computed on the tile widened by
+the margin on each side and only the tile is kept (overlap: two receptive fields).
 """
 
 from __future__ import annotations
@@ -12,16 +18,19 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from itertools import product
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from converters.layer_types import layer_type
+from converters.layer_types.registry import params
 from converters.network import Network
 from converters.spec import ConversionError
 
 from .objectives import OBJECTIVES, Objective, guide, mean, only_channel, top_k
+from .precision import reduced_precision
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,24 @@ class Target:
     layer: str
     weight: float = 1.0
     channel: int | None = None  # a class target: raise this channel's score (dy = 1 there)
+
+
+# Layer types that pad before sliding their window: (rows, cols) of padding.
+PADS = {"Convolution": lambda p: tuple(p["pad"]), "Pooling": lambda p: tuple(p["pad"]),
+        "LRN": lambda p: ((p["local_size"] - 1) // 2,) * 2 if p["region"] == "within" else (0, 0)}
+# Types that keep the field's size but move it: ZeroPadding pads, DepthConcat centres its
+# smaller inputs; where either lies below a target, tiles are input tiles.
+SHIFTS = ("ZeroPadding", "DepthConcat")
+DEFAULT_TILE = 576  # --tile for 4000×3000 under 2 GB (bench/memory.py)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Output unit u of a blob sees input rows (axis 0) or columns (axis 1)
+    start[axis] + u·jump ... end[axis] + u·jump."""
+    start: tuple[int, int]
+    end: tuple[int, int]
+    jump: int
 
 
 WEIGHT_SUFFIX = re.compile(r"(.+):([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
@@ -47,7 +74,7 @@ class DreamGradient:
                  channel: int | None = None, topk: float = 0.01,
                  guide_features: dict[str, Tensor] | None = None, tile: int | None = None,
                  tile_margin: int | None = None, blur: float = 0.0,
-                 laplacian: int = 0) -> None:
+                 laplacian: int = 0, dtype: torch.dtype | None = None) -> None:
         if not targets:
             raise ValueError("no target layer")
         self.network, self.targets = network, targets
@@ -55,9 +82,13 @@ class DreamGradient:
                            self._objective(t.layer, objective, channel, topk, guide_features)
                            for t in targets]
         self.tile, self.blur, self.laplacian = tile, blur, laplacian
+        self.dtype = dtype  # the network's autocast dtype; None: float32
+        self.spans = None
         if tile is not None:
             size, self.tile_align = receptive_field(network, [t.layer for t in targets])
             self.tile_margin = size if tile_margin is None else tile_margin
+            if tile_margin is None:
+                self.spans = field_spans(network, [t.layer for t in targets])
 
     @staticmethod
     def _objective(layer: str, name: str, channel: int | None, topk: float,
@@ -73,25 +104,33 @@ class DreamGradient:
         return chosen if channel is None else only_channel(chosen, channel)
 
     def __call__(self, x: Tensor) -> Tensor:
-        grad = self.tiled(x) if self.tile else self.plain(x)
+        if not self.tile:
+            grad = self.plain(x)
+        else:
+            grad = self.tiled(x) if self.spans is None else self.output_tiled(x)
         if self.blur > 0:
             grad = gaussian_blur(grad, self.blur)
         if self.laplacian > 0:
             grad = laplacian_normalise(grad, self.laplacian)
         return grad
 
-    def plain(self, x: Tensor) -> Tensor:
-        """The gradient over the whole input at once."""
-        # oneDNN's convolutions are faster channels-last, and PyTorch's convolution runs
-        # channels-last when its input is: the caller's network stays as it is.
-        if x.device.type == "cpu":
+    def plain(self, x: Tensor, units: list[tuple[slice, slice]] | None = None) -> Tensor:
+        """The gradient over the whole input at once; with `units` (per target, its rows
+        and columns of output), only theirs."""
+        # oneDNN's convolutions are faster channels-last (and cuDNN's tensor-core ones), and
+        # PyTorch's convolution runs channels-last when its input is: the caller's network
+        # stays as it is.
+        if x.device.type in ("cpu", "cuda"):
             x = x.contiguous(memory_format=torch.channels_last)
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
-            outs = self.network.forward_to(x, [t.layer for t in self.targets])
-            ys = [outs[t.layer] for t in self.targets]
+            with reduced_precision(self.network, x.device.type, self.dtype):
+                outs = self.network.forward_to(x, [t.layer for t in self.targets])
+            ys = [outs[t.layer].float() for t in self.targets]  # objectives in float32
             dys = [objective(y.detach()) * t.weight
                    for objective, t, y in zip(self.objectives, self.targets, ys)]
+            if units is not None:
+                dys = [_only(dy, rows, cols) for dy, (rows, cols) in zip(dys, units)]
             (grad,) = torch.autograd.grad(ys, x, dys)
         return grad
 
@@ -109,6 +148,78 @@ class DreamGradient:
                 grad[:, :, top:bottom, left:right] = \
                     window[:, :, top - y0:bottom - y0, left - x0:right - x0]
         return grad
+
+    def output_tiled(self, x: Tensor) -> Tensor:
+        """The gradient as the sum of each output tile's (see the module docstring)."""
+        grad = torch.zeros_like(x)
+        spans = [self.spans[t.layer] for t in self.targets]
+        align = math.lcm(*(s.jump for s in spans))
+        reach = max(max(s.end[a] - s.start[a] for a in (0, 1)) for s in spans)
+        tiles = [output_tiles(n, self.tile, align, reach) for n in x.shape[2:]]
+        for (rows, row_window), (cols, col_window) in product(*tiles):
+            window = x[:, :, row_window, col_window]
+            units = [(units_in(rows, row_window, s, 0), units_in(cols, col_window, s, 1))
+                     for s in spans]
+            grad[:, :, row_window, col_window] += self.plain(window, units)
+        return grad
+
+
+def _only(dy: Tensor, rows: slice, cols: slice) -> Tensor:
+    kept = torch.zeros_like(dy)
+    kept[..., rows, cols] = dy[..., rows, cols]
+    return kept
+
+
+def output_tiles(size: int, tile: int, align: int, reach: int
+                 ) -> list[tuple[tuple[float, float], slice]]:
+    """Along one axis: ((first, end) of the tile's field starts, input window) per tile.
+    Tiles are multiples of `align` long; the first and last take every field start
+    before/after them; a last tile shorter than `reach` joins the one before."""
+    step = max(align, tile // align * align)
+    bounds = list(range(0, size, step))[1:]
+    while bounds and size - bounds[-1] <= reach:
+        bounds.pop()
+    edges = [-math.inf, *bounds, math.inf]
+    return [((lo, hi), slice(max(0, int(lo)) if lo > -math.inf else 0,
+                             size if hi == math.inf else min(size, int(hi) + reach)))
+            for lo, hi in zip(edges, edges[1:])]
+
+
+def units_in(starts: tuple[float, float], window: slice, span: Span, axis: int) -> slice:
+    """The window's output units whose fields start in [starts): unit j of the window is
+    unit j + window.start / jump of the image."""
+    offset = window.start // span.jump
+    first, end = (0 if v == -math.inf else None if v == math.inf else
+                  max(0, math.ceil((v - span.start[axis]) / span.jump) - offset)
+                  for v in starts)
+    return slice(first, end)
+
+
+def field_spans(network: Network, layers: list[str]) -> dict[str, Span] | None:
+    """Each target's `Span`, from each layer's field rule and padding; None where a layer
+    widens the field with a padding this does not know, or mixes strides."""
+    spans = {network.spec.input_name: Span((0, 0), (0, 0), 1)}
+    last = max(network.layer_index[name] for name in layers)
+    result = {}
+    for layer in network.spec.layers[:last + 1]:
+        seen = [spans[b] for b in layer.bottoms if b in spans] or [Span((0, 0), (0, 0), 1)]
+        jump = seen[0].jump
+        widened = layer_type(layer).field(layer, (1, jump))
+        if widened is None or any(s.jump != jump for s in seen):
+            return None
+        growth = widened[0] - 1
+        pad = PADS[layer.type](params(layer)) if layer.type in PADS else \
+            (0, 0) if growth == 0 and layer.type not in SHIFTS else None
+        if pad is None:
+            return None
+        span = Span(tuple(min(s.start[a] for s in seen) - pad[a] * jump for a in (0, 1)),
+                    tuple(max(s.end[a] for s in seen) + growth - pad[a] * jump
+                          for a in (0, 1)), widened[1])
+        for top in layer.tops:
+            spans[top] = span
+        if layer.name in layers:
+            result[layer.name] = span
+    return result
 
 
 def tile_windows(size: int, tile: int, margin: int, align: int

@@ -313,7 +313,7 @@ def test_torch7_preset_matches_the_real_deepdream_lua(work, capsys, tiny_files):
                             "result.png")
     cat = shared_path("models", "_common", "cat.jpg")
     code, _, err = cli(capsys, cat, "4", "10", "0.01", "--preset", "torch7", *tiny_files,
-                       "-o", "t7.png", "--quiet")
+                       "-o", "t7.png", "--quiet", "--precision", "fp32")
     assert code == 0, err
     ours, theirs = pixels(work / "t7.png").astype(np.float64), pixels(reference)
     assert ours.shape == theirs.shape == (224, 224, 3)

@@ -60,9 +60,11 @@ rel = functools.partial(relative_error, floor=0)  # max|ours − theirs| relativ
 
 
 def first_gradient(net, rgb: np.ndarray, layer, **options) -> tuple[np.ndarray, np.ndarray]:
-    """(input, gradient) of the first step of `dreamer.dream` with one octave, no jitter."""
+    """(input, gradient) of the first step of `dreamer.dream` with one octave, no jitter,
+    in fp32."""
     trace: dict = {}
-    dreamer.dream(rgb, net, layer, 1, 0.01, octaves=1, jitter=0, trace=trace, **options)
+    dreamer.dream(rgb, net, layer, 1, 0.01, octaves=1, jitter=0, trace=trace,
+                  precision="fp32", **options)
     return trace["first_input"], trace["first_grad"]
 
 
