@@ -37,6 +37,8 @@ from .precision import check_precision, resolve_precision
 from .torch7_preset import SIZE as TORCH7_SIZE
 
 PRESETS = ("google", "torch7", "deepdraw")
+# Presets that reproduce their framework's numbers: `auto` precision keeps them in fp32.
+REPRODUCING = ("google", "torch7")
 # Google's notebook subtracts this from GoogLeNet's input (not the deploy's 104/117/123).
 NOTEBOOK_GOOGLENET_MEAN = (104.0, 116.0, 122.0)
 
@@ -106,7 +108,9 @@ def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | i
     """
     opts = Options(**options)
     opts.device = resolve_device(opts.device)
-    dtype = resolve_precision(opts.precision, torch.device(opts.device))
+    precision = "fp32" if opts.precision == "auto" and opts.preset in REPRODUCING \
+        else opts.precision
+    dtype = resolve_precision(precision, torch.device(opts.device))
     net = network if isinstance(network, Network) else open_network(network)
     rgb = input_rgb(image)
     if opts.preset in ("deepdraw", "torch7"):  # these read the image's 8-bit values

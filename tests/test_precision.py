@@ -60,6 +60,17 @@ def test_unknown_precision_is_refused(tiny):
         dreamer.dream(cat(40, 40), tiny, "conv2", 1, 0.01, precision="fp8")
 
 
+@pytest.mark.parametrize("preset", ["google", "torch7"])
+def test_auto_keeps_the_reproducing_presets_in_fp32(tiny, preset):
+    """The presets reproduce their frameworks' numbers: auto is fp32 for them even where
+    the hardware has bf16 (the two dreams are identical; a bf16 one is not, see below)."""
+    def run(precision: str):
+        return dreamer.dream(cat(48, 48), tiny, "conv2", 2, None, preset=preset, octaves=1,
+                             jitter=0 if preset == "google" else None, precision=precision,
+                             raw=True)
+    assert (run("auto") == run("fp32")).all()
+
+
 def test_lrn_and_the_gradient_stay_float32_under_bf16(tiny):
     """The convolutions run in bf16, LRN sees and gives float32, the hooks go afterwards."""
     seen: dict[str, torch.dtype] = {}

@@ -1,7 +1,8 @@
 """nn.Conv2d with faster CPU paths for the shapes PyTorch serves slowly on one thread.
 
 Same parameters (names and values) as nn.Conv2d and the same numbers up to the order of
-summation; every other case, and any weight that needs a gradient, is nn.Conv2d's.
+summation (fp32); every other case, any weight that needs a gradient, and autocast,
+is nn.Conv2d's.
 - 1×1 kernels: PyTorch sends them (one thread, batch 1) to a slow non-oneDNN path in
   both directions. Over channels-last data such a convolution is exactly the product
   (N·H·W, C_in) × (C_in, C_out), and autograd's input gradient of it one more product.
@@ -26,8 +27,8 @@ class Conv2d(nn.Conv2d):
     def forward(self, x: Tensor) -> Tensor:
         if x.device.type != "cpu" or x.dim() != 4 or self.weight.requires_grad or \
                 self.groups != 1 or self.dilation != (1, 1) or self.padding_mode != "zeros" \
-                or isinstance(self.padding, str):
-            return super().forward(x)
+                or isinstance(self.padding, str) or torch.is_autocast_enabled("cpu"):
+            return super().forward(x)  # (autocast: its own reduced-precision kernels)
         if self.kernel_size == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0):
             return pointwise_conv(x, self.weight, self.bias)
         if self.stride[0] == self.stride[1] > 1 and self.in_channels <= FEW_CHANNELS \
