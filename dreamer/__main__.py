@@ -89,8 +89,8 @@ def add_dream_options(parser: argparse.ArgumentParser) -> None:
                         "machine has one, else cpu), cpu, cuda, cuda:N, mps")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="the network's arithmetic: auto (default: bf16/fp16 only where "
-                        "the hardware computes it natively and fast; fp32 for the google and torch7 "
-                        "presets), fp32, bf16, fp16")
+                        "the hardware computes it natively and fast; fp32 for the google and "
+                        "torch7 presets), fp32, bf16, fp16")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
