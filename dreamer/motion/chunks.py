@@ -92,8 +92,6 @@ def plan_chunks(cuts: list[int], end: int, size: int, warmup: int) -> list[Chunk
     """(start, end, warm-up) of every chunk: each scene cut every `size` frames; a chunk
     that starts a scene has no warm-up, another min(`warmup`, `size`): its warm-up lies
     within the chunk before."""
-    if size < 1:
-        raise ValueError(f"--chunk must be at least 1 frame (got {size})")
     chunks = []
     for scene, scene_end in zip(cuts, [*cuts[1:], end]):
         for start in range(scene, scene_end, size):

@@ -168,6 +168,8 @@ def video_main(argv: list[str]) -> int:
     if args.ray is not None and args.chunk is None:
         raise ValueError("--ray goes with --chunk N: a video's frames are dreamed one from "
                          "the other, only chunks can run in parallel")
+    if args.chunk is not None and args.chunk < 1:
+        raise ValueError(f"--chunk must be at least 1 frame (got {args.chunk})")
     check_engine_options(args)
     out = check_output(Path(args.output), folder_allowed=False)
     network = open_network(args.model, args.weights)
