@@ -72,6 +72,11 @@ def small_gray(rgb: np.ndarray) -> np.ndarray:
     return gray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
 
 
+def chunk_warmup(blend: float) -> int:
+    """WARMUP, or none with --blend 0 (frames that carry nothing need no warm-up)."""
+    return WARMUP if blend > 0 else 0
+
+
 def scan_cuts(job: VideoJob) -> tuple[list[int], int]:
     """(the source frames that start a scene, the job's first included; the job's end):
     a frame is a cut when under CUT_FRACTION of its pixels pass the dream's own flow
@@ -138,7 +143,7 @@ def dream_in_chunks(args, job: VideoJob, network: Network, targets: list[Target]
     from ..engine import Task, open_pool, run_job, work_options
 
     cuts, end = scan_cuts(job)
-    chunks = plan_chunks(cuts, end, args.chunk, WARMUP)
+    chunks = plan_chunks(cuts, end, args.chunk, chunk_warmup(args.blend))
     todo = [c for c in chunks if not all(map(folder.has, chunk_names(c, job.first)))]
 
     def task(item: VideoChunk) -> Task:

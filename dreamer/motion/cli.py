@@ -142,7 +142,7 @@ def video_main(argv: list[str]) -> int:
     from ..engine import add_engine_options, check_engine_options
     from ..networks import open_network
     from .animate import prepared
-    from .chunks import WARMUP, dream_in_chunks, stitched
+    from .chunks import WARMUP, chunk_warmup, dream_in_chunks, stitched
     from .media import write_mp4
     from .video import BLEND, ITERATIONS, OCTAVES, frame_times, video_job, video_settings
 
@@ -161,8 +161,11 @@ def video_main(argv: list[str]) -> int:
                         "(1.5s) or M:SS")
     parser.add_argument("--end", help="end (excluded), as --start; default the last frame")
     parser.add_argument("--chunk", type=int, metavar="N", help="dream in chunks, in parallel "
-                        "(with --ray): cut at scene cuts and every N frames; each chunk "
-                        f"starts {WARMUP} frames early to continue the one before (README)")
+                        "with --ray: cut at scene cuts and every N frames; a chunk that "
+                        f"does not start a scene dreams {WARMUP} frames early, cross-faded "
+                        "into the chunk before (measured: the change from frame to frame "
+                        "there is 0.99-1.03x the change inside a chunk, 2.4-2.9x with no "
+                        "fade; README)")
     add_engine_options(parser)
     args = parser.parse_intermixed_args(argv)
     if args.ray is not None and args.chunk is None:
@@ -181,7 +184,7 @@ def video_main(argv: list[str]) -> int:
     settings = video_settings(job.path, network, targets, iterations, rate, args.blend,
                               job.first, job.options)
     if args.chunk is not None:
-        settings.update(chunk=args.chunk, warmup=WARMUP)
+        settings.update(chunk=args.chunk, warmup=chunk_warmup(args.blend))
     folder = frames_folder(args, out, settings)
     if args.chunk is not None:
         chunks = dream_in_chunks(args, job, network, targets, iterations, rate, folder)
