@@ -190,7 +190,8 @@ def video_main(argv: list[str]) -> int:
         chunks = dream_in_chunks(args, job, network, targets, iterations, rate, folder)
         if chunks is None:
             return 1
-        count, frames = chunks[-1][1] - job.first, stitched(folder, chunks, job.first)
+        count = chunks[-1][1] - job.first if chunks else 0
+        frames = stitched(folder, chunks, job.first)
     else:
         count = dream_in_order(args, job, network, targets, iterations, rate, folder)
         frames = folder.frames(count)

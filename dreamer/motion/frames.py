@@ -2,11 +2,12 @@
 
 It holds `settings.json` (everything that decides the frames), `frameNNNNNN.png` (1-based,
 lossless 8-bit) and `carryNNNNNN.npy`, the float frame the next one is dreamed from, kept
-for the last complete frame only (a video dreamed in chunks has no carry, and keeps each
-chunk's warm-up frames as `warmNNNNNN.png`). Each frame's carry is written before its PNG, and the
+for the last complete frame only. Each frame's carry is written before its PNG, and the
 previous carry removed after it, so a complete frame (its PNG) always has its carry: a
-run killed at any moment resumes exactly where it stopped. Only files of these names are
-ever removed, and only from a folder whose settings.json we wrote.
+run killed at any moment resumes exactly where it stopped. A video dreamed in chunks
+(motion/chunks.py) has no carry, and keeps its chunks' warm-up frames (`warmNNNNNN.png`).
+Only files of these names are ever removed, and only from a folder whose settings.json
+we wrote.
 """
 
 from __future__ import annotations
