@@ -1,7 +1,8 @@
 """A video dreamed in chunks (issue 13): on Ray, three chunks stitched into a video with
-the source's frames, rate and sound, whose chunk boundaries move no more than the frames
-inside a chunk; in this process, chunks cut at a scene cut give the frames of the plain
-run, and a rerun dreams only the chunks not finished. Clips made by the tests (PyAV)."""
+the source's frames, rate and sound, whose frames at the chunk boundaries change within
+1.5× of those inside a chunk (the measure of tests/test_motion.py); in this process,
+chunks cut at a scene cut give the frames of the plain run, and a rerun dreams only the
+chunks not finished. Clips made by the tests (PyAV)."""
 
 from __future__ import annotations
 

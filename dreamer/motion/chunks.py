@@ -9,6 +9,7 @@ chunk. Measured (README "A video in chunks")."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -135,9 +136,9 @@ def chunk_items(job: VideoJob, chunks: list[Chunk], targets: list[Target],
         yield VideoChunk(path, start, end, warmup, targets, iterations, rate, blend, options)
 
 
-def dream_in_chunks(args, job: VideoJob, network: Network, targets: list[Target],
-                    iterations: int | None, rate: float | None, folder: FramesFolder
-                    ) -> list[Chunk] | None:
+def dream_in_chunks(args: argparse.Namespace, job: VideoJob, network: Network,
+                    targets: list[Target], iterations: int | None, rate: float | None,
+                    folder: FramesFolder) -> list[Chunk] | None:
     """Every chunk not finished in `folder` dreamed on the pool `args` asks for, its PNGs
     saved as it comes back; the chunks, or None when one failed (reported)."""
     from ..engine import Task, open_pool, run_job, work_options
