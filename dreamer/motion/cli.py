@@ -139,18 +139,12 @@ def parse_pan(text: str) -> tuple[float, float]:
 
 def video_main(argv: list[str]) -> int:
     from ..__main__ import dream_options, prepare_dream
+    from ..engine import add_engine_options, check_engine_options
     from ..networks import open_network
     from .animate import prepared
+    from .chunks import WARMUP, chunk_warmup, dream_in_chunks, stitched
     from .media import write_mp4
-    from .video import (
-        BLEND,
-        ITERATIONS,
-        OCTAVES,
-        frame_times,
-        video_frames,
-        video_job,
-        video_settings,
-    )
+    from .video import BLEND, ITERATIONS, OCTAVES, frame_times, video_job, video_settings
 
     parser = motion_parser(
         "video", "IN", "Dream a video: each frame starts from its raw frame plus the previous "
@@ -166,7 +160,20 @@ def video_main(argv: list[str]) -> int:
     parser.add_argument("--start", help="first frame: a frame number (from 0), seconds "
                         "(1.5s) or M:SS")
     parser.add_argument("--end", help="end (excluded), as --start; default the last frame")
+    parser.add_argument("--chunk", type=int, metavar="N", help="dream in chunks, in parallel "
+                        "with --ray: cut at scene cuts and every N frames; a chunk that "
+                        f"does not start a scene dreams {WARMUP} frames early, cross-faded "
+                        "into the chunk before (measured: the change from frame to frame "
+                        "there is 0.99-1.03x the change inside a chunk, 2.4-2.9x with no "
+                        "fade; README)")
+    add_engine_options(parser)
     args = parser.parse_intermixed_args(argv)
+    if args.ray is not None and args.chunk is None:
+        raise ValueError("--ray goes with --chunk N: a video's frames are dreamed one from "
+                         "the other, only chunks can run in parallel")
+    if args.chunk is not None and args.chunk < 1:
+        raise ValueError(f"--chunk must be at least 1 frame (got {args.chunk})")
+    check_engine_options(args)
     out = check_output(Path(args.output), folder_allowed=False)
     network = open_network(args.model, args.weights)
     targets, iterations, rate = prepare_dream(network, args)
@@ -174,18 +181,37 @@ def video_main(argv: list[str]) -> int:
     options = dream_options(args)
     network, _ = prepared(network, targets, options)
     job = video_job(args.src, network, targets, args.blend, args.start, args.end, options)
-    folder = frames_folder(args, out, video_settings(job.path, network, targets, iterations,
-                                                     rate, args.blend, job.first, job.options))
-    total = job.count or (job.info.frames - job.first if job.info.frames else None)
-    with progress(args, total, folder.complete()) as bar:
-        for _ in video_frames(job, network, targets, iterations, rate, args.blend, folder):
-            bar.update()
-    count = min(folder.complete(), job.count or folder.complete())
+    settings = video_settings(job.path, network, targets, iterations, rate, args.blend,
+                              job.first, job.options)
+    if args.chunk is not None:
+        settings.update(chunk=args.chunk, warmup=chunk_warmup(args.blend))
+    folder = frames_folder(args, out, settings)
+    if args.chunk is not None:
+        chunks = dream_in_chunks(args, job, network, targets, iterations, rate, folder)
+        if chunks is None:
+            return 1
+        count = chunks[-1][1] - job.first if chunks else 0
+        frames = stitched(folder, chunks, job.first)
+    else:
+        count = dream_in_order(args, job, network, targets, iterations, rate, folder)
+        frames = folder.frames(count)
     if count == 0:
         raise ValueError(f"{args.src}: no frames from --start {args.start}")
     times, sound = frame_times(job, count)
     note_odd_size(job.info.width, job.info.height)
-    write_mp4(out, folder.frames(count), job.info.rate, (times, job.info.time_base),
+    write_mp4(out, frames, job.info.rate, (times, job.info.time_base),
               sound if job.info.audio else None)
     print(f"{count} frames written to {out} (frames in {folder.folder})")
     return 0
+
+
+def dream_in_order(args: argparse.Namespace, job, network, targets, iterations, rate,
+                   folder: FramesFolder) -> int:
+    """The frames not yet in `folder`, each from the one before; the frame count."""
+    from .video import video_frames
+
+    total = job.count or (job.info.frames - job.first if job.info.frames else None)
+    with progress(args, total, folder.complete()) as bar:
+        for _ in video_frames(job, network, targets, iterations, rate, args.blend, folder):
+            bar.update()
+    return min(folder.complete(), job.count or folder.complete())

@@ -4,8 +4,10 @@ It holds `settings.json` (everything that decides the frames), `frameNNNNNN.png`
 lossless 8-bit) and `carryNNNNNN.npy`, the float frame the next one is dreamed from, kept
 for the last complete frame only. Each frame's carry is written before its PNG, and the
 previous carry removed after it, so a complete frame (its PNG) always has its carry: a
-run killed at any moment resumes exactly where it stopped. Only files of these names are
-ever removed, and only from a folder whose settings.json we wrote.
+run killed at any moment resumes exactly where it stopped. A video dreamed in chunks
+(motion/chunks.py) has no carry, and keeps its chunks' warm-up frames (`warmNNNNNN.png`).
+Only files of these names are ever removed, and only from a folder whose settings.json
+we wrote.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..image_io import quantise, save_array, save_rgb
 SETTINGS = "settings.json"
 FRAME = re.compile(r"frame([0-9]{6,})\.png")
 CARRY = re.compile(r"carry([0-9]{6,})\.npy")
+WARM = re.compile(r"warm([0-9]{6,})\.png")  # a chunk's warm-up frame (motion/chunks.py)
 
 
 def frame_name(k: int) -> str:
@@ -32,6 +35,10 @@ def frame_name(k: int) -> str:
 
 def carry_name(k: int) -> str:
     return f"carry{k:06d}.npy"
+
+
+def warm_name(k: int) -> str:
+    return f"warm{k:06d}.png"
 
 
 class FramesFolder:
@@ -65,7 +72,7 @@ class FramesFolder:
                                   f"({', '.join(changed)}); give another folder or --force "
                                   "to replace them")
             for name in names:  # ours: we wrote settings.json and names of this form
-                if FRAME.fullmatch(name) or CARRY.fullmatch(name):
+                if FRAME.fullmatch(name) or CARRY.fullmatch(name) or WARM.fullmatch(name):
                     (folder / name).unlink()
             self._write_settings()
 
@@ -107,6 +114,19 @@ class FramesFolder:
         save_rgb(self.folder / frame_name(k), quantise(rgb))
         if k > 1:
             (self.folder / carry_name(k - 1)).unlink(missing_ok=True)
+
+    def save_png(self, name: str, rgb: np.ndarray) -> None:
+        """A PNG alone (uint8 RGB; `frame_name(k)` or `warm_name(k)`), with no carry: for
+        a video dreamed in chunks, whose frames no later run continues from."""
+        if not (self.folder / SETTINGS).is_file():
+            self._write_settings()
+        save_rgb(self.folder / name, rgb)
+
+    def has(self, name: str) -> bool:
+        return (self.folder / name).is_file()
+
+    def png(self, name: str) -> np.ndarray:
+        return load_rgb(self.folder / name)
 
     def frame(self, k: int) -> np.ndarray:
         return load_rgb(self.folder / frame_name(k))

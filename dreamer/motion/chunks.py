@@ -1,0 +1,166 @@
+"""A video dreamed in chunks (`--chunk N`), in parallel on the engine's workers. The video
+is cut at its scene cuts and every N frames; each chunk is one work item that dreams its
+frames in order, as `video_frames` does, starting WARMUP frames early (never across a cut).
+A dream carried from frame to frame keeps its patterns for long (each frame's iterations
+amplify what was carried), so a warm-up alone does not meet the previous chunk's dream:
+the warm-up frames are cross-faded into the previous chunk's last frames instead (weights
+1/(K+1) .. K/(K+1)), and the change from one frame to the next stays as small as inside a
+chunk. Measured (README "A video in chunks")."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from converters.network import Network
+
+from ..gradient import Target
+from ..image_io import quantise
+from .flow import CUT_FRACTION, consistent, flow, gray
+from .frames import FramesFolder, frame_name, warm_name
+from .media import read_frames
+from .video import VideoJob, dream_frame
+
+# Warm-up frames of a chunk, the cross-fade's length (measured: README "A video in chunks").
+WARMUP = 4
+CUT_SIDE = 160  # the cut finder's frames are downscaled to this longer side
+Chunk = tuple[int, int, int]  # source frames [start, end), warm-up frames before start
+
+
+@dataclass(frozen=True)
+class VideoChunk:
+    """Source frames [start, end) dreamed from `start - warmup` on: uint8 RGB of every frame
+    dreamed, warm-up first (PNG-ready: the frames folder keeps 8 bits; no float carry is
+    needed, as the next chunk warms up on its own)."""
+
+    path: Path  # a path every worker can read (a shared folder on a cluster)
+    start: int
+    end: int
+    warmup: int
+    targets: list[Target]
+    iterations: int | None
+    rate: float | None
+    blend: float
+    options: dict
+
+    def run(self, network: Network) -> list[np.ndarray]:
+        frames, previous_raw, previous = [], None, None
+        for raw in read_frames(self.path, self.start - self.warmup):
+            if raw.index >= self.end:
+                break
+            previous = dream_frame(raw.rgb, previous_raw, previous, network, self.targets,
+                                   self.iterations, self.rate, self.blend, raw.index,
+                                   self.options)
+            previous_raw = raw.rgb
+            frames.append(quantise(previous))
+        if len(frames) != self.end - self.start + self.warmup:
+            raise ValueError(f"{self.path}: frames {self.start} to {self.end} are not all "
+                             "there (the video changed?)")
+        return frames
+
+
+def small_gray(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = min(1.0, CUT_SIDE / max(h, w))
+    size = (max(8, round(w * scale)), max(8, round(h * scale)))
+    return gray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
+
+
+def chunk_warmup(blend: float) -> int:
+    """WARMUP, or none with --blend 0 (frames that carry nothing need no warm-up)."""
+    return WARMUP if blend > 0 else 0
+
+
+def scan_cuts(job: VideoJob) -> tuple[list[int], int]:
+    """(the source frames that start a scene, the job's first included; the job's end):
+    a frame is a cut when under CUT_FRACTION of its pixels pass the dream's own flow
+    consistency check, here on frames downscaled to CUT_SIDE (one fast pass, no dream)."""
+    cuts, before, end = [job.first], None, job.first
+    for raw in read_frames(job.path, job.first):
+        if job.end is not None and raw.index >= job.end:
+            break
+        now = small_gray(raw.rgb)
+        if before is not None and consistent(flow(now, before), flow(before, now)).mean() \
+                < CUT_FRACTION:
+            cuts.append(raw.index)
+        before, end = now, raw.index + 1
+    return cuts, end
+
+
+def plan_chunks(cuts: list[int], end: int, size: int, warmup: int) -> list[Chunk]:
+    """(start, end, warm-up) of every chunk: each scene cut every `size` frames; a chunk
+    that starts a scene has no warm-up, another min(`warmup`, `size`): its warm-up lies
+    within the chunk before."""
+    chunks = []
+    for scene, scene_end in zip(cuts, [*cuts[1:], end]):
+        for start in range(scene, scene_end, size):
+            chunks.append((start, min(start + size, scene_end),
+                           min(warmup, size) if start > scene else 0))
+    return chunks
+
+
+def chunk_names(chunk: Chunk, first: int) -> list[str]:
+    """A chunk's PNGs in the frames folder, in the order it returns and saves them."""
+    start, end, warmup = chunk
+    return [warm_name(s - first + 1) for s in range(start - warmup, start)] + \
+        [frame_name(s - first + 1) for s in range(start, end)]
+
+
+def stitched(folder: FramesFolder, chunks: list[Chunk], first: int) -> Iterator[np.ndarray]:
+    """The video's frames in order (uint8 RGB): a frame that a later chunk's warm-up also
+    dreamed is cross-faded into that dream, more of it the nearer that chunk's start."""
+    fades = {s: (s - start + warmup + 1) / (warmup + 1)
+             for start, _, warmup in chunks for s in range(start - warmup, start)}
+    for s in range(chunks[0][0], chunks[-1][1]):
+        k = s - first + 1
+        rgb = folder.png(frame_name(k))
+        if s in fades:
+            fade = fades[s]
+            mixed = (1 - fade) * rgb + fade * folder.png(warm_name(k)).astype(np.float32)
+            rgb = np.rint(mixed).astype(np.uint8)
+        yield rgb
+
+
+def chunk_items(job: VideoJob, chunks: list[Chunk], targets: list[Target],
+                iterations: int | None, rate: float | None, blend: float,
+                options: dict) -> Iterator[VideoChunk]:
+    path = job.path.resolve()  # workers do not share this process's working folder
+    for start, end, warmup in chunks:
+        yield VideoChunk(path, start, end, warmup, targets, iterations, rate, blend, options)
+
+
+def dream_in_chunks(args: argparse.Namespace, job: VideoJob, network: Network,
+                    targets: list[Target], iterations: int | None, rate: float | None,
+                    folder: FramesFolder) -> list[Chunk] | None:
+    """Every chunk not finished in `folder` dreamed on the pool `args` asks for, its PNGs
+    saved as it comes back; the chunks, or None when one failed (reported)."""
+    from ..engine import Task, open_pool, run_job, work_options
+
+    cuts, end = scan_cuts(job)
+    chunks = plan_chunks(cuts, end, args.chunk, chunk_warmup(args.blend))
+    todo = [c for c in chunks if not all(map(folder.has, chunk_names(c, job.first)))]
+
+    def task(item: VideoChunk) -> Task:
+        def finish(frames: list[np.ndarray]) -> None:
+            for name, rgb in zip(chunk_names((item.start, item.end, item.warmup), job.first),
+                                 frames):
+                folder.save_png(name, rgb)
+
+        return Task(f"frames {item.start}-{item.end - 1}", lambda: item, finish)
+
+    with open_pool(args, network, args.device) as pool:
+        print(f"video: {len(chunks)} chunks ({len(cuts) - 1} cuts), {len(chunks) - len(todo)} "
+              f"finished before, {len(todo)} to dream {pool.describe()}", flush=True)
+        items = chunk_items(job, todo, targets, iterations, rate, args.blend,
+                            work_options(pool, job.options))
+        report = run_job([task(item) for item in items], pool, quiet=args.quiet, unit="chunk")
+    for label, reason in report.failed:
+        print(f"failed: {label}: {reason}", file=sys.stderr)
+    return None if report.failed else chunks
