@@ -153,7 +153,7 @@ def input_rgb(image: str | Path | np.ndarray) -> np.ndarray:
 def on_device(net: Network, device: str) -> Network:
     """`net` if it is on `device` already, else a copy there: the caller's net stays put."""
     here = next(net.parameters(), torch.empty(0)).device
-    there = torch.device(resolve_device(device))
+    there = torch.device(resolve_device(device) if device == "auto" else device)
     if here.type == there.type and there.index in (None, here.index):
         return net
     return copy.deepcopy(net).to(device)
