@@ -83,8 +83,13 @@ def convert_zoo(model: ZooModel, mirror: Path | None = None, root: Path | None =
         raise ConversionError(f"{model.name}: the registry's default layer "
                               f"{model.default_layer!r} is not in {by_kind['prototxt'].path}")
     table = network.layer_table()
-    labels = {"labels.txt": read_labels(by_kind["classes"].path).text()} \
-        if "classes" in by_kind else {}
+    labels = {}
+    if "classes" in by_kind:
+        names = by_kind["classes"]
+        try:
+            labels = {"labels.txt": read_labels(names.path).text()}
+        except ConversionError as e:  # the net works without names: this only warns
+            names.status, names.problem = "unavailable", str(e)
     directory = write_model(network, table, model.name, root or models_root(), onnx, labels)
     warnings = [text for found in files if (text := warning(model, found))]
     return Converted(model.name, directory, network, table, files, warnings)

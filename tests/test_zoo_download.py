@@ -228,6 +228,19 @@ def test_a_class_list_that_cannot_be_fetched_only_warns(server, tmp_path, tiny_f
     assert (tmp_path / "models" / "tiny_test" / "labels.txt").read_text() == "a\nb\n"
 
 
+def test_a_class_list_that_cannot_be_read_only_warns(server, tmp_path, tiny_files):
+    prototxt, caffemodel = tiny_files
+    server.files["/deploy.prototxt"], server.files["/tiny.caffemodel"] = prototxt, caffemodel
+    server.files["/names.mat"] = b"not a MATLAB file"
+    names = Source("classes", "names.mat", f"{server.url}/names.mat")
+    model = replace(tiny_model(server.url, prototxt, caffemodel), classes=(names,))
+    result = convert_zoo(model, cache=tmp_path / "cache", root=tmp_path / "models", quiet=True)
+    assert [f.status for f in result.files] == ["verified", "verified", "unavailable"]
+    assert not (tmp_path / "models" / "tiny_test" / "labels.txt").exists()
+    [text] = result.warnings
+    assert "no class names for tiny_test" in text and "not a readable MATLAB file" in text
+
+
 def test_member_of_a_tar_gz_archive(server, tmp_path, tiny_files):
     prototxt, caffemodel = tiny_files
     buffer = io.BytesIO()
