@@ -48,6 +48,14 @@ def tiny():
 
 
 @pytest.fixture(scope="module")
+def tiny_cli_args() -> list[str]:
+    """The command-line options that dream on the shared tiny Caffe net."""
+    models = shared_path("models", "tiny")
+    return ["--model", str(models / "deploy.prototxt"),
+            "--weights", str(models / "tiny.caffemodel")]
+
+
+@pytest.fixture(scope="module")
 def googlenet():
     """BVLC GoogLeNet with its real weights (shared/models/bvlc_googlenet)."""
     models = shared_path("models", "bvlc_googlenet")

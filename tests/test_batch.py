@@ -35,13 +35,6 @@ NAMES = ("a.png", "b.jpg", "sub/c.png", "sub/d.png", "sub/deeper/e.png", "sub/de
          "g.png", "h.png")
 
 
-@pytest.fixture(scope="module")
-def tiny_model() -> list[str]:
-    models = shared_path("models", "tiny")
-    return ["--model", str(models / "deploy.prototxt"),
-            "--weights", str(models / "tiny.caffemodel")]
-
-
 @pytest.fixture
 def one_thread():
     threads = torch.get_num_threads()
@@ -70,14 +63,14 @@ def folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(folder, tiny_model, tmp_path_factory) -> dict[str, bytes]:
+def reference(folder, tiny_cli_args, tmp_path_factory) -> dict[str, bytes]:
     """The still dreamer's PNG of each image (1 thread), by output name."""
     out = tmp_path_factory.mktemp("reference")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         for i, name in enumerate(NAMES):
-            assert main([str(folder / name), *DREAM, *tiny_model, "--quiet",
+            assert main([str(folder / name), *DREAM, *tiny_cli_args, "--quiet",
                          "-o", str(out / f"{i}.png")]) == 0
     finally:
         torch.set_num_threads(threads)
@@ -107,17 +100,17 @@ def log_counts(outdir: Path) -> dict[tuple[str, str], int]:
 # --- the outputs ---------------------------------------------------------------------------
 
 
-def test_outputs_equal_the_still_dreamer_in_this_process(capsys, folder, reference, tiny_model,
+def test_outputs_equal_the_still_dreamer_in_this_process(capsys, folder, reference, tiny_cli_args,
                                                          tmp_path, one_thread):
-    code, out, _ = run_batch(capsys, folder, tmp_path / "out", tiny_model)
+    code, out, _ = run_batch(capsys, folder, tmp_path / "out", tiny_cli_args)
     assert code == 0
     assert outputs(tmp_path / "out") == reference  # the folder layout mirrored, PNG
     assert "8 done, 0 skipped" in out
 
 
-def test_outputs_equal_the_still_dreamer_on_ray_workers(capsys, folder, reference, tiny_model,
+def test_outputs_equal_the_still_dreamer_on_ray_workers(capsys, folder, reference, tiny_cli_args,
                                                         tmp_path, ray_cluster):
-    code, out, _ = run_batch(capsys, folder, tmp_path / "out", tiny_model, "--ray", "auto",
+    code, out, _ = run_batch(capsys, folder, tmp_path / "out", tiny_cli_args, "--ray", "auto",
                              "--workers", "2")
     assert code == 0
     assert "on 2 Ray workers (1 CPU each)" in out and "8 done" in out
@@ -125,27 +118,27 @@ def test_outputs_equal_the_still_dreamer_on_ray_workers(capsys, folder, referenc
 
 
 def test_a_glob_and_a_list_mirror_paths_below_their_folder(capsys, folder, reference,
-                                                          tiny_model, tmp_path, one_thread):
+                                                          tiny_cli_args, tmp_path, one_thread):
     pattern = str(folder / "sub" / "**" / "*.png")
-    code, out, _ = run_batch(capsys, pattern, tmp_path / "globbed", tiny_model)
+    code, out, _ = run_batch(capsys, pattern, tmp_path / "globbed", tiny_cli_args)
     assert code == 0
     assert outputs(tmp_path / "globbed") == {  # relative to sub/, the glob's fixed part
         "c.png": reference["sub/c.png"], "d.png": reference["sub/d.png"],
         "deeper/e.png": reference["sub/deeper/e.png"]}
     listing = tmp_path / "list.txt"
     listing.write_text(f"# two images\n{folder / 'b.jpg'}\n\n{folder / 'sub/deeper/f.jpg'}\n")
-    code, out, _ = run_batch(capsys, listing, tmp_path / "listed", tiny_model)
+    code, out, _ = run_batch(capsys, listing, tmp_path / "listed", tiny_cli_args)
     assert code == 0
     assert outputs(tmp_path / "listed") == {"b.png": reference["b.png"],
                                             "sub/deeper/f.png": reference["sub/deeper/f.png"]}
 
 
-def test_outputs_inside_the_input_folder_are_not_inputs(capsys, tiny_model, tmp_path,
+def test_outputs_inside_the_input_folder_are_not_inputs(capsys, tiny_cli_args, tmp_path,
                                                         one_thread):
     photos = make_images(tmp_path / "photos", 64)
-    code, out, _ = run_batch(capsys, photos, photos / "dreams", tiny_model)
+    code, out, _ = run_batch(capsys, photos, photos / "dreams", tiny_cli_args)
     assert code == 0 and "8 images" in out
-    code, out, _ = run_batch(capsys, photos, photos / "dreams", tiny_model)  # a rerun
+    code, out, _ = run_batch(capsys, photos, photos / "dreams", tiny_cli_args)  # a rerun
     assert code == 0 and "8 images, 8 finished before, 0 to dream" in out
 
 
@@ -153,14 +146,14 @@ def test_outputs_inside_the_input_folder_are_not_inputs(capsys, tiny_model, tmp_
 
 
 def test_a_corrupt_image_is_reported_and_the_others_are_done(capsys, folder, reference,
-                                                            tiny_model, tmp_path, one_thread):
+                                                            tiny_cli_args, tmp_path, one_thread):
     photos = tmp_path / "photos"
     photos.mkdir()
     for name in NAMES:
         (photos / name).parent.mkdir(parents=True, exist_ok=True)
         (photos / name).write_bytes((folder / name).read_bytes())
     (photos / "sub" / "broken.png").write_bytes((folder / "a.png").read_bytes()[:100])
-    code, out, err = run_batch(capsys, photos, tmp_path / "out", tiny_model)
+    code, out, err = run_batch(capsys, photos, tmp_path / "out", tiny_cli_args)
     assert code == 1
     failed = [line for line in err.splitlines() if line.startswith("failed:")]
     assert len(failed) == 1 and "broken.png" in failed[0]
@@ -184,12 +177,12 @@ def recorded_pools(monkeypatch):
 
 
 def test_a_killed_worker_s_images_are_dreamed_again_and_each_written_once(
-        capsys, tiny_model, tmp_path, monkeypatch, ray_cluster, one_thread):
+        capsys, tiny_cli_args, tmp_path, monkeypatch, ray_cluster, one_thread):
     """A worker's process killed at the job's first output, while it has images in hand;
     longer dreams (128×128, 30 iterations: ~0.3 s each) so that it has."""
     photos = make_images(tmp_path / "photos", 128)
     dream = ("conv2", "30", "0.05", "--octaves", "3")
-    code, _, _ = run_batch(capsys, photos, tmp_path / "here", tiny_model, dream=dream)
+    code, _, _ = run_batch(capsys, photos, tmp_path / "here", tiny_cli_args, dream=dream)
     assert code == 0
     saving, killed = batch.save_rgb, []
 
@@ -201,7 +194,7 @@ def test_a_killed_worker_s_images_are_dreamed_again_and_each_written_once(
 
     with recorded_pools(monkeypatch) as pools:
         monkeypatch.setattr(batch, "save_rgb", save_and_kill)
-        code, out, _ = run_batch(capsys, photos, tmp_path / "ray", tiny_model, "--ray", "auto",
+        code, out, _ = run_batch(capsys, photos, tmp_path / "ray", tiny_cli_args, "--ray", "auto",
                                  "--workers", "2", dream=dream)
     assert code == 0 and killed
     assert "8 done" in out and "run again after their worker died" in out
@@ -213,7 +206,7 @@ def test_a_killed_worker_s_images_are_dreamed_again_and_each_written_once(
 
 
 def test_an_interrupted_job_resumes_with_only_the_missing_outputs(
-        capsys, folder, reference, tiny_model, tmp_path, monkeypatch, one_thread):
+        capsys, folder, reference, tiny_cli_args, tmp_path, monkeypatch, one_thread):
     saving, written = batch.save_rgb, []
 
     def save_then_interrupt(path, rgb):
@@ -224,7 +217,7 @@ def test_an_interrupted_job_resumes_with_only_the_missing_outputs(
 
     monkeypatch.setattr(batch, "save_rgb", save_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        run_batch(capsys, folder, tmp_path / "out", tiny_model)
+        run_batch(capsys, folder, tmp_path / "out", tiny_cli_args)
     first = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in written}
     assert len(outputs(tmp_path / "out")) == 3
 
@@ -235,7 +228,7 @@ def test_an_interrupted_job_resumes_with_only_the_missing_outputs(
         return saving(path, rgb)
 
     monkeypatch.setattr(batch, "save_rgb", save_and_count)
-    code, out, _ = run_batch(capsys, folder, tmp_path / "out", tiny_model)
+    code, out, _ = run_batch(capsys, folder, tmp_path / "out", tiny_cli_args)
     assert code == 0
     assert "8 images, 3 finished before, 5 to dream" in out and "5 done, 3 skipped" in out
     assert sorted(redone) == sorted(tmp_path / "out" / output_name(n) for n in NAMES
@@ -248,11 +241,11 @@ def test_an_interrupted_job_resumes_with_only_the_missing_outputs(
 
 
 def test_other_settings_are_refused_and_force_replaces_only_our_outputs(
-        capsys, folder, reference, tiny_model, tmp_path, one_thread):
+        capsys, folder, reference, tiny_cli_args, tmp_path, one_thread):
     out = tmp_path / "out"
-    assert run_batch(capsys, folder, out, tiny_model)[0] == 0
+    assert run_batch(capsys, folder, out, tiny_cli_args)[0] == 0
     other = ("conv2", "3", "0.05", "--octaves", "3")
-    code, _, err = run_batch(capsys, folder, out, tiny_model, dream=other)
+    code, _, err = run_batch(capsys, folder, out, tiny_cli_args, dream=other)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "other settings (iterations: 2 -> 3)" in err and "--force" in err
     assert outputs(out) == reference  # untouched
@@ -261,10 +254,10 @@ def test_other_settings_are_refused_and_force_replaces_only_our_outputs(
     foreign.unlink()
     foreign.write_bytes(b"a file of the user's")
     (out / "log.txt").write_text("another file of the user's")
-    code, _, err = run_batch(capsys, folder, out, tiny_model, "--force", dream=other)
+    code, _, err = run_batch(capsys, folder, out, tiny_cli_args, "--force", dream=other)
     assert code == 2 and "e.png: exists and is not an output of dreamzoo batch" in err
     foreign.unlink()  # once the user's file is out of the way, --force dreams again
-    code, stdout, _ = run_batch(capsys, folder, out, tiny_model, "--force", dream=other)
+    code, stdout, _ = run_batch(capsys, folder, out, tiny_cli_args, "--force", dream=other)
     assert code == 0 and "8 done" in stdout
     again = outputs(out)
     assert again.keys() == reference.keys()
@@ -272,18 +265,18 @@ def test_other_settings_are_refused_and_force_replaces_only_our_outputs(
     assert (out / "log.txt").read_text() == "another file of the user's"
 
 
-def test_two_inputs_for_one_output_are_refused_before_any_work(capsys, tiny_model, tmp_path):
+def test_two_inputs_for_one_output_are_refused_before_any_work(capsys, tiny_cli_args, tmp_path):
     photos = make_images(tmp_path / "photos", 64)
     (photos / "a.jpg").write_bytes((photos / "b.jpg").read_bytes())  # beside a.png
-    code, _, err = run_batch(capsys, photos, tmp_path / "out", tiny_model)
+    code, _, err = run_batch(capsys, photos, tmp_path / "out", tiny_cli_args)
     assert code == 2 and "would both be written to" in err and "a.png" in err
     assert not (tmp_path / "out").exists()
 
 
-def test_without_ray_installed_ray_says_how_to_get_it(capsys, folder, tiny_model, tmp_path,
+def test_without_ray_installed_ray_says_how_to_get_it(capsys, folder, tiny_cli_args, tmp_path,
                                                       monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if not installed
-    code, _, err = run_batch(capsys, folder, tmp_path / "out", tiny_model, "--ray", "auto")
+    code, _, err = run_batch(capsys, folder, tmp_path / "out", tiny_cli_args, "--ray", "auto")
     assert code == 2
     assert err.strip().splitlines() == ["error: --ray needs Ray, which is not installed: "
                                         "pip install 'dreamzoo[ray]' (or `make setup`)"]

@@ -29,13 +29,6 @@ from dreamer.__main__ import main
 from dreamer.layers import resolve_layer
 
 
-@pytest.fixture(scope="module")
-def tiny_files() -> list[str]:
-    models = shared_path("models", "tiny")
-    return ["--model", str(models / "deploy.prototxt"),
-            "--weights", str(models / "tiny.caffemodel")]
-
-
 @pytest.fixture
 def work(tmp_path, monkeypatch) -> Path:
     """A fresh current directory holding `photo.png` (48×40, the cat scaled down)."""
@@ -73,7 +66,7 @@ DREAM = ("conv2", "2", "0.05", "--octaves", "3")  # LAYER ITERATIONS RATE, small
 # --- outputs -----------------------------------------------------------------------------
 
 
-def test_default_output_is_src_stem_dream_png_in_the_current_directory(tmp_path, tiny_files,
+def test_default_output_is_src_stem_dream_png_in_the_current_directory(tmp_path, tiny_cli_args,
                                                                        tiny):
     images, cwd = tmp_path / "images", tmp_path / "elsewhere"
     images.mkdir()
@@ -81,7 +74,7 @@ def test_default_output_is_src_stem_dream_png_in_the_current_directory(tmp_path,
     rgb = np.asarray(Image.open(shared_path("models", "_common", "cat.jpg")).convert("RGB")
                      .resize((48, 40), Image.BILINEAR))
     Image.fromarray(rgb).save(images / "my.photo.png")
-    result = subprocess_cli(cwd, images / "my.photo.png", *DREAM, *tiny_files, "--quiet")
+    result = subprocess_cli(cwd, images / "my.photo.png", *DREAM, *tiny_cli_args, "--quiet")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # --quiet: no progress bar
     assert files(cwd) == {"my.photo_dream.png"}
@@ -92,16 +85,16 @@ def test_default_output_is_src_stem_dream_png_in_the_current_directory(tmp_path,
     np.testing.assert_array_equal(pixels(cwd / "my.photo_dream.png"), expected)
 
 
-def test_progress_bar_on_stderr_unless_quiet(work, capsys, tiny_files):
-    code, _, err = cli(capsys, "photo.png", *DREAM, *tiny_files)
+def test_progress_bar_on_stderr_unless_quiet(work, capsys, tiny_cli_args):
+    code, _, err = cli(capsys, "photo.png", *DREAM, *tiny_cli_args)
     assert code == 0 and "step" in err and "|" in err  # tqdm's bar
-    code, out, err = cli(capsys, "photo.png", *DREAM, *tiny_files, "--quiet")
+    code, out, err = cli(capsys, "photo.png", *DREAM, *tiny_cli_args, "--quiet")
     assert code == 0 and err == "" and "photo_dream.png" in out
 
 
-def test_output_jpeg(work, capsys, tiny_files):
-    assert cli(capsys, "photo.png", *DREAM, *tiny_files, "-o", "x.jpg")[0] == 0
-    assert cli(capsys, "photo.png", *DREAM, *tiny_files, "-o", "x.png")[0] == 0
+def test_output_jpeg(work, capsys, tiny_cli_args):
+    assert cli(capsys, "photo.png", *DREAM, *tiny_cli_args, "-o", "x.jpg")[0] == 0
+    assert cli(capsys, "photo.png", *DREAM, *tiny_cli_args, "-o", "x.png")[0] == 0
     data = (work / "x.jpg").read_bytes()
     assert data[:3] == b"\xff\xd8\xff"  # JPEG SOI marker
     with Image.open(work / "x.jpg") as image:
@@ -111,8 +104,8 @@ def test_output_jpeg(work, capsys, tiny_files):
     assert 10 * np.log10(255 ** 2 / mse) >= 30  # the same dream, JPEG-compressed
 
 
-def test_save_raw_is_the_float_result_that_quantises_to_the_png(work, capsys, tiny_files):
-    code, _, _ = cli(capsys, "photo.png", *DREAM, *tiny_files, "--save-raw", "f.npy", "--quiet")
+def test_save_raw_is_the_float_result_that_quantises_to_the_png(work, capsys, tiny_cli_args):
+    code, _, _ = cli(capsys, "photo.png", *DREAM, *tiny_cli_args, "--save-raw", "f.npy", "--quiet")
     assert code == 0
     raw = np.load(work / "f.npy", allow_pickle=False)
     assert raw.shape == (40, 48, 3) and raw.dtype.kind == "f"
@@ -121,9 +114,9 @@ def test_save_raw_is_the_float_result_that_quantises_to_the_png(work, capsys, ti
                                   pixels(work / "photo_dream.png"))
 
 
-def test_save_octaves_one_png_per_octave_at_its_size(work, capsys, tiny_files):
+def test_save_octaves_one_png_per_octave_at_its_size(work, capsys, tiny_cli_args):
     code, _, _ = cli(capsys, "photo.png", "conv2", "2", "0.05", "--octaves", "4",
-                     "--save-octaves", "oct", *tiny_files, "--quiet")
+                     "--save-octaves", "oct", *tiny_cli_args, "--quiet")
     assert code == 0
     sizes = [(40, 48)]  # order-1 zoom by 1/1.4 from the full size, rounded
     for _ in range(3):
@@ -135,9 +128,9 @@ def test_save_octaves_one_png_per_octave_at_its_size(work, capsys, tiny_files):
                                   pixels(work / "photo_dream.png"))
 
 
-def test_seed_makes_runs_identical_and_drives_the_jitter(work, capsys, tiny_files):
+def test_seed_makes_runs_identical_and_drives_the_jitter(work, capsys, tiny_cli_args):
     def run(name: str, *extra: str) -> bytes:
-        assert cli(capsys, "photo.png", *DREAM, *tiny_files, "-o", name, *extra)[0] == 0
+        assert cli(capsys, "photo.png", *DREAM, *tiny_cli_args, "-o", name, *extra)[0] == 0
         return (work / name).read_bytes()
 
     first, again = run("a.png", "--seed", "5"), run("b.png", "--seed", "5")
@@ -150,8 +143,8 @@ def test_seed_makes_runs_identical_and_drives_the_jitter(work, capsys, tiny_file
                                                                 "--jitter", "0")
 
 
-def test_list_layers_prints_index_name_type_and_shape(work, capsys, tiny_files):
-    code, out, _ = cli(capsys, "--list-layers", *tiny_files)
+def test_list_layers_prints_index_name_type_and_shape(work, capsys, tiny_cli_args):
+    code, out, _ = cli(capsys, "--list-layers", *tiny_cli_args)
     assert code == 0
     rows = [line.split() for line in out.strip().splitlines()[1:]]
     # From the prototxt at 35×35: conv k5 s2 -> 16; MAX k3 s2 ceil -> 8; conv k3 pad 1 -> 8.
@@ -170,12 +163,12 @@ def test_list_layers_prints_index_name_type_and_shape(work, capsys, tiny_files):
     ]
 
 
-def test_too_small_octaves_warn_and_keep_the_size(tmp_path, tiny_files):
+def test_too_small_octaves_warn_and_keep_the_size(tmp_path, tiny_cli_args):
     Image.open(shared_path("models", "_common", "cat.jpg")).convert("RGB").resize(
         (24, 20), Image.BILINEAR).save(tmp_path / "small.png")
     # 20×24 -> 14×17 -> 10×12 -> 7×9 -> 5×6 -> 4×4: the tiny net needs 7×7 for conv2.
     result = subprocess_cli(tmp_path, "small.png", "conv2", "2", "0.05", "--octaves", "6",
-                            *tiny_files, "--quiet")
+                            *tiny_cli_args, "--quiet")
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 2 and all(line.startswith("warning: ") for line in lines)
@@ -215,8 +208,8 @@ def test_integer_layer_max():
             resolve_layer(net, bad)
 
 
-def test_cli_integer_layer_is_that_module(work, capsys, tiny_files, tiny):
-    assert cli(capsys, "photo.png", "4", "2", "0.05", "--octaves", "2", *tiny_files)[0] == 0
+def test_cli_integer_layer_is_that_module(work, capsys, tiny_cli_args, tiny):
+    assert cli(capsys, "photo.png", "4", "2", "0.05", "--octaves", "2", *tiny_cli_args)[0] == 0
     expected = dreamer.dream(pixels(work / "photo.png"), tiny, "norm1", 2, 0.05, octaves=2)
     np.testing.assert_array_equal(pixels(work / "photo_dream.png"), expected)
 
@@ -265,13 +258,13 @@ ERRORS = {  # case: (command-line change, what the message says)
 
 
 @pytest.mark.parametrize("case", list(ERRORS))
-def test_error_is_one_line_exit_2_and_no_output(work, capsys, tiny_files, case):
+def test_error_is_one_line_exit_2_and_no_output(work, capsys, tiny_cli_args, case):
     (work / "notes.png").write_text("not a picture\n")
     _truncate(work, "cut.png")
     _truncate(work, "cut.jpg")
     before = files(work)
     argv, message = ERRORS[case]
-    code, out, err = cli(capsys, *argv, *tiny_files, "--save-raw", "r.npy", "--save-octaves",
+    code, out, err = cli(capsys, *argv, *tiny_cli_args, "--save-raw", "r.npy", "--save-octaves",
                          "octaves")
     assert code == 2
     assert files(work) == before  # no image, no .npy, no octave folder
@@ -299,8 +292,8 @@ def test_missing_weights_file(work, capsys):
     assert files(work) == {"photo.png"}
 
 
-def test_bad_save_raw_extension_leaves_no_output(work, capsys, tiny_files):
-    code, _, err = cli(capsys, "photo.png", *DREAM, *tiny_files, "--save-raw", "r.txt")
+def test_bad_save_raw_extension_leaves_no_output(work, capsys, tiny_cli_args):
+    code, _, err = cli(capsys, "photo.png", *DREAM, *tiny_cli_args, "--save-raw", "r.txt")
     assert code == 2 and err == "error: r.txt: the raw result is written as .npy\n"
     assert files(work) == {"photo.png"}
 
@@ -308,11 +301,11 @@ def test_bad_save_raw_extension_leaves_no_output(work, capsys, tiny_files):
 # --- --preset torch7 against the real seed script ----------------------------------------
 
 
-def test_torch7_preset_matches_the_real_deepdream_lua(work, capsys, tiny_files):
+def test_torch7_preset_matches_the_real_deepdream_lua(work, capsys, tiny_cli_args):
     reference = shared_path("reference", "torch7", "dream", "tiny_cat_l4_i10_r0.01",
                             "result.png")
     cat = shared_path("models", "_common", "cat.jpg")
-    code, _, err = cli(capsys, cat, "4", "10", "0.01", "--preset", "torch7", *tiny_files,
+    code, _, err = cli(capsys, cat, "4", "10", "0.01", "--preset", "torch7", *tiny_cli_args,
                        "-o", "t7.png", "--quiet", "--precision", "fp32")
     assert code == 0, err
     ours, theirs = pixels(work / "t7.png").astype(np.float64), pixels(reference)
