@@ -8,9 +8,10 @@ exact), Gaussian blur, Laplacian-pyramid normalisation.
 Tiling cuts the targets' output into tiles: each tile's share of the gradient, Jᵀ·dy
 with dy zero outside the tile, is computed on the input window its units see and added
 in (`output_tiles`); the windows overlap by one receptive field. Where the field's
-position is not known (a layer type below that pads in a way not listed in `PADS`), or
-with an explicit `tile_margin`, tiles of the input are computed on the tile widened by
-the margin on each side and only the tile is kept (overlap: two receptive fields).
+position is not known (a layer type below whose entry has a window but no `padding`, or
+`moves_field`), or with an explicit `tile_margin`, tiles of the input are computed on the
+tile widened by the margin on each side and only the tile is kept (overlap: two
+receptive fields).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from converters.layer_types import layer_type
-from converters.layer_types.registry import params
 from converters.network import Network
 from converters.spec import ConversionError
 
@@ -40,12 +40,6 @@ class Target:
     channel: int | None = None  # a class target: raise this channel's score (dy = 1 there)
 
 
-# Layer types that pad before sliding their window: (rows, cols) of padding.
-PADS = {"Convolution": lambda p: tuple(p["pad"]), "Pooling": lambda p: tuple(p["pad"]),
-        "LRN": lambda p: ((p["local_size"] - 1) // 2,) * 2 if p["region"] == "within" else (0, 0)}
-# Types that keep the field's size but move it: ZeroPadding pads, DepthConcat centres its
-# smaller inputs; where either lies below a target, tiles are input tiles.
-SHIFTS = ("ZeroPadding", "DepthConcat")
 DEFAULT_TILE = 576  # --tile for 4000×3000 under 2 GB (bench/memory.py)
 
 
@@ -204,14 +198,14 @@ def field_spans(network: Network, layers: list[str]) -> dict[str, Span] | None:
     for layer in network.spec.layers[:last + 1]:
         seen = [spans[b] for b in layer.bottoms if b in spans] or [Span((0, 0), (0, 0), 1)]
         jump = seen[0].jump
-        widened = layer_type(layer).field(layer, (1, jump))
-        if widened is None or any(s.jump != jump for s in seen):
+        entry = layer_type(layer)
+        widened = entry.field(layer, (1, jump))
+        if widened is None or entry.moves_field or any(s.jump != jump for s in seen):
             return None
         growth = widened[0] - 1
-        pad = PADS[layer.type](params(layer)) if layer.type in PADS else \
-            (0, 0) if growth == 0 and layer.type not in SHIFTS else None
-        if pad is None:
+        if entry.padding is None and growth:
             return None
+        pad = entry.padding(entry.params(layer)) if entry.padding else (0, 0)
         span = Span(tuple(min(s.start[a] for s in seen) - pad[a] * jump for a in (0, 1)),
                     tuple(max(s.end[a] for s in seen) + growth - pad[a] * jump
                           for a in (0, 1)), widened[1])

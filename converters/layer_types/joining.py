@@ -96,6 +96,7 @@ register(
               defaults={"operation": "sum", "coeff": []}),
     LayerType("Concat", concat, concat_shape, same_field, is_feature=True,
               defaults={"axis": 1}),
-    LayerType("DepthConcat", depth_concat, depth_concat_shape, same_field, is_feature=True,
+    LayerType("DepthConcat", depth_concat, depth_concat_shape, same_field, moves_field=True,
+              is_feature=True,
               defaults={"axis": 1}),
 )

@@ -239,6 +239,8 @@ def channel_affine_blobs(layer: Layer, bottom: Shape) -> list[tuple[int, ...]]:
 
 register(
     LayerType("LRN", lrn, lrn_shape, lrn_field, is_feature=True,
+              padding=lambda p: ((p["local_size"] - 1) // 2,) * 2 if p["region"] == "within"
+              else (0, 0),
               defaults={"local_size": 5, "alpha": 1.0, "beta": 0.75, "k": 1.0,
                         "region": "across"}),
     LayerType("BatchNorm", batch_norm, channel_affine_shape, same_field,

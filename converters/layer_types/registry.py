@@ -39,6 +39,10 @@ class LayerType:
     build: Builder
     shape: ShapeRule
     field: FieldRule
+    # Rows and columns padded before the window slides (from the params, defaults filled
+    # in); None: no window (the field's position is then known only where it does not grow).
+    padding: Callable[[Mapping[str, Any]], tuple[int, int]] | None = None
+    moves_field: bool = False  # keeps the field's size but moves it (pads, or centres)
     is_feature: bool = False
     blob_shapes: BlobShapes = lambda layer, bottom: []  # no weight blobs
     defaults: Mapping[str, Any] = field(default_factory=dict)

@@ -67,6 +67,6 @@ register(
     LayerType("DropoutV1", dropout_v1, same_shape, same_field),
     LayerType("Normalize", normalize, same_shape, whole_image, defaults={"eps": 1e-10}),
     # Kept as the receptive-field rule always had it: padding does not widen the field.
-    LayerType("ZeroPadding", zero_padding, zero_padding_shape, same_field),
+    LayerType("ZeroPadding", zero_padding, zero_padding_shape, same_field, moves_field=True),
     LayerType("Identity", identity, identity_shape, same_field),
 )

@@ -220,13 +220,14 @@ def pooling_field(layer: Layer, seen: Field) -> Field | None:
 
 register(
     LayerType("Convolution", convolution, convolution_shape, convolution_field,
-              is_feature=True, blob_shapes=convolution_blobs,
+              padding=lambda p: tuple(p["pad"]), is_feature=True, blob_shapes=convolution_blobs,
               defaults={"stride": [1, 1], "pad": [0, 0], "dilation": [1, 1], "group": 1,
                         "bias_term": True}),
     LayerType("InnerProduct", inner_product, inner_product_shape, whole_image,
               blob_shapes=inner_product_blobs,
               defaults={"bias_term": True, "axis": 1, "transpose": False}),
-    LayerType("Pooling", pooling, pooling_shape, pooling_field, is_feature=True,
+    LayerType("Pooling", pooling, pooling_shape, pooling_field,
+              padding=lambda p: tuple(p["pad"]), is_feature=True,
               defaults={"kernel": [1, 1], "stride": [1, 1], "pad": [0, 0], "round": "ceil",
                         "count_pad": True, "global": False}),
 )
