@@ -230,7 +230,7 @@ def make_gradient(net: Network, targets: list[Target], opts: Options,
         problem = net.size_problem(*guide_rgb.shape[:2], [t.layer for t in targets])
         if problem is not None:
             raise ValueError(f"the guide image cannot be used: {problem.reason}")
-        x = torch.from_numpy(pre.to_net(guide_rgb))[None].to(opts.device)
+        x = torch.from_numpy(pre.to_net(guide_rgb))[None].to(resolve_device(opts.device))
         with torch.no_grad():
             outs = net.forward_to(x, [t.layer for t in targets])
         guide_features = {name: value for name, value in outs.items()}
