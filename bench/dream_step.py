@@ -15,6 +15,10 @@ over all of them; the spread (min–max) shows how noisy the run was, and the CP
 of the 1-thread cases (which leaves out the time other processes held the core) gives
 ratios that hold on a busy machine too.
 
+Faults: minor page faults per iteration. The dreamzoo cases keep freed memory in the
+heap as the command line does (dreamer/allocator.py); the peer runs as a user's script,
+and once more with the same allocator setting, to show what of the ratio that is.
+
 Roofline: the convolutions' FLOPs (forward + gradient to the input, from the layer
 shapes) divided by the time of a whole iteration, against the sgemm rate.
 """
@@ -82,8 +86,10 @@ def timed(step, iterations: int) -> tuple[list[float], list[float]]:
 def dreamzoo_step(args: argparse.Namespace):
     import torch
 
+    from dreamer.allocator import keep_freed_memory
     from dreamer.gradient import DreamGradient, Target
 
+    keep_freed_memory()  # as `python -m dreamer` does
     network = open_googlenet(args.model)
     width, height = (int(v) for v in args.size.split("x"))
     x = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0)) * 50
@@ -126,7 +132,17 @@ def sgemm_step(args: argparse.Namespace):
     return lambda: torch.mm(a, b, out=out)
 
 
-STEPS = {"dreamzoo": dreamzoo_step, PEER: peer_step, "sgemm": sgemm_step}
+def peer_kept_step(args: argparse.Namespace):
+    """The peer with dreamzoo's allocator setting: what of the ratio is the allocator."""
+    from dreamer.allocator import keep_freed_memory
+
+    keep_freed_memory()
+    return peer_step(args)
+
+
+PEER_KEPT = f"{PEER}, memory kept"
+STEPS = {"dreamzoo": dreamzoo_step, PEER: peer_step, PEER_KEPT: peer_kept_step,
+         "sgemm": sgemm_step}
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -135,9 +151,13 @@ def measure(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     iterations = args.iterations * (5 if args.case == "sgemm" else 1)
-    times, cpu = timed(STEPS[args.case](args), iterations)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"times": times, "cpu": cpu, "peak_mib": peak}
+    step = STEPS[args.case](args)
+    step()  # the first call's faults are the heap's first touch, not a cost per iteration
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    times, cpu = timed(step, iterations)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"times": times, "cpu": cpu, "peak_mib": usage.ru_maxrss / 1024,
+            "faults": (usage.ru_minflt - faults) / (iterations + 1)}
 
 
 def run_case(args: argparse.Namespace, case: str, threads: int) -> dict:
@@ -164,8 +184,8 @@ def report(args: argparse.Namespace, results: dict[tuple[str, int], dict]) -> No
           f"{args.iterations} iterations per case, median (min–max)")
     print(f"convolutions: {flops / 1e9:.2f} GFLOP per iteration (forward + input gradient)")
     print(f"machine: 1-thread sgemm {sgemm / 1e9:.1f} GFLOP/s (torch.mm {SGEMM_SIZE}², fp32)")
-    print(f"{'case':<28} {'threads':>7} {'s/iteration':>20} {'GFLOP/s':>8} "
-          f"{'roofline':>8} {'CPU s':>6} {'peak MiB':>9}")
+    print(f"{'case':<40} {'threads':>7} {'s/iteration':>20} {'GFLOP/s':>8} "
+          f"{'roofline':>8} {'CPU s':>6} {'peak MiB':>9} {'faults':>7}")
     seconds, cpu = {}, {}
     for (case, threads), r in results.items():
         if case == "sgemm":
@@ -174,11 +194,13 @@ def report(args: argparse.Namespace, results: dict[tuple[str, int], dict]) -> No
         cpu[case, threads] = statistics.median(r["cpu"])
         spread = f"{t:.3f} ({min(r['times']):.3f}–{max(r['times']):.3f})"
         roofline = f"{flops / t / sgemm:.0%}" if threads == 1 else ""
-        print(f"{case:<28} {threads:>7} {spread:>20} {flops / t / 1e9:>8.1f} "
-              f"{roofline:>8} {cpu[case, threads]:>6.3f} {r['peak_mib']:>9.0f}")
+        print(f"{case:<40} {threads:>7} {spread:>20} {flops / t / 1e9:>8.1f} "
+              f"{roofline:>8} {cpu[case, threads]:>6.3f} {r['peak_mib']:>9.0f} "
+              f"{statistics.median(r['faults']):>7.0f}")
     ours = seconds["dreamzoo", 1]
-    print(f"dreamzoo vs {PEER}, 1 thread: {seconds[PEER, 1] / ours:.2f}× faster "
-          f"(CPU time: {cpu[PEER, 1] / cpu['dreamzoo', 1]:.2f}×)")
+    for peer in (PEER, PEER_KEPT):
+        print(f"dreamzoo vs {peer}, 1 thread: {seconds[peer, 1] / ours:.2f}× faster "
+              f"(CPU time: {cpu[peer, 1] / cpu['dreamzoo', 1]:.2f}×)")
     sgemm_cpu = 2 * SGEMM_SIZE ** 3 / statistics.median(results["sgemm", 1]["cpu"])
     print(f"roofline by CPU time, 1 thread: {flops / cpu['dreamzoo', 1] / sgemm_cpu:.0%}")
     for (case, threads), t in seconds.items():
@@ -202,15 +224,17 @@ def main() -> int:
         print(json.dumps(measure(args)))
         return 0
     all_threads = os.cpu_count() or 1
-    cases = [("dreamzoo", 1), (PEER, 1), ("sgemm", 1)]
+    cases = [("dreamzoo", 1), (PEER, 1), (PEER_KEPT, 1), ("sgemm", 1)]
     cases += [("dreamzoo", all_threads)] if all_threads > 1 else []
     results: dict[tuple[str, int], dict] = {}
     for _ in range(args.rounds):
         for case, threads in cases:
             r = run_case(args, case, threads)
-            kept = results.setdefault((case, threads), {"times": [], "cpu": [], "peak_mib": 0.0})
+            kept = results.setdefault((case, threads), {"times": [], "cpu": [], "faults": [],
+                                                        "peak_mib": 0.0})
             kept["times"] += r["times"]
             kept["cpu"] += r["cpu"]
+            kept["faults"].append(r["faults"])
             kept["peak_mib"] = max(kept["peak_mib"], r["peak_mib"])
     report(args, results)
     return 0

@@ -33,7 +33,9 @@ def measure(args: argparse.Namespace) -> dict:
     import torch
 
     import dreamer
+    from dreamer.allocator import keep_freed_memory
 
+    keep_freed_memory()  # as `python -m dreamer` does
     torch.set_num_threads(args.threads)
     width, height, tiled = CASES[args.case]
     network = open_googlenet(args.model)

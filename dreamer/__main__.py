@@ -20,6 +20,7 @@ from pathlib import Path
 
 from converters.spec import ConversionError
 
+from .allocator import keep_freed_memory
 from .image_io import ImageError
 
 EPILOG = """\
@@ -247,6 +248,7 @@ SUBCOMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
+    keep_freed_memory()
     argv = list(sys.argv[1:] if argv is None else argv)
     with warnings.catch_warnings():  # restores the caller's warning display afterwards
         warnings.simplefilter("always")

@@ -39,8 +39,10 @@ class DreamWorker:
     def __init__(self, model: tuple[bytes, bytes], threads: int, device: str) -> None:
         import torch
 
+        from .allocator import keep_freed_memory
         from .dream import on_device
 
+        keep_freed_memory()
         torch.set_num_threads(threads)
         self.network = on_device(from_bytes(*model), device)
 

@@ -97,6 +97,7 @@ def reference_lrn(x: torch.Tensor, size: int, alpha: float, beta: float,
 @pytest.mark.parametrize("layout", LAYOUTS, ids=["contiguous", "channels_last"])
 @pytest.mark.parametrize("size,alpha,beta,k,channels", [
     (5, 1e-4, 0.75, 1.0, 11),  # GoogLeNet's
+    (5, 1e-4, 0.75, 1.0, 150),  # channels in several blocks of the band product
     (4, 0.3, 0.6, 2.0, 7),  # even: a window longer after the channel than before
     (3, 2.0, 1.5, 0.5, 2),  # fewer channels than the window
     (1, 0.5, 0.75, 1.0, 3),
