@@ -3,7 +3,7 @@
 Every dream step allocates and frees the same large activations. By default glibc maps
 each block over a threshold that starts at 128 KiB with a fresh mmap and gives it back
 on free, and trims the heap's free top, so every step page-faults its activations in
-again: at 1024×576 on GoogLeNet, 30,000–60,000 faults and 7–10 % of a step on one
+again: at 1024×576 on GoogLeNet, 40,000–70,000 faults and 5–10 % of a step on one
 thread. Here blocks up to glibc's largest threshold (32 MiB) come from the heap and
 freed heap memory stays mapped for reuse; larger blocks are still mapped and given
 back, so that the peak memory of very large untiled images stays what it was
