@@ -19,10 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import ROOT, SHARED
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("DREAMZOO_SHARED", ROOT.parent / "shared"))
 DREAM = ["inception_4c/output", "10", "0.03"]
 CASES = {"Ray, 1 worker": ["--ray", "auto", "--workers", "1"],
          "Ray, 2 workers": ["--ray", "auto", "--workers", "2"], "in this process": []}

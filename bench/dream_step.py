@@ -30,28 +30,13 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
+
+from _common import open_googlenet, run_case
 
 SGEMM_SIZE = 2048
 PEER = "torchvision GoogLeNet loop"
-
-
-def open_googlenet(model: str | None):
-    import converters
-    from dreamer.networks import open_network
-
-    if model:
-        caffemodel = Path(model).with_name("bvlc_googlenet.caffemodel")
-        return open_network(model, str(caffemodel) if model.endswith(".prototxt") else None)
-    try:
-        return open_network("googlenet")
-    except converters.ConversionError:
-        shared = Path(os.environ.get("DREAMZOO_SHARED", "../shared")) / "models/bvlc_googlenet"
-        return open_network(str(shared / "deploy.prototxt"),
-                            str(shared / "bvlc_googlenet.caffemodel"))
 
 
 def conv_flops(network, layer: str, height: int, width: int) -> float:
@@ -71,9 +56,8 @@ def conv_flops(network, layer: str, height: int, width: int) -> float:
 
 def timed(step, iterations: int) -> tuple[list[float], list[float]]:
     """Wall and CPU seconds (this process's, all threads) of each of `iterations` calls
-    of `step`, after one untimed warm-up call. On 1 thread the CPU time leaves out the
-    time other processes held the core, so it is the steadier figure on a busy machine."""
-    step()
+    of `step`. On 1 thread the CPU time leaves out the time other processes held the
+    core, so it is the steadier figure on a busy machine."""
     wall, cpu = [], []
     for _ in range(iterations):
         start, start_cpu = time.perf_counter(), time.process_time()
@@ -152,25 +136,21 @@ def measure(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     iterations = args.iterations * (5 if args.case == "sgemm" else 1)
     step = STEPS[args.case](args)
-    step()  # the first call's faults are the heap's first touch, not a cost per iteration
+    step()  # untimed warm-up; its faults are the heap's first touch, not a cost per iteration
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     times, cpu = timed(step, iterations)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"times": times, "cpu": cpu, "peak_mib": usage.ru_maxrss / 1024,
-            "faults": (usage.ru_minflt - faults) / (iterations + 1)}
+            "faults": (usage.ru_minflt - faults) / iterations}
 
 
-def run_case(args: argparse.Namespace, case: str, threads: int) -> dict:
-    command = [sys.executable, __file__, "--case", case, "--threads", str(threads),
-               "--layer", args.layer, "--size", args.size,
-               "--iterations", str(args.iterations)]
-    if args.model:
-        command += ["--model", args.model]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode:
-        lines = done.stderr.strip().splitlines() or ["no output"]
-        raise SystemExit(f"{case} on {threads} threads failed: {lines[-1]}")
-    return json.loads(done.stdout)
+def measure_in_process(args: argparse.Namespace, case: str, threads: int) -> dict:
+    argv = ["--case", case, "--threads", str(threads), "--layer", args.layer,
+            "--size", args.size, "--iterations", str(args.iterations)]
+    result, error = run_case(__file__, argv + (["--model", args.model] if args.model else []))
+    if result is None:
+        raise SystemExit(f"{case} on {threads} threads failed: {error}")
+    return result
 
 
 def report(args: argparse.Namespace, results: dict[tuple[str, int], dict]) -> None:
@@ -229,7 +209,7 @@ def main() -> int:
     results: dict[tuple[str, int], dict] = {}
     for _ in range(args.rounds):
         for case, threads in cases:
-            r = run_case(args, case, threads)
+            r = measure_in_process(args, case, threads)
             kept = results.setdefault((case, threads), {"times": [], "cpu": [], "faults": [],
                                                         "peak_mib": 0.0})
             kept["times"] += r["times"]

@@ -5,7 +5,7 @@
 One `dreamer.dream()` iteration (1 octave, no jitter, fp32) on real GoogLeNet to
 inception_4c/output, each case in its own process so that its max RSS is its own:
 untiled 1920×1080, untiled 4000×3000, tiled 4000×3000 (`--tile`, default the dreamer's
-`DEFAULT_TILE`), then the tiled/untiled time ratio. Threads: all of the machine's by
+`TILE`), then the tiled/untiled time ratio. Threads: all of the machine's by
 default (4000×3000 untiled takes about 100 s on 1 thread); `--threads 1` is the issue's
 setting. `--quick` runs only the 1920×1080 case.
 """
@@ -16,13 +16,13 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 
-from dream_step import open_googlenet
+from _common import open_googlenet, run_case
 
 LAYER = "inception_4c/output"
+TILE = 576  # the --tile that keeps 4000×3000 under 2 GB
 CASES = {"untiled 1920×1080": (1920, 1080, False), "untiled 4000×3000": (4000, 3000, False),
          "tiled 4000×3000": (4000, 3000, True)}
 
@@ -49,12 +49,10 @@ def measure(args: argparse.Namespace) -> dict:
 
 
 def main() -> int:
-    from dreamer.gradient import DEFAULT_TILE
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--tile", type=int, default=DEFAULT_TILE)
+    parser.add_argument("--tile", type=int, default=TILE)
     parser.add_argument("--quick", action="store_true", help="only untiled 1920×1080")
     parser.add_argument("--case", choices=list(CASES), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -65,13 +63,11 @@ def main() -> int:
     print(f"{'case':<20} {'seconds':>8} {'max RSS MiB':>12}")
     seconds = {}
     for case in list(CASES)[:1] if args.quick else CASES:
-        command = [sys.executable, __file__, "--case", case, "--threads", str(args.threads),
-                   "--tile", str(args.tile)] + (["--model", args.model] if args.model else [])
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode:
-            print(f"{case:<20} failed: {done.stderr.strip().splitlines()[-1]}")
+        argv = ["--case", case, "--threads", str(args.threads), "--tile", str(args.tile)]
+        result, error = run_case(__file__, argv + (["--model", args.model] if args.model else []))
+        if result is None:
+            print(f"{case:<20} failed: {error}")
             continue
-        result = json.loads(done.stdout)
         seconds[case] = result["seconds"]
         print(f"{case:<20} {result['seconds']:>8.1f} {result['peak_mib']:>12.0f}")
     if len(seconds) == len(CASES):

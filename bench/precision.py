@@ -16,13 +16,11 @@ slower, in bf16 with AMX more than in fp32). Prints what
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-from dream_step import open_googlenet
+from _common import ROOT, SHARED, open_googlenet
 
 LAYER = "inception_4c/output"
 
@@ -30,7 +28,7 @@ LAYER = "inception_4c/output"
 def photo(width: int, height: int) -> np.ndarray:
     from PIL import Image
 
-    cat = Path(os.environ.get("DREAMZOO_SHARED", "../shared")) / "models/_common/cat.jpg"
+    cat = SHARED / "models/_common/cat.jpg"
     if not cat.is_file():
         return np.random.RandomState(0).randint(0, 256, (height, width, 3)).astype(np.uint8)
     image = Image.open(cat).convert("RGB").resize((width, height), Image.BILINEAR)
@@ -44,7 +42,7 @@ def main() -> int:
     from dreamer.devices import resolve_device
     from dreamer.precision import PRECISIONS, auto_precision, native
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    sys.path.insert(0, str(ROOT / "tests"))
     from compare import psnr
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -40,9 +40,6 @@ class Target:
     channel: int | None = None  # a class target: raise this channel's score (dy = 1 there)
 
 
-DEFAULT_TILE = 576  # --tile for 4000×3000 under 2 GB (bench/memory.py)
-
-
 @dataclass(frozen=True)
 class Span:
     """Output unit u of a blob sees input rows (axis 0) or columns (axis 1)
