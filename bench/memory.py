@@ -4,8 +4,8 @@
 
 One `dreamer.dream()` iteration (1 octave, no jitter, fp32) on real GoogLeNet to
 inception_4c/output, each case in its own process so that its max RSS is its own:
-untiled 1920×1080, untiled 4000×3000, tiled 4000×3000 (`--tile`, default the dreamer's
-`TILE`), then the tiled/untiled time ratio. Threads: all of the machine's by
+untiled 1920×1080, untiled 4000×3000, tiled 4000×3000 (`--tile`, default
+576, `TILE`), then the tiled/untiled time ratio. Threads: all of the machine's by
 default (4000×3000 untiled takes about 100 s on 1 thread); `--threads 1` is the issue's
 setting. `--quick` runs only the 1920×1080 case.
 """
