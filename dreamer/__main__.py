@@ -13,6 +13,7 @@ no output file.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import warnings
 from importlib import import_module
@@ -95,15 +96,12 @@ def add_dream_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-# The attributes of `add_dream_options` that are `dreamer.dream()` keyword options.
-DREAM_OPTIONS = ("preset", "octaves", "octave_scale", "jitter", "step_norm", "channel",
-                 "objective", "topk", "guide", "blur", "laplacian", "tile", "tile_margin",
-                 "seed", "device", "precision")
-
-
 def dream_options(args: argparse.Namespace) -> dict:
-    """The keyword options of `dreamer.dream()` given on the command line."""
-    return {name: getattr(args, name) for name in DREAM_OPTIONS}
+    """The keyword options of `dreamer.dream()` (the fields of its Options) given on the
+    command line."""
+    from .dream import Options
+
+    return {field.name: getattr(args, field.name) for field in dataclasses.fields(Options)}
 
 
 def build_parser() -> argparse.ArgumentParser:
