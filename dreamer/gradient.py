@@ -74,12 +74,16 @@ class DreamGradient:
                            for t in targets]
         self.tile, self.blur, self.laplacian = tile, blur, laplacian
         self.dtype = dtype  # the network's autocast dtype; None: float32
-        self.spans = None
+        self.spans = None  # per target, where the output is tiled (see output_tiled)
         if tile is not None:
-            size, self.tile_align = receptive_field(network, [t.layer for t in targets])
+            layers = [t.layer for t in targets]
+            size, self.tile_align = receptive_field(network, layers)
             self.tile_margin = size if tile_margin is None else tile_margin
-            if tile_margin is None:
-                self.spans = field_spans(network, [t.layer for t in targets])
+            spans = field_spans(network, layers) if tile_margin is None else None
+            if spans is not None:
+                self.spans = [spans[layer] for layer in layers]
+                self.output_align = math.lcm(*(s.jump for s in self.spans))
+                self.reach = max(max(s.end[a] - s.start[a] for a in (0, 1)) for s in self.spans)
 
     @staticmethod
     def _objective(layer: str, name: str, channel: int | None, topk: float,
@@ -143,14 +147,11 @@ class DreamGradient:
     def output_tiled(self, x: Tensor) -> Tensor:
         """The gradient as the sum of each output tile's (see the module docstring)."""
         grad = torch.zeros_like(x)
-        spans = [self.spans[t.layer] for t in self.targets]
-        align = math.lcm(*(s.jump for s in spans))
-        reach = max(max(s.end[a] - s.start[a] for a in (0, 1)) for s in spans)
-        tiles = [output_tiles(n, self.tile, align, reach) for n in x.shape[2:]]
+        tiles = [output_tiles(n, self.tile, self.output_align, self.reach) for n in x.shape[2:]]
         for (rows, row_window), (cols, col_window) in product(*tiles):
             window = x[:, :, row_window, col_window]
             units = [(units_in(rows, row_window, s, 0), units_in(cols, col_window, s, 1))
-                     for s in spans]
+                     for s in self.spans]
             grad[:, :, row_window, col_window] += self.plain(window, units)
         return grad
 
