@@ -56,6 +56,14 @@ def tiny_cli_args() -> list[str]:
             "--weights", str(models / "tiny.caffemodel")]
 
 
+@pytest.fixture(scope="module")
+def googlenet_cli_args() -> list[str]:
+    """The command-line options that dream on BVLC GoogLeNet with its real weights."""
+    models = shared_path("models", "bvlc_googlenet")
+    return ["--model", str(models / "deploy.prototxt"),
+            "--weights", str(models / "bvlc_googlenet.caffemodel")]
+
+
 @pytest.fixture
 def one_thread():
     """Torch runs 1 thread during the test (as each Ray worker of 1 CPU does), then as before."""

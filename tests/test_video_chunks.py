@@ -10,27 +10,31 @@ from fractions import Fraction
 
 import cv2
 import numpy as np
-import test_motion
-from motion_clips import read_clip, write_clip
+from motion_clips import (
+    H,
+    W,
+    incremental_motion,
+    moving_scene,
+    read_clip,
+    video_command,
+    write_clip,
+)
 from PIL import Image
-from test_motion import H, W, incremental_motion, moving_scene, video_command
 
 from dreamer.__main__ import main
 from dreamer.motion.chunks import plan_chunks
-
-model_args = test_motion.model_args  # the fixture: GoogLeNet's files as options
 
 
 def frame_pngs(folder) -> list[np.ndarray]:
     return [np.asarray(Image.open(p)) for p in sorted(folder.glob("frame*.png"))]
 
 
-def test_three_chunks_on_ray(tmp_path, model_args, ray_cluster):
+def test_three_chunks_on_ray(tmp_path, googlenet_cli_args, ray_cluster):
     step = incremental_motion(0.8, (1.5, 0.7))
     fps = Fraction(25)
     clip = write_clip(tmp_path / "moving.mp4", moving_scene(24, 1, step), fps, tone_hz=440.0)
     out = tmp_path / "dreamed.mp4"
-    assert main([*video_command(clip, out, model_args), "--ray", "auto", "--workers", "2",
+    assert main([*video_command(clip, out, googlenet_cli_args), "--ray", "auto", "--workers", "2",
                  "--chunk", "8"]) == 0
     frames, rate, sound = read_clip(out)
     assert len(frames) == 24 and rate == fps and frames[0].shape == (H, W, 3)
@@ -52,12 +56,12 @@ def test_three_chunks_on_ray(tmp_path, model_args, ray_cluster):
     assert np.mean(boundary) <= 1.5 * np.mean(within)
 
 
-def test_chunks_at_a_cut_equal_the_plain_run_and_resume(tmp_path, model_args, capsys):
+def test_chunks_at_a_cut_equal_the_plain_run_and_resume(tmp_path, googlenet_cli_args, capsys):
     step = incremental_motion(0.5, (1.0, 0.5))
     clip = write_clip(tmp_path / "cut.mp4", moving_scene(3, 3, step) + moving_scene(3, 4, step))
     plain, chunked = tmp_path / "plain.mp4", tmp_path / "chunked.mp4"
-    assert main(video_command(clip, plain, model_args)) == 0
-    command = [*video_command(clip, chunked, model_args), "--chunk", "100"]
+    assert main(video_command(clip, plain, googlenet_cli_args)) == 0
+    command = [*video_command(clip, chunked, googlenet_cli_args), "--chunk", "100"]
     assert main(command) == 0
     assert "2 chunks (1 cuts), 0 finished before" in capsys.readouterr().out
     # the second chunk starts at the cut: no warm-up, and nothing carried in the plain run
@@ -80,12 +84,12 @@ def test_chunk_plan():
     assert plan_chunks([3], 10, 5, 2) == [(3, 8, 0), (8, 10, 2)]
 
 
-def test_ray_or_a_bad_chunk_refused(tmp_path, model_args, capsys):
+def test_ray_or_a_bad_chunk_refused(tmp_path, googlenet_cli_args, capsys):
     clip = write_clip(tmp_path / "clip.mp4", moving_scene(2, 1, incremental_motion(0, (1, 0))))
     out = tmp_path / "out.mp4"
     for extra, message in ((["--ray", "auto"], "--ray goes with --chunk N"),
                            (["--chunk", "0"], "--chunk must be at least 1")):
-        assert main([*video_command(clip, out, model_args), *extra]) == 2
+        assert main([*video_command(clip, out, googlenet_cli_args), *extra]) == 2
         error = capsys.readouterr().err.strip()
         assert message in error and "\n" not in error
     assert not out.exists() and not (tmp_path / "out_frames").exists()
