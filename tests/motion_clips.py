@@ -13,6 +13,7 @@ import numpy as np
 
 LAYER, ITERATIONS, RATE = "inception_3b/output", 10, 0.03
 H, W = 64, 96  # frames; scenes are cut from larger canvases
+TOP, LEFT = 48, 52  # where a moving scene's frames are cut from its canvas
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: Fraction = Fraction(24),
@@ -90,9 +91,22 @@ def moving_scene(count: int, seed: int, step: np.ndarray) -> list[np.ndarray]:
     for _ in range(count):
         moved = cv2.warpAffine(canvas, total[:2], (200, 160), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REFLECT)
-        frames.append(moved[48:48 + H, 52:52 + W])
+        frames.append(moved[TOP:TOP + H, LEFT:LEFT + W])
         total = step @ total
     return frames
+
+
+def motion_change(frames: list[np.ndarray], step: np.ndarray) -> list[float]:
+    """For each frame after the first of a `moving_scene(..., step)` clip (or its dream):
+    the mean |frame - the frame before moved by `step`| over the pixels that move keeps
+    inside the frame (less a 2-pixel margin)."""
+    crop = np.array([[1, 0, -LEFT], [0, 1, -TOP], [0, 0, 1]], float)
+    between = (crop @ step @ np.linalg.inv(crop))[:2]  # the move in the frame's coordinates
+    inside = cv2.warpAffine(np.ones((H, W), np.float32), between, (W, H)) > 0.999
+    inside = cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    frames = [f.astype(np.float32) for f in frames]
+    return [float(np.abs(b - cv2.warpAffine(a, between, (W, H), flags=cv2.INTER_CUBIC))[inside]
+                  .mean()) for a, b in zip(frames, frames[1:])]
 
 
 def video_command(clip: Path, out: Path, model_args: list[str]) -> list[str]:

@@ -1,19 +1,19 @@
 """A video dreamed in chunks (issue 13): on Ray, three chunks stitched into a video with
 the source's frames, rate and sound, whose frames at the chunk boundaries change within
-1.5× of those inside a chunk (the measure of tests/test_motion.py); in this process,
-chunks cut at a scene cut give the frames of the plain run, and a rerun dreams only the
-chunks not finished. Clips made by the tests (PyAV)."""
+1.5× of those inside a chunk (motion_clips.motion_change, as in tests/test_motion.py); in
+this process, chunks cut at a scene cut give the frames of the plain run, and a rerun
+dreams only the chunks not finished. Clips made by the tests (PyAV)."""
 
 from __future__ import annotations
 
 from fractions import Fraction
 
-import cv2
 import numpy as np
 from motion_clips import (
     H,
     W,
     incremental_motion,
+    motion_change,
     moving_scene,
     read_clip,
     video_command,
@@ -39,14 +39,7 @@ def test_three_chunks_on_ray(tmp_path, googlenet_cli_args, ray_cluster):
     frames, rate, sound = read_clip(out)
     assert len(frames) == 24 and rate == fps and frames[0].shape == (H, W, 3)
     assert sound is not None and abs(sound - 24 / fps) <= 1 / fps
-    # the move the clip was made with, in the crop's coordinates (as tests/test_motion.py)
-    crop = np.array([[1, 0, -52], [0, 1, -48], [0, 0, 1]], float)
-    between = (crop @ step @ np.linalg.inv(crop))[:2]
-    inside = cv2.warpAffine(np.ones((H, W), np.float32), between, (W, H)) > 0.999
-    inside = cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    frames = [f.astype(np.float32) for f in frames]
-    change = [np.abs(b - cv2.warpAffine(a, between, (W, H), flags=cv2.INTER_CUBIC))[inside]
-              .mean() for a, b in zip(frames, frames[1:])]
+    change = motion_change(frames, step)  # against the move the clip was made with
     # change[t-1] is frame t's; chunks start at 8 and 16, each after 4 cross-faded frames
     faded = {t for start in (8, 16) for t in range(start - 4, start + 1)}
     boundary = [change[t - 1] for t in sorted(faded)]
