@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import converters
 
@@ -53,6 +54,23 @@ def tiny_cli_args() -> list[str]:
     models = shared_path("models", "tiny")
     return ["--model", str(models / "deploy.prototxt"),
             "--weights", str(models / "tiny.caffemodel")]
+
+
+@pytest.fixture(scope="module")
+def googlenet_cli_args() -> list[str]:
+    """The command-line options that dream on BVLC GoogLeNet with its real weights."""
+    models = shared_path("models", "bvlc_googlenet")
+    return ["--model", str(models / "deploy.prototxt"),
+            "--weights", str(models / "bvlc_googlenet.caffemodel")]
+
+
+@pytest.fixture
+def one_thread():
+    """Torch runs 1 thread during the test (as each Ray worker of 1 CPU does), then as before."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""Short test videos written with PyAV directly (not with dreamer's own encoder), and
-readers that count what a video holds."""
+"""Short test videos written with PyAV directly (not with dreamer's own encoder), readers
+that count what a video holds, scenes that move by a known step, and the `video` command
+the motion tests dream them with."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
+
+LAYER, ITERATIONS, RATE = "inception_3b/output", 10, 0.03
+H, W = 64, 96  # frames; scenes are cut from larger canvases
+TOP, LEFT = 48, 52  # where a moving scene's frames are cut from its canvas
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: Fraction = Fraction(24),
@@ -69,3 +75,41 @@ def texture(h: int, w: int, seed: int) -> np.ndarray:
         c10, c11 = coarse[y0 + 1][:, x0], coarse[y0 + 1][:, x0 + 1]
         out += (c00 * (1 - fx) + c01 * fx) * (1 - fy) + (c10 * (1 - fx) + c11 * fx) * fy
     return (out / 3 * 255).clip(0, 255).astype(np.uint8)
+
+
+def incremental_motion(angle: float, shift: tuple[float, float]) -> np.ndarray:
+    """3×3 affine of one frame's move: a rotation about the canvas centre, then a shift."""
+    m = np.eye(3)
+    m[:2] = cv2.getRotationMatrix2D((100.0, 80.0), angle, 1.0)
+    m[:2, 2] += shift
+    return m
+
+
+def moving_scene(count: int, seed: int, step: np.ndarray) -> list[np.ndarray]:
+    """`count` H×W crops of a 200×160 texture moved by `step` once more every frame."""
+    canvas, frames, total = texture(160, 200, seed), [], np.eye(3)
+    for _ in range(count):
+        moved = cv2.warpAffine(canvas, total[:2], (200, 160), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REFLECT)
+        frames.append(moved[TOP:TOP + H, LEFT:LEFT + W])
+        total = step @ total
+    return frames
+
+
+def motion_change(frames: list[np.ndarray], step: np.ndarray) -> list[float]:
+    """For each frame after the first of a `moving_scene(..., step)` clip (or its dream):
+    the mean |frame - the frame before moved by `step`| over the pixels that move keeps
+    inside the frame (less a 2-pixel margin)."""
+    crop = np.array([[1, 0, -LEFT], [0, 1, -TOP], [0, 0, 1]], float)
+    between = (crop @ step @ np.linalg.inv(crop))[:2]  # the move in the frame's coordinates
+    inside = cv2.warpAffine(np.ones((H, W), np.float32), between, (W, H)) > 0.999
+    inside = cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    frames = [f.astype(np.float32) for f in frames]
+    return [float(np.abs(b - cv2.warpAffine(a, between, (W, H), flags=cv2.INTER_CUBIC))[inside]
+                  .mean()) for a, b in zip(frames, frames[1:])]
+
+
+def video_command(clip: Path, out: Path, model_args: list[str]) -> list[str]:
+    """`python -m dreamer video` of `clip` to `out` at LAYER, 1 octave, with `model_args`."""
+    return ["video", str(clip), LAYER, str(ITERATIONS), str(RATE), *model_args, "--octaves", "1",
+            "--quiet", "-o", str(out)]

@@ -35,14 +35,6 @@ NAMES = ("a.png", "b.jpg", "sub/c.png", "sub/d.png", "sub/deeper/e.png", "sub/de
          "g.png", "h.png")
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_images(folder: Path, size: int) -> Path:
     """NAMES as size×size crops of the cat photo, each a different crop."""
     cat = Image.open(shared_path("models", "_common", "cat.jpg")).convert("RGB")

@@ -12,11 +12,23 @@ import sys
 import time
 from fractions import Fraction
 
-import cv2
 import numpy as np
 import pytest
-from conftest import ROOT, shared_path
-from motion_clips import read_clip, texture, write_clip
+from conftest import ROOT
+from motion_clips import (
+    ITERATIONS,
+    LAYER,
+    RATE,
+    H,
+    W,
+    incremental_motion,
+    motion_change,
+    moving_scene,
+    read_clip,
+    texture,
+    video_command,
+    write_clip,
+)
 from PIL import Image
 
 import dreamer
@@ -24,40 +36,7 @@ from dreamer.__main__ import main
 from dreamer.motion.media import VideoInfo
 from dreamer.motion.video import frame_at
 
-LAYER, ITERATIONS, RATE = "inception_3b/output", 10, 0.03
 SETTINGS = {"octaves": 1}
-H, W = 64, 96  # frames; scenes are cut from larger canvases
-
-
-@pytest.fixture(scope="module")
-def model_args():
-    models = shared_path("models", "bvlc_googlenet")
-    return ["--model", str(models / "deploy.prototxt"),
-            "--weights", str(models / "bvlc_googlenet.caffemodel")]
-
-
-def incremental_motion(angle: float, shift: tuple[float, float]) -> np.ndarray:
-    """3×3 affine of one frame's move: a rotation about the canvas centre, then a shift."""
-    m = np.eye(3)
-    m[:2] = cv2.getRotationMatrix2D((100.0, 80.0), angle, 1.0)
-    m[:2, 2] += shift
-    return m
-
-
-def moving_scene(count: int, seed: int, step: np.ndarray) -> list[np.ndarray]:
-    """`count` H×W crops of a 200×160 texture moved by `step` once more every frame."""
-    canvas, frames, total = texture(160, 200, seed), [], np.eye(3)
-    for _ in range(count):
-        moved = cv2.warpAffine(canvas, total[:2], (200, 160), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REFLECT)
-        frames.append(moved[48:48 + H, 52:52 + W])
-        total = step @ total
-    return frames
-
-
-def video_command(clip, out, model_args) -> list[str]:
-    return ["video", str(clip), LAYER, str(ITERATIONS), str(RATE), *model_args, "--octaves", "1",
-            "--quiet", "-o", str(out)]
 
 
 def test_dreamed_detail_follows_the_motion(tmp_path, googlenet):
@@ -65,16 +44,8 @@ def test_dreamed_detail_follows_the_motion(tmp_path, googlenet):
     clip = write_clip(tmp_path / "moving.mp4", moving_scene(24, 1, step))
     runs = {blend: list(dreamer.dream_video(clip, googlenet, LAYER, ITERATIONS, RATE,
                                             blend=blend, **SETTINGS)) for blend in (0.8, 0.0)}
-    # the move the clip was made with, between consecutive frames, in the crop's coordinates
-    crop = np.array([[1, 0, -52], [0, 1, -48], [0, 0, 1]], float)
-    between = (crop @ step @ np.linalg.inv(crop))[:2]
-    inside = cv2.warpAffine(np.ones((H, W), np.float32), between, (W, H)) > 0.999
-    inside = cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    change = {}
-    for blend, frames in runs.items():
-        diffs = [np.abs(b - cv2.warpAffine(a, between, (W, H), flags=cv2.INTER_CUBIC))[inside]
-                 .mean() for a, b in zip(frames, frames[1:])]
-        change[blend] = float(np.mean(diffs))
+    # measured against the move the clip was made with
+    change = {blend: float(np.mean(motion_change(frames, step))) for blend, frames in runs.items()}
     print(f"mean |out_t - move(out_t-1)|: blend 0.8 {change[0.8]:.2f}, blend 0 {change[0.0]:.2f}")
     assert change[0.8] <= 0.5 * change[0.0]
 
@@ -101,22 +72,22 @@ def test_nothing_crosses_a_cut(tmp_path, googlenet):
     np.testing.assert_allclose(carried[3], alone[1], atol=1e-3)  # after: none
 
 
-def test_sound_rate_and_frame_count_are_kept(tmp_path, model_args):
+def test_sound_rate_and_frame_count_are_kept(tmp_path, googlenet_cli_args):
     fps = Fraction(30000, 1001)
     clip = write_clip(tmp_path / "tone.mp4", [texture(48, 64, s) for s in range(10)], fps,
                       tone_hz=440.0)
     out = tmp_path / "dreamed.mp4"
-    assert main(video_command(clip, out, model_args)) == 0
+    assert main(video_command(clip, out, googlenet_cli_args)) == 0
     frames, rate, sound = read_clip(out)
     assert len(frames) == 10 and rate == fps and frames[0].shape == (48, 64, 3)
     assert sound is not None and abs(sound - 10 / fps) <= 1 / fps
 
 
-def test_a_killed_run_resumes_to_the_same_output(tmp_path, model_args):
+def test_a_killed_run_resumes_to_the_same_output(tmp_path, googlenet_cli_args):
     step = incremental_motion(0.5, (1.0, 0.5))
     clip = write_clip(tmp_path / "clip.mp4", moving_scene(12, 5, step))
     killed = tmp_path / "killed.mp4"
-    command = [sys.executable, "-m", "dreamer", *video_command(clip, killed, model_args)]
+    command = [sys.executable, "-m", "dreamer", *video_command(clip, killed, googlenet_cli_args)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     frames = tmp_path / "killed_frames"
@@ -128,9 +99,9 @@ def test_a_killed_run_resumes_to_the_same_output(tmp_path, model_args):
     process.wait()
     done = sorted(p.name for p in frames.glob("frame*.png"))
     assert 3 <= len(done) < 12 and not killed.exists()
-    assert main(video_command(clip, killed, model_args)) == 0  # the same command again
+    assert main(video_command(clip, killed, googlenet_cli_args)) == 0  # the same command again
     whole = tmp_path / "whole.mp4"
-    assert main(video_command(clip, whole, model_args)) == 0
+    assert main(video_command(clip, whole, googlenet_cli_args)) == 0
     names = sorted(p.name for p in frames.glob("frame*.png"))
     assert len(names) == 12
     for name in names:
@@ -151,7 +122,7 @@ def centre(rgb: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return rgb[top:top + shape[0], left:left + shape[1]].astype(float)
 
 
-def test_zoom_frames_follow_the_zoom_and_encode(tmp_path, googlenet, model_args):
+def test_zoom_frames_follow_the_zoom_and_encode(tmp_path, googlenet, googlenet_cli_args):
     source = tmp_path / "src.png"
     Image.fromarray(texture(73, 97, 6)).save(source)  # odd sides: the MP4 pads them
     folder = tmp_path / "frames"
@@ -163,7 +134,7 @@ def test_zoom_frames_follow_the_zoom_and_encode(tmp_path, googlenet, model_args)
         same = np.abs(back - centre(frames[k], back.shape[:2]))[4:-4, 4:-4].mean()
         other = np.abs(back - centre(frames[k][::-1, ::-1], back.shape[:2]))[4:-4, 4:-4].mean()
         assert same < 0.5 * other, (k, same, other)
-    common = ["zoom", str(source), LAYER, str(ITERATIONS), str(RATE), *model_args,
+    common = ["zoom", str(source), LAYER, str(ITERATIONS), str(RATE), *googlenet_cli_args,
               "--octaves", "1", "--frames", "6", "--zoom", "1.1", "--frames-dir", str(folder),
               "--quiet"]
     for name in ("zoom.gif", "zoom.mp4"):  # the frames are there: these only encode
@@ -185,25 +156,25 @@ def bad_run(args: list[str], capsys) -> str:
     return err
 
 
-def test_bad_videos_and_frames_of_other_settings_are_refused(tmp_path, model_args, capsys):
+def test_bad_videos_and_frames_of_other_settings_are_refused(tmp_path, googlenet_cli_args, capsys):
     out = tmp_path / "out.mp4"
     text = tmp_path / "notes.mp4"
     text.write_text("not a video\n")
-    assert "notes.mp4" in bad_run(video_command(text, out, model_args), capsys)
+    assert "notes.mp4" in bad_run(video_command(text, out, googlenet_cli_args), capsys)
     empty = write_clip(tmp_path / "empty.mkv", [])  # MP4 drops a track without frames
     assert "empty.mkv: the video has no frames" in bad_run(
-        video_command(empty, out, model_args), capsys)
+        video_command(empty, out, googlenet_cli_args), capsys)
     assert not out.exists()
     clip = write_clip(tmp_path / "one.mp4", [texture(48, 64, 0)])
-    assert main(video_command(clip, out, model_args)) == 0
+    assert main(video_command(clip, out, googlenet_cli_args)) == 0
     out.unlink()
     frame = (tmp_path / "out_frames" / "frame000001.png").read_bytes()
-    err = bad_run([*video_command(clip, out, model_args), "--blend", "0.3"], capsys)
+    err = bad_run([*video_command(clip, out, googlenet_cli_args), "--blend", "0.3"], capsys)
     assert "other settings (blend)" in err and not out.exists()
     assert (tmp_path / "out_frames" / "frame000001.png").read_bytes() == frame
     # --force replaces that folder's frames and settings; the same command then resumes
-    assert main([*video_command(clip, out, model_args), "--blend", "0.3", "--force"]) == 0
-    assert main([*video_command(clip, out, model_args), "--blend", "0.3"]) == 0
+    assert main([*video_command(clip, out, googlenet_cli_args), "--blend", "0.3", "--force"]) == 0
+    assert main([*video_command(clip, out, googlenet_cli_args), "--blend", "0.3"]) == 0
 
 
 def test_start_and_end_take_frames_and_times():
@@ -222,12 +193,12 @@ def small_file_limit() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (30_000, 30_000))
 
 
-def test_a_full_disk_is_one_line_and_no_output(tmp_path, model_args):
+def test_a_full_disk_is_one_line_and_no_output(tmp_path, googlenet_cli_args):
     source = tmp_path / "src.png"
     Image.fromarray(texture(48, 64, 7)).save(source)
     out = tmp_path / "zoom.gif"
     command = [sys.executable, "-m", "dreamer", "zoom", str(source), LAYER, "2", str(RATE),
-               *model_args, "--octaves", "1", "--frames", "2", "--quiet", "-o", str(out)]
+               *googlenet_cli_args, "--octaves", "1", "--frames", "2", "--quiet", "-o", str(out)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                             preexec_fn=small_file_limit)
     assert result.returncode == 2, result.stderr

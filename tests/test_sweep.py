@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from conftest import shared_path
 from PIL import Image
 
@@ -18,22 +17,18 @@ DREAM = ("conv1,conv2", "2", "0.05", "--octaves", "1", "--channels", "0-2", "--s
 
 
 @pytest.fixture
-def setup(tmp_path):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    tiny = shared_path("models", "tiny")
-    model = ["--model", str(tiny / "deploy.prototxt"), "--weights", str(tiny / "tiny.caffemodel")]
-    yield shared_path("models", "_common", "cat.jpg"), model
-    torch.set_num_threads(threads)
+def cat():
+    """The shared cat photo (480×360)."""
+    return shared_path("models", "_common", "cat.jpg")
 
 
 def pixels(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-def test_each_cell_is_the_still_dream_of_its_layer_and_channel(setup, tmp_path):
-    cat, model = setup
-    assert main(["sweep", str(cat), *DREAM, *model, "--quiet", "-o", str(tmp_path / "s.png")]) == 0
+def test_each_cell_is_the_still_dream_of_its_layer_and_channel(cat, tiny_cli_args, tmp_path):
+    assert main(["sweep", str(cat), *DREAM, *tiny_cli_args, "--quiet",
+                 "-o", str(tmp_path / "s.png")]) == 0
     sheet = pixels(tmp_path / "s.png")
     cell_h = 48 + LABEL_HEIGHT  # cat.jpg is 480×360: 64×48 cells
     assert sheet.shape == (2 * cell_h, 3 * 64, 3)  # rows conv1, conv2; columns channels 0-2
@@ -44,30 +39,28 @@ def test_each_cell_is_the_still_dream_of_its_layer_and_channel(setup, tmp_path):
     for (r, c), cell in cells.items():
         out = tmp_path / f"{r}{c}.png"
         assert main([str(tmp_path / "src.png"), ("conv1", "conv2")[r], "2", "0.05", "--octaves",
-                     "1", "--channel", str(c), *model, "--quiet", "-o", str(out)]) == 0
+                     "1", "--channel", str(c), *tiny_cli_args, "--quiet", "-o", str(out)]) == 0
         assert np.array_equal(cell, pixels(out)), (r, c)
     assert not np.array_equal(cells[1, 0], cells[1, 1])  # channels differ
     labels = sheet[48:cell_h, :64]
     assert (labels.min(axis=2) < 128).sum() > 20  # text under the cell
 
 
-def test_sweep_and_gallery_on_ray_workers_equal_them_in_this_process(setup, tmp_path,
-                                                                    ray_cluster):
-    cat, model = setup
+def test_sweep_and_gallery_on_ray_workers_equal_them_in_this_process(
+        cat, tiny_cli_args, tmp_path, ray_cluster, one_thread):
     for command, options in (("sweep", DREAM),
                              ("gallery", ("--layers", "conv1,conv2", "--iterations", "2",
                                           "--octaves", "1", "--size", "64"))):
         here, there = tmp_path / f"{command}_here.png", tmp_path / f"{command}_ray.png"
-        assert main([command, str(cat), *options, *model, "--quiet", "-o", str(here)]) == 0
-        assert main([command, str(cat), *options, *model, "--quiet", "-o", str(there),
+        assert main([command, str(cat), *options, *tiny_cli_args, "--quiet", "-o", str(here)]) == 0
+        assert main([command, str(cat), *options, *tiny_cli_args, "--quiet", "-o", str(there),
                      "--ray", "auto"]) == 0
         assert here.read_bytes() == there.read_bytes(), command
 
 
-def test_channels_are_parsed_and_refused_in_one_line(setup, tmp_path, capsys):
+def test_channels_are_parsed_and_refused_in_one_line(cat, tiny_cli_args, tmp_path, capsys):
     assert parse_channels("0-3,7") == [0, 1, 2, 3, 7]
-    cat, model = setup
-    code = main(["sweep", str(cat), "conv1", "2", "0.05", "--channels", "6-9", *model,
+    code = main(["sweep", str(cat), "conv1", "2", "0.05", "--channels", "6-9", *tiny_cli_args,
                  "-o", str(tmp_path / "s.png")])
     err = capsys.readouterr().err
     assert code == 2 and err.strip().splitlines() == [

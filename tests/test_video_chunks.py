@@ -1,48 +1,45 @@
 """A video dreamed in chunks (issue 13): on Ray, three chunks stitched into a video with
 the source's frames, rate and sound, whose frames at the chunk boundaries change within
-1.5× of those inside a chunk (the measure of tests/test_motion.py); in this process,
-chunks cut at a scene cut give the frames of the plain run, and a rerun dreams only the
-chunks not finished. Clips made by the tests (PyAV)."""
+1.5× of those inside a chunk (motion_clips.motion_change, as in tests/test_motion.py); in
+this process, chunks cut at a scene cut give the frames of the plain run, and a rerun
+dreams only the chunks not finished. Clips made by the tests (PyAV)."""
 
 from __future__ import annotations
 
 from fractions import Fraction
 
-import cv2
 import numpy as np
-import test_motion
-from motion_clips import read_clip, write_clip
+from motion_clips import (
+    H,
+    W,
+    incremental_motion,
+    motion_change,
+    moving_scene,
+    read_clip,
+    video_command,
+    write_clip,
+)
 from PIL import Image
-from test_motion import H, W, incremental_motion, moving_scene, video_command
 
 from dreamer.__main__ import main
 from dreamer.motion.chunks import plan_chunks
-
-model_args = test_motion.model_args  # the fixture: GoogLeNet's files as options
 
 
 def frame_pngs(folder) -> list[np.ndarray]:
     return [np.asarray(Image.open(p)) for p in sorted(folder.glob("frame*.png"))]
 
 
-def test_three_chunks_on_ray(tmp_path, model_args, ray_cluster):
+def test_three_chunks_on_ray(tmp_path, googlenet_cli_args, ray_cluster):
     step = incremental_motion(0.8, (1.5, 0.7))
     fps = Fraction(25)
     clip = write_clip(tmp_path / "moving.mp4", moving_scene(24, 1, step), fps, tone_hz=440.0)
     out = tmp_path / "dreamed.mp4"
-    assert main([*video_command(clip, out, model_args), "--ray", "auto", "--workers", "2",
+    assert main([*video_command(clip, out, googlenet_cli_args), "--ray", "auto", "--workers", "2",
                  "--chunk", "8"]) == 0
     frames, rate, sound = read_clip(out)
     assert len(frames) == 24 and rate == fps and frames[0].shape == (H, W, 3)
     assert sound is not None and abs(sound - 24 / fps) <= 1 / fps
-    # the move the clip was made with, in the crop's coordinates (as tests/test_motion.py)
-    crop = np.array([[1, 0, -52], [0, 1, -48], [0, 0, 1]], float)
-    between = (crop @ step @ np.linalg.inv(crop))[:2]
-    inside = cv2.warpAffine(np.ones((H, W), np.float32), between, (W, H)) > 0.999
-    inside = cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    frames = [f.astype(np.float32) for f in frames]
-    change = [np.abs(b - cv2.warpAffine(a, between, (W, H), flags=cv2.INTER_CUBIC))[inside]
-              .mean() for a, b in zip(frames, frames[1:])]
+    change = motion_change(frames, step)  # against the move the clip was made with
     # change[t-1] is frame t's; chunks start at 8 and 16, each after 4 cross-faded frames
     faded = {t for start in (8, 16) for t in range(start - 4, start + 1)}
     boundary = [change[t - 1] for t in sorted(faded)]
@@ -52,12 +49,12 @@ def test_three_chunks_on_ray(tmp_path, model_args, ray_cluster):
     assert np.mean(boundary) <= 1.5 * np.mean(within)
 
 
-def test_chunks_at_a_cut_equal_the_plain_run_and_resume(tmp_path, model_args, capsys):
+def test_chunks_at_a_cut_equal_the_plain_run_and_resume(tmp_path, googlenet_cli_args, capsys):
     step = incremental_motion(0.5, (1.0, 0.5))
     clip = write_clip(tmp_path / "cut.mp4", moving_scene(3, 3, step) + moving_scene(3, 4, step))
     plain, chunked = tmp_path / "plain.mp4", tmp_path / "chunked.mp4"
-    assert main(video_command(clip, plain, model_args)) == 0
-    command = [*video_command(clip, chunked, model_args), "--chunk", "100"]
+    assert main(video_command(clip, plain, googlenet_cli_args)) == 0
+    command = [*video_command(clip, chunked, googlenet_cli_args), "--chunk", "100"]
     assert main(command) == 0
     assert "2 chunks (1 cuts), 0 finished before" in capsys.readouterr().out
     # the second chunk starts at the cut: no warm-up, and nothing carried in the plain run
@@ -80,12 +77,12 @@ def test_chunk_plan():
     assert plan_chunks([3], 10, 5, 2) == [(3, 8, 0), (8, 10, 2)]
 
 
-def test_ray_or_a_bad_chunk_refused(tmp_path, model_args, capsys):
+def test_ray_or_a_bad_chunk_refused(tmp_path, googlenet_cli_args, capsys):
     clip = write_clip(tmp_path / "clip.mp4", moving_scene(2, 1, incremental_motion(0, (1, 0))))
     out = tmp_path / "out.mp4"
     for extra, message in ((["--ray", "auto"], "--ray goes with --chunk N"),
                            (["--chunk", "0"], "--chunk must be at least 1")):
-        assert main([*video_command(clip, out, model_args), *extra]) == 2
+        assert main([*video_command(clip, out, googlenet_cli_args), *extra]) == 2
         error = capsys.readouterr().err.strip()
         assert message in error and "\n" not in error
     assert not out.exists() and not (tmp_path / "out_frames").exists()
