@@ -37,7 +37,7 @@ def dream_step(start: np.ndarray, network: Network, targets: list[Target],
 def prepared(network: Network | str, layer, options: dict) -> tuple[Network, list[Target]]:
     """The network on the options' device (moved once, not per frame) and its targets."""
     net = network if isinstance(network, Network) else open_network(network)
-    net = on_device(net, options.get("device") or "cpu")
+    net = on_device(net, options.get("device") or "auto")
     if options.get("preset") in ("torch7", "deepdraw"):
         raise ValueError(f"--preset {options['preset']} does not animate (it changes the "
                          "image size or starts from noise); use none or google")
