@@ -17,6 +17,7 @@ from pathlib import Path
 from converters.atomic import OutputError, append_line, write_bytes
 from converters.network import Network
 from converters.store import to_bytes
+from models.download import file_digest
 
 SETTINGS_FILE = "dreamzoo-batch.json"
 LOG_FILE = "dreamzoo-batch.log"
@@ -92,11 +93,7 @@ def plain_file_sha256(path: Path) -> str | None:
     """The file's sha256; None if it is not a plain file."""
     if not path.is_file() or path.is_symlink():
         return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def read_settings(outdir: Path) -> dict | None:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from converters.network import Network
+from models.download import file_digest
 
 from ..dream import Options, dream, on_device, parse_targets
 from ..gradient import Target
@@ -50,21 +51,13 @@ def fingerprint(value) -> object:
         digest = hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
         return f"array {value.shape} {value.dtype} sha256:{digest}"
     if isinstance(value, Path):
-        return file_digest(value)
+        try:
+            return f"sha256:{file_digest(value, 'sha256')}"
+        except OSError as e:
+            raise ValueError(f"{value}: cannot be read ({e.strerror or e})") from None
     if isinstance(value, (list, tuple)):
         return [fingerprint(v) for v in value]
     return value
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as file:
-            for block in iter(lambda: file.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as e:
-        raise ValueError(f"{path}: cannot be read ({e.strerror or e})") from None
-    return f"sha256:{digest.hexdigest()}"
 
 
 def weights_digest(net: Network) -> str:
