@@ -40,7 +40,7 @@ class VideoChunk:
     job: VideoJob  # with a path every worker can read (a shared folder on a cluster)
     warmup: int
     targets: list[Target]
-    iterations: int | None
+    iterations: int
     rate: float | None
     blend: float
 
@@ -126,7 +126,7 @@ def stitched(folder: FramesFolder, chunks: list[Chunk], first: int) -> Iterator[
 
 
 def chunk_items(job: VideoJob, chunks: list[Chunk], targets: list[Target],
-                iterations: int | None, rate: float | None, blend: float,
+                iterations: int, rate: float | None, blend: float,
                 options: dict) -> Iterator[VideoChunk]:
     path = job.path.resolve()  # workers do not share this process's working folder
     for start, end, warmup in chunks:
@@ -135,7 +135,7 @@ def chunk_items(job: VideoJob, chunks: list[Chunk], targets: list[Target],
 
 
 def dream_in_chunks(args: argparse.Namespace, job: VideoJob, network: Network,
-                    targets: list[Target], iterations: int | None, rate: float | None,
+                    targets: list[Target], iterations: int, rate: float | None,
                     folder: FramesFolder) -> list[Chunk] | None:
     """Every chunk not finished in `folder` dreamed on the pool `args` asks for, its PNGs
     saved as it comes back; the chunks, or None when one failed (reported)."""
