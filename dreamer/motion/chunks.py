@@ -1,6 +1,6 @@
 """A video dreamed in chunks (`--chunk N`), in parallel on the engine's workers. The video
 is cut at its scene cuts and every N frames; each chunk is one work item that dreams its
-frames in order, as `video_frames` does, starting WARMUP frames early (never across a cut).
+frames in order with `video_frames`, starting WARMUP frames early (never across a cut).
 A dream carried from frame to frame keeps its patterns for long (each frame's iterations
 amplify what was carried), so a warm-up alone does not meet the previous chunk's dream:
 the warm-up frames are cross-faded into the previous chunk's last frames instead (weights
