@@ -169,14 +169,15 @@ def prepare_dream(network, args: argparse.Namespace) -> tuple[list, int | None, 
     return targets, iterations, rate
 
 
-def check_channel(network, targets: list, channel: int) -> None:
-    """Refuse a channel that one of the targets' layers does not have."""
+def check_channel(network, targets: list, *channels: int) -> None:
+    """Refuse the first of `channels` that one of the targets' layers does not have."""
     shapes = network.output_shapes()
-    for target in targets:
-        channels = shapes[target.layer][1] if len(shapes[target.layer]) > 1 else 0
-        if not 0 <= channel < channels:
-            raise ValueError(f"--channel {channel} is out of range: layer "
-                             f"{target.layer!r} has {channels} channels")
+    for channel in channels:
+        for target in targets:
+            count = shapes[target.layer][1] if len(shapes[target.layer]) > 1 else 0
+            if not 0 <= channel < count:
+                raise ValueError(f"--channel {channel} is out of range: layer "
+                                 f"{target.layer!r} has {count} channels")
 
 
 def run(args: argparse.Namespace) -> int:

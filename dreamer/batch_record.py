@@ -11,31 +11,25 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 from converters.atomic import OutputError, append_line, write_bytes
 from converters.network import Network
-from converters.store import to_bytes
+from models.download import file_digest
+
+from .settings import changed, dream_settings
 
 SETTINGS_FILE = "dreamzoo-batch.json"
 LOG_FILE = "dreamzoo-batch.log"
 FORMAT = "dreamzoo-batch/1"
 MAX_SETTINGS_BYTES = 1 << 20
-NOT_RECORDED = ("device",)  # where a dream runs, not what it computes
 
 
 def settings_of(network: Network, targets: list, iterations: int | None, rate: float | None,
                 options: dict) -> dict:
-    """Everything that decides the outputs: the network's files, the targets, the options."""
-    digest = hashlib.sha256()
-    for part in to_bytes(network):
-        digest.update(hashlib.sha256(part).digest())
-    recorded = {name: value for name, value in options.items() if name not in NOT_RECORDED}
-    return json.loads(json.dumps({  # as the file will hold it (tuples become lists)
-        "model": network.name, "model_sha256": digest.hexdigest()[:16],
-        "targets": [asdict(t) for t in targets], "iterations": iterations, "rate": rate,
-        **recorded}))
+    """Everything that decides the outputs, as the file will hold it (tuples become lists)."""
+    return json.loads(json.dumps(
+        dream_settings("batch", network, targets, iterations, rate, options)))
 
 
 def settings_digest(settings: dict) -> str:
@@ -92,11 +86,7 @@ def plain_file_sha256(path: Path) -> str | None:
     """The file's sha256; None if it is not a plain file."""
     if not path.is_file() or path.is_symlink():
         return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def read_settings(outdir: Path) -> dict | None:
@@ -136,6 +126,6 @@ def read_log(path: Path) -> list[list[str]]:
 
 def differences(old: dict, new: dict) -> str:
     """`name: old -> new` for the settings that differ (at most three)."""
-    names = [name for name in sorted(old.keys() | new.keys()) if old.get(name) != new.get(name)]
+    names = changed(old, new)
     shown = [f"{name}: {old.get(name)!r} -> {new.get(name)!r}" for name in names[:3]]
     return "; ".join(shown) + (f"; and {len(names) - 3} more" if len(names) > 3 else "")

@@ -69,8 +69,7 @@ def sweep_main(argv: list[str]) -> int:
     if args.layer is None and not args.positional:
         args.layer = ",".join(default_layers(network, DEFAULT_LAYERS))
     targets, iterations, rate = prepare_dream(network, args)
-    for channel in channels:
-        check_channel(network, targets, channel)
+    check_channel(network, targets, *channels)  # one shape inference for all
     source = fit(load_rgb(args.src), args.size)
     check_size(network, targets, source, Options(**dream_options(args)))
     with open_pool(args, network, args.device) as pool:

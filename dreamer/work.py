@@ -27,11 +27,10 @@ class Still:
     options: dict  # `dreamer.dream()`'s keyword options
 
     def run(self, network: Network) -> np.ndarray:
-        from .dream import dream, quantise_result
+        from .dream import dream
 
-        result = dream(self.rgb, network, self.targets, self.iterations, self.rate, raw=True,
-                       **self.options)
-        return quantise_result(result, self.options.get("preset"))
+        return dream(self.rgb, network, self.targets, self.iterations, self.rate,
+                     **self.options)
 
 
 @dataclass

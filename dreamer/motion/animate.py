@@ -3,23 +3,19 @@ the loop that continues a frames folder where it stopped."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
-import torch
 
 from converters.network import Network
 
-from ..dream import Options, dream, on_device, parse_targets
+from .. import settings
+from ..dream import dream, on_device, parse_targets
 from ..gradient import Target
 from ..networks import open_network
 from .frames import FramesFolder
 
 FORMAT = 1  # of settings.json; a change of how frames are made raises it
-NOT_SETTINGS = ("device",)  # options that do not change the frames
 
 
 def dream_step(start: np.ndarray, network: Network, targets: list[Target],
@@ -37,58 +33,19 @@ def dream_step(start: np.ndarray, network: Network, targets: list[Target],
 def prepared(network: Network | str, layer, options: dict) -> tuple[Network, list[Target]]:
     """The network on the options' device (moved once, not per frame) and its targets."""
     net = network if isinstance(network, Network) else open_network(network)
-    net = on_device(net, options.get("device") or "cpu")
+    net = on_device(net, options.get("device") or "auto")
     if options.get("preset") in ("torch7", "deepdraw"):
         raise ValueError(f"--preset {options['preset']} does not animate (it changes the "
                          "image size or starts from noise); use none or google")
     return net, parse_targets(net, layer)
 
 
-def fingerprint(value) -> object:
-    """`value` as JSON can hold it: arrays and files by their SHA-256."""
-    if isinstance(value, np.ndarray):
-        digest = hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
-        return f"array {value.shape} {value.dtype} sha256:{digest}"
-    if isinstance(value, Path):
-        return file_digest(value)
-    if isinstance(value, (list, tuple)):
-        return [fingerprint(v) for v in value]
-    return value
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as file:
-            for block in iter(lambda: file.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as e:
-        raise ValueError(f"{path}: cannot be read ({e.strerror or e})") from None
-    return f"sha256:{digest.hexdigest()}"
-
-
-def weights_digest(net: Network) -> str:
-    """The SHA-256 of every weight and buffer, by name: the same net, whatever its file."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(net.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().flatten().view(torch.uint8).numpy())
-    return f"sha256:{digest.hexdigest()}"
-
-
 def dream_settings(kind: str, source, net: Network, targets: list[Target],
                    iterations: int | None, rate: float | None, options: dict,
                    **motion) -> dict:
     """Everything that decides the frames of a `kind` ("zoom"/"video") animation."""
-    every = asdict(Options(**options))  # given or not, so the CLI and the API agree
-    if isinstance(every["guide"], str):
-        every["guide"] = Path(every["guide"])  # by its content
-    kept = {k: fingerprint(v) for k, v in sorted(every.items()) if k not in NOT_SETTINGS}
-    return {"format": FORMAT, "kind": kind, "source": fingerprint(source),
-            "network": f"{net.name} {weights_digest(net)}",
-            "targets": [[t.layer, t.weight, t.channel] for t in targets],
-            "iterations": iterations, "rate": rate, "options": kept,
-            **{k: fingerprint(v) for k, v in motion.items()}}
+    return {"format": FORMAT, **settings.dream_settings(
+        kind, net, targets, iterations, rate, options, source=source, **motion)}
 
 
 def continue_frames(folder: FramesFolder | None, count: int | None,

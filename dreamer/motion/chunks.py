@@ -1,6 +1,6 @@
 """A video dreamed in chunks (`--chunk N`), in parallel on the engine's workers. The video
 is cut at its scene cuts and every N frames; each chunk is one work item that dreams its
-frames in order, as `video_frames` does, starting WARMUP frames early (never across a cut).
+frames in order with `video_frames`, starting WARMUP frames early (never across a cut).
 A dream carried from frame to frame keeps its patterns for long (each frame's iterations
 amplify what was carried), so a warm-up alone does not meet the previous chunk's dream:
 the warm-up frames are cross-faded into the previous chunk's last frames instead (weights
@@ -12,8 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -24,7 +23,7 @@ from ..image_io import quantise
 from .flow import CUT_FRACTION, consistent, flow, gray
 from .frames import FramesFolder, frame_name, warm_name
 from .media import read_frames
-from .video import VideoJob, dream_frame
+from .video import VideoJob, video_frames
 
 # Warm-up frames of a chunk, the cross-fade's length (measured: README "A video in chunks").
 WARMUP = 4
@@ -34,32 +33,30 @@ Chunk = tuple[int, int, int]  # source frames [start, end), warm-up frames befor
 
 @dataclass(frozen=True)
 class VideoChunk:
-    """Source frames [start, end) dreamed from `start - warmup` on: uint8 RGB of every frame
-    dreamed, warm-up first (PNG-ready: the frames folder keeps 8 bits; no float carry is
-    needed, as the next chunk warms up on its own)."""
+    """Source frames [start, end) dreamed from `start - warmup` on (`job`'s frames): uint8
+    RGB of every frame dreamed, warm-up first (PNG-ready: the frames folder keeps 8 bits; no
+    float carry is needed, as the next chunk warms up on its own)."""
 
-    path: Path  # a path every worker can read (a shared folder on a cluster)
-    start: int
-    end: int
+    job: VideoJob  # with a path every worker can read (a shared folder on a cluster)
     warmup: int
     targets: list[Target]
-    iterations: int | None
+    iterations: int
     rate: float | None
     blend: float
-    options: dict
+
+    @property
+    def start(self) -> int:
+        return self.job.first + self.warmup
+
+    @property
+    def end(self) -> int:
+        return self.job.end
 
     def run(self, network: Network) -> list[np.ndarray]:
-        frames, previous_raw, previous = [], None, None
-        for raw in read_frames(self.path, self.start - self.warmup):
-            if raw.index >= self.end:
-                break
-            previous = dream_frame(raw.rgb, previous_raw, previous, network, self.targets,
-                                   self.iterations, self.rate, self.blend, raw.index,
-                                   self.options)
-            previous_raw = raw.rgb
-            frames.append(quantise(previous))
+        frames = [quantise(frame) for _, frame in video_frames(
+            self.job, network, self.targets, self.iterations, self.rate, self.blend)]
         if len(frames) != self.end - self.start + self.warmup:
-            raise ValueError(f"{self.path}: frames {self.start} to {self.end} are not all "
+            raise ValueError(f"{self.job.path}: frames {self.start} to {self.end} are not all "
                              "there (the video changed?)")
         return frames
 
@@ -129,15 +126,16 @@ def stitched(folder: FramesFolder, chunks: list[Chunk], first: int) -> Iterator[
 
 
 def chunk_items(job: VideoJob, chunks: list[Chunk], targets: list[Target],
-                iterations: int | None, rate: float | None, blend: float,
+                iterations: int, rate: float | None, blend: float,
                 options: dict) -> Iterator[VideoChunk]:
     path = job.path.resolve()  # workers do not share this process's working folder
     for start, end, warmup in chunks:
-        yield VideoChunk(path, start, end, warmup, targets, iterations, rate, blend, options)
+        part = replace(job, path=path, first=start - warmup, end=end, options=options)
+        yield VideoChunk(part, warmup, targets, iterations, rate, blend)
 
 
 def dream_in_chunks(args: argparse.Namespace, job: VideoJob, network: Network,
-                    targets: list[Target], iterations: int | None, rate: float | None,
+                    targets: list[Target], iterations: int, rate: float | None,
                     folder: FramesFolder) -> list[Chunk] | None:
     """Every chunk not finished in `folder` dreamed on the pool `args` asks for, its PNGs
     saved as it comes back; the chunks, or None when one failed (reported)."""

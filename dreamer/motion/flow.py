@@ -8,11 +8,15 @@ is not trusted (`consistent`). Flow is OpenCV's DIS, in both directions.
 
 from __future__ import annotations
 
+import functools
+import threading
+
 import numpy as np
 
 # Below this fraction of consistent pixels, frame t is not a continuation of frame t−1
 # (a cut): nothing is carried over.
 CUT_FRACTION = 0.5
+_this_thread = threading.local()  # its DIS flow object, made once
 
 
 def gray(rgb: np.ndarray) -> np.ndarray:
@@ -27,8 +31,17 @@ def flow(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     moves to x + flow(x)."""
     import cv2
 
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    return dis.calc(source, target, None)
+    if not hasattr(_this_thread, "dis"):  # one per thread: calc works in its buffers
+        _this_thread.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return _this_thread.dis.calc(source, target, None)
+
+
+@functools.lru_cache(maxsize=4)
+def pixel_grid(h: int, w: int) -> np.ndarray:
+    """2×H×W float32 (y, x) of every pixel, read-only: made once per frame size."""
+    grid = np.mgrid[0:h, 0:w].astype(np.float32)
+    grid.setflags(write=False)
+    return grid
 
 
 def warp(image: np.ndarray, backward: np.ndarray) -> np.ndarray:
@@ -36,8 +49,7 @@ def warp(image: np.ndarray, backward: np.ndarray) -> np.ndarray:
     from frame t to frame t−1, a frame t−1 image moved to frame t."""
     import cv2
 
-    h, w = backward.shape[:2]
-    grid = np.mgrid[0:h, 0:w].astype(np.float32)
+    grid = pixel_grid(*backward.shape[:2])
     map_x, map_y = grid[1] + backward[..., 0], grid[0] + backward[..., 1]
     return cv2.remap(np.asarray(image, np.float32), map_x, map_y, cv2.INTER_CUBIC,
                      borderMode=cv2.BORDER_REPLICATE)
@@ -51,15 +63,16 @@ def consistent(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
     h, w = backward.shape[:2]
     there = warp(forward, backward)  # ŵ(x + w(x))
     round_trip = ((backward + there) ** 2).sum(axis=2)
-    size = (backward ** 2).sum(axis=2) + (there ** 2).sum(axis=2)
-    ok = round_trip <= 0.01 * size + 0.5
-    ys, xs = np.mgrid[0:h, 0:w]
-    x1, y1 = xs + backward[..., 0], ys + backward[..., 1]
+    length = (backward ** 2).sum(axis=2)
+    ok = round_trip <= 0.01 * (length + (there ** 2).sum(axis=2)) + 0.5
+    grid = pixel_grid(h, w)  # in float64 for the sum, as integer pixel indices would be
+    x1 = np.add(grid[1], backward[..., 0], dtype=np.float64)
+    y1 = np.add(grid[0], backward[..., 1], dtype=np.float64)
     ok &= (x1 >= 0) & (x1 <= w - 1) & (y1 >= 0) & (y1 <= h - 1)
     du = np.gradient(backward[..., 0])
     dv = np.gradient(backward[..., 1])
     edges = du[0] ** 2 + du[1] ** 2 + dv[0] ** 2 + dv[1] ** 2
-    return ok & (edges <= 0.01 * (backward ** 2).sum(axis=2) + 0.002)
+    return ok & (edges <= 0.01 * length + 0.002)
 
 
 def carried_detail(previous_raw: np.ndarray, previous_dream: np.ndarray,

@@ -22,6 +22,7 @@ from converters.atomic import OutputError, is_temporary, write_bytes
 from converters.images import load_rgb
 
 from ..image_io import quantise, save_array, save_rgb
+from ..settings import changed
 
 SETTINGS = "settings.json"
 FRAME = re.compile(r"frame([0-9]{6,})\.png")
@@ -66,10 +67,9 @@ class FramesFolder:
             raise OutputError(f"{folder / SETTINGS}: cannot be read ({e})") from None
         if earlier != self.settings:
             if not force:
-                changed = sorted(k for k in {*earlier, *self.settings}
-                                 if earlier.get(k) != self.settings.get(k))
+                names_changed = ", ".join(changed(earlier, self.settings))
                 raise OutputError(f"{folder}: holds frames made with other settings "
-                                  f"({', '.join(changed)}); give another folder or --force "
+                                  f"({names_changed}); give another folder or --force "
                                   "to replace them")
             for name in names:  # ours: we wrote settings.json and names of this form
                 if FRAME.fullmatch(name) or CARRY.fullmatch(name) or WARM.fullmatch(name):

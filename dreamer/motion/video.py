@@ -31,12 +31,11 @@ TIME = re.compile(r"(?:(\d+):)?(\d+(?:\.\d*)?|\.\d+)s?")
 
 def dream_frame(raw: np.ndarray, previous_raw: np.ndarray | None,
                 previous_dream: np.ndarray | None, network: Network, targets: list[Target],
-                iterations: int | None, rate: float | None, blend: float, index: int,
+                iterations: int, rate: float | None, blend: float, index: int,
                 options: dict, on_step: Callable[[], None] | None = None) -> np.ndarray:
     """One video frame's dream (float32 RGB) from its raw frame and the previous frame's
     raw and dream (None for the first frame): the step a worker can run on its own.
     `index` is the frame's number in the source, from which its random seed derives."""
-    iterations = iterations or ITERATIONS
     start, carried = start_image(previous_raw, previous_dream, raw, blend)
     if carried:
         iterations = top_up(iterations, blend)
@@ -106,7 +105,7 @@ def video_job(path: str | Path, net: Network, targets: list[Target], blend: floa
     return VideoJob(Path(path), info, first, last, options)
 
 
-def video_frames(job: VideoJob, net: Network, targets: list[Target], iterations: int | None,
+def video_frames(job: VideoJob, net: Network, targets: list[Target], iterations: int,
                  rate: float | None, blend: float, folder: FramesFolder | None = None,
                  on_step: Callable[[], None] | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """(k, frame k) for the frames not yet in `folder` (frame 1 is source frame `first`)."""
