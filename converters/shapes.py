@@ -20,8 +20,9 @@ MAX_INPUT_ELEMENTS = 1 << 26
 # (4 TiB of float32) is far beyond any dream, and far below where torch's sizes overflow.
 MAX_BLOB_ELEMENTS = 1 << 40
 
-__all__ = ["MAX_BLOB_ELEMENTS", "MAX_INPUT_ELEMENTS", "Outcome", "Shape", "ShapeWalk", "Unfit", "check_input_shape",
-           "closed_form", "computed_shapes", "min_input_sizes", "output_shapes", "walk_shapes"]
+__all__ = ["MAX_BLOB_ELEMENTS", "MAX_INPUT_ELEMENTS", "Outcome", "Shape", "ShapeWalk", "Unfit",
+           "check_input_shape", "closed_form", "computed_shapes", "min_input_sizes",
+           "output_shapes", "walk_shapes"]
 
 
 # --- whole nets ----------------------------------------------------------------------------
