@@ -33,7 +33,7 @@ from .gradient import DreamGradient, Target, split_weight
 from .image_io import quantise
 from .large_step import warn_if_noise
 from .layers import resolve_layer
-from .memory import plan_tile
+from .memory import DreamMemory, plan_tile
 from .networks import open_network
 from .precision import check_precision, resolve_precision
 from .torch7_preset import SIZE as TORCH7_SIZE
@@ -242,8 +242,8 @@ def memory_tile(net: Network, targets: list[Target], shape: tuple[int, ...], opt
     settings = octave_settings(opts, 1, 1.0)
     sizes = octave_sizes(*shape[:2], settings.octaves, settings.octave_scale)
     element_size = 4 if dtype is None else torch.finfo(dtype).bits // 8
-    return plan_tile(net, targets, sizes, opts.tile, resolve_device(opts.device),
-                     element_size)
+    memory = DreamMemory(net, targets, element_size, opts.tile_margin)
+    return plan_tile(memory, sizes, opts.tile, resolve_device(opts.device))
 
 
 def make_gradient(net: Network, targets: list[Target], opts: Options,

@@ -93,29 +93,49 @@ def _rewritten_in_place(network: Network) -> set[str]:
     return rewritten
 
 
-def octave_need(network: Network, targets: list[Target], sizes: list[tuple[int, int]],
-                tile: int | None, element_size: int = FLOAT32) -> Need | None:
-    """The peak of a dream whose octaves are `sizes` (smallest first) at the largest one,
-    computed in tiles of `tile` (None: whole); None where the net's shapes are not
-    arithmetic (ONNX nodes)."""
-    if not closed_form(network.spec):
-        return None
-    height, width = sizes[-1]
-    window = crop_size(network, targets) or step_window(network, targets, height, width, tile)
-    step = step_bytes(network, targets, *window, element_size)
-    channels = network.spec.input_shape[1]
-    image = channels * height * width * FLOAT32
-    pyramid = sum(channels * h * w * FLOAT32 for h, w in sizes)
-    tiled = window != (height, width)
-    return Need(step + (image if tiled else 0), pyramid + LOOP_IMAGE_COPIES * image)
+@dataclass(frozen=True)
+class DreamMemory:
+    """What a dream's peak depends on besides the image's size and the tile."""
 
+    network: Network
+    targets: list[Target]
+    element_size: int = FLOAT32  # of the network's arithmetic (2 for bf16 and fp16)
+    tile_margin: int | None = None
 
-def step_window(network: Network, targets: list[Target], height: int, width: int,
-                tile: int | None) -> tuple[int, int]:
-    """The largest input window a step computes on: the image, or its largest tile's."""
-    if tile is None:
-        return height, width
-    return DreamGradient(network, targets, tile=tile).largest_window(height, width)
+    def need(self, sizes: list[tuple[int, int]], tile: int | None) -> Need | None:
+        """The peak of a dream whose octaves are `sizes` (smallest first), at the largest
+        one, computed in tiles of `tile` (None: whole); None where the net's shapes are not
+        arithmetic (ONNX nodes)."""
+        if not closed_form(self.network.spec):
+            return None
+        height, width = sizes[-1]
+        window = crop_size(self.network, self.targets) or self.window(height, width, tile)
+        step = step_bytes(self.network, self.targets, *window, self.element_size)
+        channels = self.network.spec.input_shape[1]
+        image = channels * height * width * FLOAT32
+        pyramid = sum(channels * h * w * FLOAT32 for h, w in sizes)
+        tiled = window != (height, width)
+        return Need(step + (image if tiled else 0), pyramid + LOOP_IMAGE_COPIES * image)
+
+    def window(self, height: int, width: int, tile: int | None) -> tuple[int, int]:
+        """The largest input window a step computes on: the image, or its largest tile's."""
+        if tile is None:
+            return height, width
+        gradient = DreamGradient(self.network, self.targets, tile=tile,
+                                 tile_margin=self.tile_margin)
+        return gradient.largest_window(height, width)
+
+    def tiles(self, size: tuple[int, int], tile: int | None) -> list[int]:
+        """Tile sizes to try, largest first, smaller than the image (and than `tile`); none
+        where a target sees the whole image or the dream feeds crops."""
+        if crop_size(self.network, self.targets) is not None:
+            return []
+        try:
+            DreamGradient(self.network, self.targets, tile=1)
+        except ConversionError:
+            return []
+        below = min(max(size), tile or max(size))
+        return [t for t in TILES if t < below]
 
 
 def available(device: str) -> Available:
@@ -184,78 +204,71 @@ def fits(need: Need, room: Available, device: str) -> bool:
     def under(n: int, limit: int | None) -> bool:
         return limit is None or n <= HEADROOM * limit
 
-    if device == "cpu" or device.startswith("cpu:"):
+    if _on_cpu(device):
         return under(need.device + need.host, room.host)
     return under(need.device, room.device) and under(need.host, room.host)
 
 
-def plan_tile(network: Network, targets: list[Target], sizes: list[tuple[int, int]],
-              tile: int | None, device: str, element_size: int = FLOAT32) -> int | None:
+def plan_tile(memory: DreamMemory, sizes: list[tuple[int, int]], tile: int | None,
+              device: str) -> int | None:
     """The tile to dream with: `tile` if the largest octave fits so, else the largest
     tile that fits (with one warning), else a ValueError naming the size that fits."""
     room = available(device)
-    need = octave_need(network, targets, sizes, tile, element_size)
+    need = memory.need(sizes, tile)
     if need is None or fits(need, room, device):
         return tile
-    tiles = tile_choices(network, targets, sizes[-1], tile)
+    height, width = sizes[-1]
+    tiles = memory.tiles(sizes[-1], tile)
     for choice in tiles:
-        if fits(octave_need(network, targets, sizes, choice, element_size), room, device):
-            warnings.warn(f"the largest octave ({sizes[-1][1]}×{sizes[-1][0]}) needs about "
-                          f"{_size(need.device + need.host)} untiled, more than the "
+        if fits(memory.need(sizes, choice), room, device):
+            warnings.warn(f"the largest octave ({width}×{height}) needs about "
+                          f"{_size(need)}{_tiled(tile)}, more than the "
                           f"{_size(_room(room, device))} this machine can give: dreaming "
                           f"in tiles of {choice} (--tile {choice}; exact, slower)",
                           stacklevel=3)
             return choice
-    smallest = tiles[-1] if tiles else tile
-    raise ValueError(refusal(network, targets, sizes, smallest, device, element_size, room,
-                             need))
+    raise ValueError(refusal(memory, sizes, tiles[-1] if tiles else tile, device, room, need))
 
 
-def tile_choices(network: Network, targets: list[Target], size: tuple[int, int],
-                 tile: int | None) -> list[int]:
-    """Tile sizes to try, largest first, smaller than the image (and than `tile`); none
-    where a target sees the whole image or the dream feeds crops."""
-    if crop_size(network, targets) is not None:
-        return []
-    try:
-        DreamGradient(network, targets, tile=1)
-    except ConversionError:
-        return []
-    below = min(max(size), tile or max(size))
-    return [t for t in TILES if t < below]
-
-
-def refusal(network: Network, targets: list[Target], sizes: list[tuple[int, int]],
-            tile: int | None, device: str, element_size: int, room: Available,
-            need: Need) -> str:
-    """One line: what the largest octave needs, what there is, and the size that fits."""
+def refusal(memory: DreamMemory, sizes: list[tuple[int, int]], tile: int | None,
+            device: str, room: Available, need: Need) -> str:
+    """One line: what the largest octave needs, what there is, and the size that fits
+    (in tiles of `tile`), found by bisection on the scale of the image."""
     height, width = sizes[-1]
     scales = [h / height for h, _ in sizes]
 
     def fitting(scale: float) -> bool:
         scaled = [(max(1, round(height * s * scale)), max(1, round(width * s * scale)))
                   for s in scales]
-        return fits(octave_need(network, targets, scaled, tile, element_size), room, device)
+        return fits(memory.need(scaled, tile), room, device)
 
     low, high = 0.0, 1.0
     for _ in range(20):
         middle = (low + high) / 2
         low, high = (middle, high) if fitting(middle) else (low, middle)
-    tiled = octave_need(network, targets, sizes, tile, element_size) if tile else None
-    even = f", {_size(tiled.device + tiled.host)} in tiles of {tile}" if tiled else ""
-    start = (f"the image ({width}×{height}) needs about {_size(need.device + need.host)} at "
-             f"its largest octave{even}, more than the {_size(_room(room, device))} this "
-             f"machine can give")
+    tiled = memory.need(sizes, tile) if tile else None
+    even = f", {_size(tiled)}{_tiled(tile)}" if tiled else ""
+    start = (f"the image ({width}×{height}) needs about {_size(need)} at its largest "
+             f"octave{even}, more than the {_size(_room(room, device))} this machine can give")
     if low * min(height, width) < 1:
         return f"{start}, at any size"
     return f"{start}: at most about {int(width * low)}×{int(height * low)} fits (scale it down)"
 
 
+def _on_cpu(device: str) -> bool:
+    return device.split(":")[0] == "cpu"
+
+
 def _room(room: Available, device: str) -> int:
-    return (room.host if device == "cpu" else room.device) or 0
+    return (room.host if _on_cpu(device) else room.device) or 0
 
 
-def _size(n: int) -> str:
+def _tiled(tile: int | None) -> str:
+    return f" in tiles of {tile}" if tile else ""
+
+
+def _size(need: Need | int) -> str:
+    n = need.device + need.host if isinstance(need, Need) else need
     for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20)):
         if n >= scale:
             return f"{n / scale:.3g} {unit}"

@@ -29,10 +29,9 @@ from dreamer.image_io import quantise
 from dreamer.memory import (
     HEADROOM,
     LIMIT_VARIABLE,
+    DreamMemory,
     available,
     limit_from_environment,
-    octave_need,
-    step_window,
 )
 
 # Measured peak / estimate stays within this factor (0.97 to 1.24 measured, bench/memory.py).
@@ -44,7 +43,7 @@ import numpy as np, torch
 import converters, dreamer
 from dreamer.allocator import keep_freed_memory
 from dreamer.dream import parse_targets
-from dreamer.memory import octave_need
+from dreamer.memory import DreamMemory
 keep_freed_memory()
 torch.set_num_threads(1)
 prototxt, caffemodel, layer, size = sys.argv[1:5]
@@ -54,7 +53,7 @@ rss = next(int(line.split()[1]) for line in open("/proc/self/status")
            if line.startswith("VmRSS")) * 1024
 dreamer.dream(rgb, net, layer, 1, 0.03, octaves=1, jitter=0, precision="fp32", device="cpu")
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-need = octave_need(net, parse_targets(net, layer), [(int(size), int(size))], None)
+need = DreamMemory(net, parse_targets(net, layer)).need([(int(size), int(size))], None)
 print(json.dumps({"measured": peak - rss, "estimate": need.device + need.host}))
 """
 
@@ -72,22 +71,25 @@ def test_estimate_is_within_a_factor_of_the_measured_peak():
     assert 1 / FACTOR < result["estimate"] / result["measured"] < FACTOR, result
 
 
-def test_the_largest_window_is_the_one_the_tiled_gradient_computes_on(tiny, monkeypatch):
+@pytest.mark.parametrize("margin", [None, 10])
+def test_the_largest_window_is_the_one_the_tiled_gradient_computes_on(tiny, monkeypatch,
+                                                                       margin):
     targets = parse_targets(tiny, "conv2")
-    gradient = DreamGradient(tiny, targets, tile=64)
+    gradient = DreamGradient(tiny, targets, tile=64, tile_margin=margin)
     seen = []
     plain = DreamGradient.plain
     monkeypatch.setattr(DreamGradient, "plain",
                         lambda self, x, *a: seen.append(tuple(x.shape[2:])) or plain(self, x, *a))
     gradient(torch.zeros(1, 3, 200, 150))
-    assert step_window(tiny, targets, 200, 150, 64) == tuple(map(max, zip(*seen)))
-    assert step_window(tiny, targets, 200, 150, None) == (200, 150)
+    memory = DreamMemory(tiny, targets, tile_margin=margin)
+    assert len(seen) > 1 and memory.window(200, 150, 64) == tuple(map(max, zip(*seen)))
+    assert memory.window(200, 150, None) == (200, 150)
 
 
 def limit_between(tiny, sizes) -> int:
     """A limit under which the tiny net's dream at `sizes` fits tiled but not whole."""
-    targets = parse_targets(tiny, "conv2")
-    whole, tiled = (octave_need(tiny, targets, sizes, tile) for tile in (None, 32))
+    memory = DreamMemory(tiny, parse_targets(tiny, "conv2"))
+    whole, tiled = (memory.need(sizes, tile) for tile in (None, 32))
     assert tiled.device + tiled.host < whole.device + whole.host
     return int((whole.device + whole.host + tiled.device + tiled.host) / 2 / HEADROOM)
 
