@@ -106,7 +106,9 @@ def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | i
     objective, topk, guide, blur, laplacian, tile, tile_margin, seed, device (auto: a GPU
     if there is one), precision (auto, fp32, bf16, fp16; see dreamer/precision.py). `trace`
     (a dict) receives the first octave's input, first gradient, steps and jitter shifts
-    in the net's input space (Google modes).
+    in the net's input space (Google modes). A largest octave that does not fit in the
+    memory the machine can give is tiled (a warning) or refused (a ValueError naming the
+    size that fits) before any compute (dreamer/memory.py).
     """
     opts = Options(**options)
     opts.device = resolve_device(opts.device)
