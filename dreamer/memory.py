@@ -3,11 +3,12 @@ machine can give, and, when the largest octave does not fit, a tile size (tiling
 or a one-line refusal naming the size that fits.
 
 The estimate of one gradient step at an h×w input: the outputs of every layer up to the
-deepest target, which autograd keeps for the backward pass (max pooling also keeps its
-int64 indices, LRN its scale and factor), two of the largest gradients alive at once in the
-backward pass, and a few input-sized tensors; `KEPT_SCALE` (fitted to measured peaks, see
-`bench/memory.py`) covers what the sum misses (allocator slack, convolution workspaces).
-The image side adds the octave pyramid and the image-sized arrays of the octave loop.
+deepest target, which autograd keeps for the backward pass (less those a later layer
+overwrites in place; max pooling also keeps its int64 indices, LRN its scale and factor),
+two of the largest gradients alive at once in the backward pass, and a few input-sized
+tensors; `KEPT_SCALE` and `STEP_OVERHEAD` are fitted to measured peaks (`bench/memory.py`
+prints both side by side). The image side adds the octave pyramid and the image-sized
+arrays of the octave loop.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ class Available:
 
 
 def step_bytes(network: Network, targets: list[Target], height: int, width: int,
-               element_size: int = FLOAT32) -> int | None:
-    """Peak bytes of one gradient step on a 1×C×height×width input (None: not known)."""
+               element_size: int = FLOAT32) -> int:
+    """Peak bytes of one gradient step on a 1×C×height×width input."""
     layers = [t.layer for t in targets]
     deepest = max(layers, key=network.layer_index.get)
     channels = network.spec.input_shape[1]
