@@ -176,3 +176,15 @@ def test_a_pad_of_1e9_is_refused_at_load_naming_the_layer(tiny, tmp_path, capsys
     code, err = run_cli(capsys, tmp_path / "in.png", "conv2", 1, 0.03, "--model", folder,
                         "-o", tmp_path / "out.png", "--quiet")
     assert code == 2 and len(err) == 1 and "conv2" in err[0], err
+
+
+def test_an_address_space_limit_bounds_what_the_machine_can_give(monkeypatch):
+    """`ulimit -v` (RLIMIT_AS) less the address space this process already has."""
+    import resource
+
+    pages = int(Path("/proc/self/statm").read_text().split()[0])
+    mapped = pages * resource.getpagesize()
+    monkeypatch.delenv(LIMIT_VARIABLE, raising=False)
+    monkeypatch.setattr(resource, "getrlimit", lambda kind: (mapped + (300 << 20),
+                                                             resource.RLIM_INFINITY))
+    assert 200 << 20 < available("cpu").host <= 300 << 20
