@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 
 from converters.atomic import OutputError, append_line, write_bytes
+from converters.bounded import read_json
+from converters.errors import ConversionError
 from converters.network import Network
 from models.download import file_digest
 
@@ -96,12 +98,12 @@ def read_settings(outdir: Path) -> dict | None:
         return None
     refused = OutputError(f"{path}: not a record of dreamzoo batch; refusing to use {outdir} "
                           f"(give another OUTDIR)")
-    if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_SETTINGS_BYTES:
+    if not path.is_file() or path.is_symlink():
         raise refused
     try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        raise refused from None
+        data = read_json(path, MAX_SETTINGS_BYTES, "batch record")
+    except ConversionError as e:
+        raise OutputError(f"{e}; refusing to use {outdir} (give another OUTDIR)") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT \
             or not isinstance(data.get("settings"), dict):
         raise refused
