@@ -30,7 +30,7 @@ from converters.onnx.format import METADATA_KEY
 from converters.onnx.reader import read_onnx
 from converters.store import DESCRIPTION_FILE, MAX_DESCRIPTION_BYTES, save
 from dreamer.__main__ import main
-from dreamer.batch_record import SETTINGS_FILE, read_settings
+from dreamer.batch_record import SETTINGS_FILE, read_log, read_settings
 from dreamer.motion.frames import FramesFolder, carry_name
 from models.labels import MAX_BYTES, read_labels
 
@@ -133,6 +133,14 @@ def test_a_deep_batch_record_is_one_line(tmp_path):
     with pytest.raises(OutputError) as caught:
         read_settings(tmp_path)
     one_line(caught.value, f"{tmp_path / SETTINGS_FILE}: JSON nested", "give another OUTDIR")
+
+
+def test_a_deep_line_in_a_batch_log_is_skipped(tmp_path):
+    """A line that is not a log entry (here: nested without end) is skipped, as a line cut
+    off by a crash is."""
+    log = tmp_path / "log"
+    log.write_text('["writing", "d", "a.png"]\n' + DEEP + '\n["done", "d", "a.png", "h"]\n')
+    assert read_log(log) == [["writing", "d", "a.png"], ["done", "d", "a.png", "h"]]
 
 
 def test_a_deep_frames_settings_json_is_one_line(tmp_path):
