@@ -41,7 +41,8 @@ def load_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             raise ImageError(f"{path}: {image.width}×{image.height} pixels is too large "
                              f"(at most {max_pixels} pixels)")
         image.load()
-        return _rgb(ImageOps.exif_transpose(image), path)
+        ImageOps.exif_transpose(image, in_place=True)
+        return _rgb(image, path)
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

@@ -24,6 +24,7 @@ from PIL import Image
 from converters import ConversionError, images, load
 from converters.atomic import OutputError
 from converters.bounded import json_depth, load_json, read_bounded
+from converters.caffe.reader import MAX_CAFFEMODEL_BYTES, read_caffemodel, read_prototxt
 from converters.images import ImageError, image_size, load_rgb
 from converters.onnx.export import export_onnx
 from converters.onnx.format import METADATA_KEY
@@ -161,6 +162,17 @@ def test_labels_from_a_device_or_a_huge_file_are_one_line(tmp_path):
                            (huge(tmp_path / "big.txt", MAX_BYTES + 1), "too large")):
         with pytest.raises(ConversionError) as caught:
             read_labels(path)
+        one_line(caught.value, str(path), expected)
+
+
+def test_caffe_files_from_a_device_or_huge_are_one_line(tmp_path):
+    for read, path, expected in (
+            (read_prototxt, zero_link(tmp_path / "zero.prototxt"), "is a device"),
+            (read_caffemodel, zero_link(tmp_path / "zero.caffemodel"), "is a device"),
+            (read_caffemodel, huge(tmp_path / "big.caffemodel", MAX_CAFFEMODEL_BYTES + 1),
+             f"too large for a caffemodel (over {MAX_CAFFEMODEL_BYTES} bytes)")):
+        with pytest.raises(ConversionError) as caught:
+            read(path)
         one_line(caught.value, str(path), expected)
 
 
