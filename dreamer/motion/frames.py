@@ -12,6 +12,7 @@ we wrote.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from converters.atomic import OutputError, is_temporary, write_bytes
+from converters.bounded import read_bounded, read_json
 from converters.images import load_rgb
 
 from ..image_io import quantise, save_array, save_rgb
@@ -28,6 +30,8 @@ SETTINGS = "settings.json"
 FRAME = re.compile(r"frame([0-9]{6,})\.png")
 CARRY = re.compile(r"carry([0-9]{6,})\.npy")
 WARM = re.compile(r"warm([0-9]{6,})\.png")  # a chunk's warm-up frame (motion/chunks.py)
+MAX_SETTINGS_BYTES = 1 << 20  # ours are about 2 kB
+NPY_HEADER_BYTES = 1 << 16  # numpy's limit on a .npy header
 
 
 def frame_name(k: int) -> str:
@@ -40,6 +44,22 @@ def carry_name(k: int) -> str:
 
 def warm_name(k: int) -> str:
     return f"warm{k:06d}.png"
+
+
+def carry_problem(carried: np.ndarray, frame: np.ndarray) -> str:
+    """What is wrong with `carried` as the float RGB of `frame` (uint8 RGB); "" if
+    nothing."""
+    if carried.dtype.kind != "f":
+        return f"holds {carried.dtype} values, not float"
+    if carried.shape != frame.shape:
+        return f"has shape {carried.shape}, not its frame's {frame.shape}"
+    if not np.isfinite(carried).all():
+        return "holds values that are not finite"
+    # Saved as float32 and its PNG quantised from the float it was made as: one level apart
+    # at most where they round differently.
+    if np.abs(quantise(carried).astype(np.int16) - frame).max(initial=0) > 1:
+        return "does not match its frame's pixels"
+    return ""
 
 
 class FramesFolder:
@@ -61,10 +81,11 @@ class FramesFolder:
                 raise OutputError(f"{folder}: holds {sorted(names)[0]!r} and no {SETTINGS}: "
                                   "not a frames folder of ours; give a new or empty folder")
             return
-        try:
-            earlier = json.loads((folder / SETTINGS).read_text())
-        except (OSError, ValueError) as e:
-            raise OutputError(f"{folder / SETTINGS}: cannot be read ({e})") from None
+        earlier = read_json(folder / SETTINGS, MAX_SETTINGS_BYTES, "frames settings",
+                            error=OutputError)
+        if not isinstance(earlier, dict):
+            raise OutputError(f"{folder / SETTINGS}: not the settings of a frames folder of "
+                              "ours; give a new or empty folder")
         if earlier != self.settings:
             if not force:
                 names_changed = ", ".join(changed(earlier, self.settings))
@@ -99,12 +120,21 @@ class FramesFolder:
         return n
 
     def carry(self, k: int) -> np.ndarray:
-        """Frame k's float RGB, exactly as the next frame was dreamed from it."""
+        """Frame k's float RGB, exactly as the next frame was dreamed from it: checked to
+        be frame k's (its PNG's size, and within one level of its pixels) and finite."""
         path = self.folder / carry_name(k)
+        frame = self.frame(k)
+        data = read_bounded(path, NPY_HEADER_BYTES + frame.size * 8, "carried frame",
+                            OutputError)
         try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
+            carried = np.load(io.BytesIO(data), allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
             raise OutputError(f"{path}: cannot be read ({e})") from None
+        problem = carry_problem(carried, frame)
+        if problem:
+            raise OutputError(f"{path}: {problem}, so frame {k + 1} cannot continue from it; "
+                              "give --force to start again")
+        return carried.astype(np.float32)
 
     def save(self, k: int, rgb: np.ndarray) -> None:
         """Frame k (1-based): its carry, then its PNG, then frame k−1's carry removed."""
