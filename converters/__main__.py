@@ -49,8 +49,8 @@ def convert_main(argv: list[str]) -> int:
                         help="override the input shape declared by the model")
     args = parser.parse_args(argv)
     if args.output:
-        check_not_input(Path(args.output), args.model)
         check_network_target(args.output)
+        check_not_input(Path(args.output), args.model)
     network = open_model(args.model, args.input_shape)
     print(network.layer_table())
     if args.output:

@@ -190,6 +190,7 @@ def check_channel(network, targets: list, *channels: int) -> None:
 PATH_OPTIONS = ("src", "model", "weights", "guide", "labels")
 # Options of where the outputs go, which --from-png takes from the new command line.
 OUTPUT_OPTIONS = ("output", "save_raw", "save_octaves", "overwrite", "quiet", "list_layers")
+OUTPUT_FLAGS = ("-o", "--output", "--save-raw", "--save-octaves", "--from-png")
 
 
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
@@ -255,11 +256,27 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         result = dream(rgb, network, targets, iterations, rate, raw=True, on_step=bar.update,
                        on_octave=on_octave if octave_dir else None, **options)
     save_rgb(out, quantise_result(result, args.preset),
-             marker(argv=list(sys.argv[1:] if argv is None else argv), cwd=cwd, network=digest))
+             marker(argv=without_outputs(sys.argv[1:] if argv is None else argv), cwd=cwd,
+                    network=digest))
     if args.save_raw:
         save_array(args.save_raw, result)
     print(f"dream written to {out}")
     return 0
+
+
+def without_outputs(argv: list[str]) -> list[str]:
+    """The command line less where its outputs go (so the same dream made under two names
+    is the same file): what a dream PNG stores to be made again."""
+    kept, skip = [], False
+    for arg in argv:
+        flag = arg.split("=", 1)[0]
+        if skip or flag in ("--overwrite", "--quiet"):
+            skip = False
+        elif flag in OUTPUT_FLAGS or (arg.startswith("-o") and not arg.startswith("--")):
+            skip = "=" not in arg and arg in OUTPUT_FLAGS  # its value is the next argument
+        else:
+            kept.append(arg)
+    return kept
 
 
 def replay_args(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
