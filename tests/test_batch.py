@@ -1,6 +1,6 @@
 """`python -m dreamer batch`: every output equals what `python -m dreamer` writes for its
-image (pixel for pixel: the PNGs differ only in the command line they store; same thread count: 1 here, as each Ray worker of 1 CPU runs 1
-thread), in this process and on Ray workers; a killed worker's images are run again and
+image (pixel for pixel, as the PNGs store different command lines; same thread count: 1
+here, as each Ray worker of 1 CPU runs 1 thread), in this process and on Ray workers; a killed worker's images are run again and
 each output is written once; an interrupted job resumes; a bad image fails alone; other
 settings are refused without --force, and --force replaces only outputs of ours.
 
