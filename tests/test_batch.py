@@ -1,8 +1,9 @@
 """`python -m dreamer batch`: every output equals what `python -m dreamer` writes for its
 image (pixel for pixel, as the PNGs store different command lines; same thread count: 1
-here, as each Ray worker of 1 CPU runs 1 thread), in this process and on Ray workers; a killed worker's images are run again and
-each output is written once; an interrupted job resumes; a bad image fails alone; other
-settings are refused without --force, and --force replaces only outputs of ours.
+here, as each Ray worker of 1 CPU runs 1 thread), in this process and on Ray workers; a
+killed worker's images are run again and each output is written once; an interrupted job
+resumes; a bad image fails alone; other settings are refused without --force, and --force
+replaces only outputs of ours.
 
 The tiny Caffe net (real Caffe weights) on 64×64 images keeps each dream a few hundredths
 of a second; the Ray instance (2 CPUs) is the session's (conftest.py: `ray_cluster`).
