@@ -219,3 +219,14 @@ def test_export_replaces_its_own_onnx_only(work, tiny_cli_args, capsys):
     assert convert_main(["export", *model, "-o", "mine.onnx", "--overwrite"]) == 0
     refused(capsys, convert_main(["export", "net.onnx", "-o", "net.onnx", "--overwrite"]),
             "is the input net.onnx")
+
+
+def test_the_sample_image_replaces_only_its_own(work, capsys):
+    from models import sample
+
+    pytest.importorskip("skimage", reason="the sample image comes from scikit-image (dev)")
+    (work / "mine.png").write_text("mine")
+    refused(capsys, sample.main(["mine.png"]), "mine.png")
+    assert (work / "mine.png").read_text() == "mine"
+    assert sample.main(["astronaut.png"]) == 0
+    assert sample.main(["astronaut.png"]) == 0
