@@ -66,6 +66,7 @@ def check_output(out: Path, folder_allowed: bool, inputs: Iterable = (),
 
 def frames_folder(args: argparse.Namespace, out: Path, settings: dict) -> FramesFolder:
     folder = Path(args.frames_dir) if args.frames_dir else out.parent / f"{out.stem}_frames"
+    ownership.check_writable_folder(folder / "settings.json")
     return FramesFolder(folder, settings, args.force, args.overwrite)
 
 
