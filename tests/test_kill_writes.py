@@ -6,7 +6,7 @@ Each attempt forks this (already imported) test process; the child tells the par
 it starts writing and the parent kills it after a seeded random delay drawn from the
 writer's measured duration. The children run no torch code (forking after torch has run
 threads is not safe), so the ONNX graphs are made here and `to_onnx` hands them back.
-All eight writers together: about 20 s on the 2-core development machine (shared).
+All eight writers together: 36 s on the 2-core development machine (shared, busy).
 """
 
 from __future__ import annotations
