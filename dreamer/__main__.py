@@ -289,6 +289,13 @@ def replay_args(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
     if args.src is not None or args.positional:
         raise ValueError("--from-png takes the whole command from the PNG: give no SRC, "
                          "LAYER, ITERATIONS or RATE")
+    defaults = vars(build_parser().parse_args([]))
+    given = [name for name, value in vars(args).items()
+             if name not in (*OUTPUT_OPTIONS, "from_png") and value != defaults[name]]
+    if given:
+        option = "--" + given[0].rstrip("_").replace("_", "-")
+        raise ValueError(f"--from-png takes the dream's settings from the PNG, not {option}: "
+                         f"give only -o, --save-raw, --save-octaves, --overwrite or --quiet")
     stored = read_stored_run(Path(args.from_png))
     if stored is None:
         raise ImageError(f"{args.from_png}: holds no dreamzoo settings (a PNG of "

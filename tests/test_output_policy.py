@@ -118,6 +118,8 @@ def test_from_png_dreams_the_same_pixels_again(work, still, capsys):
     os.chdir(work)
     refused(capsys, main(["--from-png", "photo.png"]), "photo.png", "no dreamzoo settings")
     refused(capsys, main(["--from-png", "d.png", "-o", "d.png"]), "is the input d.png")
+    refused(capsys, main(["--from-png", "d.png", "-o", "e.png", "--seed", "2"]), "--seed")
+    refused(capsys, main(["--from-png", "d.png", "photo.png"]), "give no SRC")
 
 
 # --- zoom and video -------------------------------------------------------------------------
