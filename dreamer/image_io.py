@@ -38,11 +38,10 @@ def check_npy(path: str | Path) -> Path:
     return check_file_target(path)
 
 
-def check_image_output(path: str | Path, inputs: Iterable = (), overwrite: bool = False,
-                       size: int = 0) -> Path:
+def check_image_output(path: str | Path, inputs: Iterable = (), overwrite: bool = False) -> Path:
     """`check_writable`, and the output policy (converters/ownership.py): not an input, and
     an existing file only if ours or with `overwrite`."""
-    return check_output(check_writable(path), inputs, overwrite, size)
+    return check_output(check_writable(path), inputs, overwrite)
 
 
 def check_raw_output(path: str | Path, inputs: Iterable = (), overwrite: bool = False) -> Path:

@@ -60,7 +60,7 @@ def check_output(out: Path, folder_allowed: bool, inputs: Iterable = (),
             what = repr(foreign[0]) if foreign else f"no {ownership.RECORD_FILE} of ours"
             raise OutputError(f"{out}: holds {what}: not a frames folder dreamzoo wrote; give "
                               "a new or empty folder (or --overwrite)")
-    ownership.check_writable_folder(out / "frame")
+    ownership.check_writable_folder(out)  # its new version is made beside it
     return out
 
 
