@@ -7,8 +7,10 @@ symlinks, hard links); batch outputs stay inside OUTDIR; a dream PNG re-runs wit
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -96,10 +98,27 @@ def test_save_raw_and_octaves_replace_only_with_overwrite(work, still, capsys):
     assert main([*still, "--save-octaves", "oct"]) == 0  # now ours
 
 
-def test_an_unwritable_folder_is_refused_before_the_dream(work, still, capsys, monkeypatch):
+@pytest.fixture
+def no_dream(monkeypatch) -> None:
+    """A dream fails the test: what is refused is refused before any."""
+    def dream(*args, **kwargs):
+        raise AssertionError("dreamed before refusing")
+
+    monkeypatch.setattr(importlib.import_module("dreamer.dream"), "dream", dream)
+
+
+def test_an_unwritable_folder_is_refused_before_the_dream(work, still, capsys, monkeypatch,
+                                                          no_dream):
     (work / "locked").mkdir()
     monkeypatch.setattr(os, "access", lambda path, mode, **_: Path(path).name != "locked")
     refused(capsys, main([*still, "-o", "locked/d.png"]), "cannot write in", "locked")
+
+
+def test_too_little_free_space_is_refused_before_the_dream(work, still, capsys, monkeypatch,
+                                                          no_dream):
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(1, 1, 4000))
+    refused(capsys, main([*still, "-o", "d.png"]), "d.png: needs up to 0.1 MB", "0.0 MB free")
+    assert not (work / "d.png").exists()
 
 
 def test_from_png_dreams_the_same_pixels_again(work, still, capsys):
@@ -232,3 +251,13 @@ def test_the_sample_image_replaces_only_its_own(work, capsys):
     assert (work / "mine.png").read_text() == "mine"
     assert sample.main(["astronaut.png"]) == 0
     assert sample.main(["astronaut.png"]) == 0
+
+
+@pytest.mark.parametrize("command", ["sweep", "gallery"])
+def test_sweep_and_gallery_refuse_a_users_file_and_the_source(work, tiny_cli_args, capsys,
+                                                              command, no_dream):
+    (work / "notes.png").write_text("my notes")
+    base = [command, "photo.png", *tiny_cli_args, "--quiet"]
+    refused(capsys, main([*base, "-o", "notes.png"]), "notes.png", "--overwrite")
+    refused(capsys, main([*base, "-o", "photo.png", "--overwrite"]), "is the input photo.png")
+    assert (work / "notes.png").read_text() == "my notes"
