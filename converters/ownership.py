@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -108,8 +109,10 @@ def _image_marker(path: Path) -> str | bytes | None:
     """Our PNG text chunk, or a JPEG's or GIF's comment (read with the header only)."""
     from PIL import Image
 
-    with Image.open(path) as image:
-        return image.info.get(MARKER_KEY) or image.info.get("comment")
+    with warnings.catch_warnings():  # a huge image of someone's is only not ours
+        warnings.simplefilter("ignore")
+        with Image.open(path) as image:
+            return image.info.get(MARKER_KEY) or image.info.get("comment")
 
 
 def _mp4_marker(path: Path) -> str | None:
