@@ -47,7 +47,8 @@ def read_marker(text: str | bytes | None) -> dict | None:
 
 def read_stored_run(png: Path) -> dict | None:
     """What a dream PNG of ours stores to make it again (`argv`: a list of strings, `cwd`,
-    `network`), or None if it stores no such thing. Raises OSError if unreadable."""
+    `network`), or None if it stores no such thing; a file that cannot be read is a
+    ConversionError."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -89,9 +90,12 @@ def check_not_input(out: Path, inputs: Iterable[str | Path | None]) -> None:
     for given in inputs:
         if given is None or str(given) == "" or not os.path.lexists(given):
             continue  # not a file (a zoo model's name), or no such input: nothing to lose
-        if same_file(out, given) or (os.path.isdir(out) and is_inside(given, out)):
+        if same_file(out, given):
             raise OutputError(f"{out}: is the input {given}; refusing to write over an input "
                               f"(give another output)")
+        if os.path.isdir(out) and is_inside(given, out):
+            raise OutputError(f"{out}: holds the input {given}; refusing to replace it (give "
+                              f"another output)")
 
 
 def is_ours(path: Path) -> bool:

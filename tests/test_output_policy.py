@@ -159,7 +159,7 @@ def test_zoom_replaces_its_own_gif_mp4_and_folder_only(work, tiny_cli_args, caps
     before = (mine / "frame000001.png").read_bytes()
     refused(capsys, main([*zoom, "-o", "mine"]), "mine", "not a frames folder dreamzoo wrote")
     assert (mine / "frame000001.png").read_bytes() == before
-    refused(capsys, main([*zoom, "-o", ".", "--overwrite"]), "is the input photo.png")
+    refused(capsys, main([*zoom, "-o", ".", "--overwrite"]), "holds the input photo.png")
     assert main([*zoom, "-o", "my.gif", "--overwrite"]) == 0
     assert is_ours(work / "my.gif")
 
