@@ -261,3 +261,20 @@ def test_sweep_and_gallery_refuse_a_users_file_and_the_source(work, tiny_cli_arg
     refused(capsys, main([*base, "-o", "notes.png"]), "notes.png", "--overwrite")
     refused(capsys, main([*base, "-o", "photo.png", "--overwrite"]), "is the input photo.png")
     assert (work / "notes.png").read_text() == "my notes"
+
+
+def test_containment_compares_resolved_paths_also_of_folders_not_made_yet(tmp_path):
+    from converters.ownership import is_inside, same_file
+
+    out = tmp_path / "new" / "out"  # neither exists
+    assert is_inside(out / "sub" / "a.png", out)
+    assert not is_inside(out / ".." / "victim" / "b.png", out)
+    assert not is_inside(Path("/etc/passwd"), out)
+    (tmp_path / "victim").mkdir()
+    (tmp_path / "new").mkdir()
+    os.symlink(tmp_path / "victim", tmp_path / "new" / "link")
+    assert not is_inside(tmp_path / "new" / "link" / "b.png", tmp_path / "new")
+    (tmp_path / "victim" / "b.png").write_text("b")
+    os.link(tmp_path / "victim" / "b.png", tmp_path / "hard.png")
+    assert same_file(tmp_path / "hard.png", tmp_path / "new" / "link" / "b.png")
+    assert same_file(tmp_path / "new" / "link" / ".." / "victim" / "b.png", tmp_path / "hard.png")
