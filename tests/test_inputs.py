@@ -9,7 +9,6 @@ Files are made here: sparse files for "huge" (nothing is written), symlinks to /
 from __future__ import annotations
 
 import io
-import json
 import os
 import struct
 import tracemalloc
@@ -33,6 +32,7 @@ from converters.store import DESCRIPTION_FILE, MAX_DESCRIPTION_BYTES, save
 from dreamer.__main__ import main
 from dreamer.batch_record import SETTINGS_FILE, read_log, read_settings
 from dreamer.motion.frames import FramesFolder, carry_name
+from dreamer.motion.frames import read_settings as read_frames_settings
 from models.labels import MAX_BYTES, read_labels
 
 DEEP = "[" * 100_000 + "]" * 100_000  # far past Python's recursion limit
@@ -150,7 +150,7 @@ def test_a_deep_frames_settings_json_is_one_line(tmp_path):
         FramesFolder(tmp_path, {"format": "x"})
     one_line(caught.value, f"{tmp_path / 'settings.json'}: JSON nested 100000 levels deep")
     (tmp_path / "settings.json").write_text("[1, 2]")
-    with pytest.raises(OutputError, match="not the settings of a frames folder"):
+    with pytest.raises(OutputError, match="not one dreamzoo wrote"):
         FramesFolder(tmp_path, {"format": "x"})
 
 
@@ -341,5 +341,5 @@ def test_json_files_of_ours_still_read(tiny, tmp_path):
     assert load(save(tiny, tmp_path / "net")).spec.name == tiny.spec.name
     settings = {"format": "test", "nested": {"a": [1, 2, {"b": [3]}]}}
     FramesFolder(tmp_path / "frames", settings).save(1, np.zeros((2, 2, 3), np.float32))
-    assert json.loads((tmp_path / "frames" / "settings.json").read_text()) == settings
+    assert read_frames_settings(tmp_path / "frames" / "settings.json") == settings
     FramesFolder(tmp_path / "frames", settings)  # reopened: the same settings

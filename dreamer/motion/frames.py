@@ -29,9 +29,20 @@ from ..settings import changed
 SETTINGS = "settings.json"
 FRAME = re.compile(r"frame([0-9]{6,})\.png")
 CARRY = re.compile(r"carry([0-9]{6,})\.npy")
+MARK, MARK_VALUE = "written_by", "dreamzoo frames folder"  # in settings.json: ours
 WARM = re.compile(r"warm([0-9]{6,})\.png")  # a chunk's warm-up frame (motion/chunks.py)
 MAX_SETTINGS_BYTES = 1 << 20  # ours are about 2 kB
 NPY_HEADER_BYTES = 1 << 16  # numpy's limit on a .npy header
+
+
+def read_settings(path: Path) -> dict | None:
+    """The settings a frames folder's settings.json holds; None if we did not write it."""
+    if path.is_symlink() or not path.is_file():
+        return None
+    data = read_json(path, MAX_SETTINGS_BYTES, "frames settings", error=OutputError)
+    if not isinstance(data, dict) or data.pop(MARK, None) != MARK_VALUE:
+        return None
+    return data
 
 
 def frame_name(k: int) -> str:
@@ -66,12 +77,13 @@ class FramesFolder:
     """A frames folder opened for `settings`: new, empty, or an earlier run's with the same
     settings (resumed), or with others and `force` (its frames are replaced)."""
 
-    def __init__(self, folder: str | Path, settings: dict, force: bool = False) -> None:
+    def __init__(self, folder: str | Path, settings: dict, force: bool = False,
+                 overwrite: bool = False) -> None:
         self.folder = Path(folder)
         self.settings = json.loads(json.dumps(settings))  # as it reads back from the file
-        self._check(force)
+        self._check(force, overwrite)
 
-    def _check(self, force: bool) -> None:
+    def _check(self, force: bool, overwrite: bool = False) -> None:
         folder = self.folder
         if folder.exists() and not folder.is_dir():
             raise OutputError(f"{folder}: is a file, not a frames folder")
@@ -81,13 +93,12 @@ class FramesFolder:
                 raise OutputError(f"{folder}: holds {sorted(names)[0]!r} and no {SETTINGS}: "
                                   "not a frames folder of ours; give a new or empty folder")
             return
-        earlier = read_json(folder / SETTINGS, MAX_SETTINGS_BYTES, "frames settings",
-                            error=OutputError)
-        if not isinstance(earlier, dict):
-            raise OutputError(f"{folder / SETTINGS}: not the settings of a frames folder of "
-                              "ours; give a new or empty folder")
+        earlier = read_settings(folder / SETTINGS)
+        if earlier is None and not overwrite:
+            raise OutputError(f"{folder / SETTINGS}: not one dreamzoo wrote; refusing to use "
+                              f"{folder} (give another folder, or --overwrite)")
         if earlier != self.settings:
-            if not force:
+            if not (force or overwrite):
                 names_changed = ", ".join(changed(earlier, self.settings))
                 raise OutputError(f"{folder}: holds frames made with other settings "
                                   f"({names_changed}); give another folder or --force "
@@ -98,7 +109,8 @@ class FramesFolder:
             self._write_settings()
 
     def _write_settings(self) -> None:
-        write_bytes(self.folder / SETTINGS, json.dumps(self.settings, indent=1).encode())
+        written = {MARK: MARK_VALUE, **self.settings}
+        write_bytes(self.folder / SETTINGS, json.dumps(written, indent=1).encode())
 
     def _names(self) -> list[str]:
         try:
