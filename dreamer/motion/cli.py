@@ -101,7 +101,7 @@ def zoom_main(argv: list[str]) -> int:
     from ..__main__ import dream_options, prepare_dream
     from ..networks import open_network
     from .animate import prepared
-    from .media import write_gif, write_mp4
+    from .media import check_gif_rate, write_gif, write_mp4
     from .zoom import Motion, check_zoom, zoom_frames, zoom_settings
 
     parser = motion_parser("zoom", "SRC", "Google's endless zoom: each frame dreamed from the "
@@ -126,6 +126,8 @@ def zoom_main(argv: list[str]) -> int:
     check_zoom(rgb, network, targets, motion, args.frames, options)
     if not args.fps > 0:
         raise ValueError(f"--fps must be positive (got {args.fps})")
+    if out.suffix.lower() == ".gif":
+        check_gif_rate(args.fps)
     folder = frames_folder(args, out, zoom_settings(rgb, network, targets, iterations, rate,
                                                     motion, options))
     with progress(args, args.frames, min(folder.complete(), args.frames)) as bar:
