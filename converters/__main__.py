@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .cli import broken_pipe, flushed, interrupted
 from .onnx.cli import add_check_arguments, add_export_arguments, run_check, run_export
 from .spec import ConversionError
 from .store import check_network_target, open_model, save
@@ -61,11 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] in SUBCOMMANDS:
             args = subcommand_parser().parse_args(argv)
-            return args.run(args)
-        return convert_main(argv)
+            return flushed(args.run(args))
+        return flushed(convert_main(argv))
     except ConversionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return interrupted()
+    except BrokenPipeError:
+        return broken_pipe()
 
 
 if __name__ == "__main__":

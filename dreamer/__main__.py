@@ -19,6 +19,7 @@ import warnings
 from importlib import import_module
 from pathlib import Path
 
+from converters.cli import broken_pipe, flushed, interrupted
 from converters.spec import ConversionError
 
 from .allocator import keep_freed_memory
@@ -242,6 +243,8 @@ SUBCOMMANDS = {
     "zoom": ("motion.cli", "zoom_main"),
     "video": ("motion.cli", "video_main"),
 }
+# Those whose rerun continues where an interrupted run stopped (frames folder, batch record).
+RESUMABLE = ("zoom", "video", "batch")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,11 +260,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if argv and argv[0] in SUBCOMMANDS:
                 module, function = SUBCOMMANDS[argv[0]]
-                return getattr(import_module(f"dreamer.{module}"), function)(argv[1:])
-            return run(build_parser().parse_intermixed_args(argv))
+                return flushed(getattr(import_module(f"dreamer.{module}"), function)(argv[1:]))
+            return flushed(run(build_parser().parse_intermixed_args(argv)))
         except (ConversionError, ImageError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            return interrupted(resumable=bool(argv) and argv[0] in RESUMABLE)
+        except BrokenPipeError:
+            return broken_pipe()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import converters
 from converters.caffe import mean_values
+from converters.cli import broken_pipe, flushed, interrupted
 from converters.network import Network
 from converters.spec import ConversionError
 from converters.store import check_network_target
@@ -189,12 +190,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = _run(args)
+        if result is not None:
+            report(result)
+        return flushed(0)
     except ConversionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if result is not None:
-        report(result)
-    return 0
+    except KeyboardInterrupt:
+        return interrupted()
+    except BrokenPipeError:
+        return broken_pipe()
 
 
 def _run(args: argparse.Namespace) -> Converted | None:

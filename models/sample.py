@@ -11,6 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from converters.atomic import replacing
+from converters.cli import broken_pipe, flushed, interrupted
 from converters.spec import ConversionError
 
 
@@ -25,11 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with replacing(out) as file:
             Image.fromarray(data.astronaut()).save(file, "PNG")
+        print(f"sample image (scikit-image's astronaut, 512x512) written to {out}")
+        return flushed(0)
     except ConversionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"sample image (scikit-image's astronaut, 512x512) written to {out}")
-    return 0
+    except KeyboardInterrupt:
+        return interrupted()
+    except BrokenPipeError:
+        return broken_pipe()
 
 
 if __name__ == "__main__":
