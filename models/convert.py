@@ -29,7 +29,7 @@ from . import NAME_PATTERN, convert_command, models_root
 from .download import HostUnreachable
 from .fetch import Found, from_cache, from_mirror
 from .labels import read_labels
-from .registry import REGISTRY, ZooModel, lookup, registry_table
+from .registry import REGISTRY, ZooModel, did_you_mean, lookup, registry_table
 
 
 @dataclass
@@ -223,6 +223,9 @@ def _run(args: argparse.Namespace) -> Converted | None:
         print(registry_table(done))
         return None
     model = lookup(args.model)
+    if model is None and (guess := did_you_mean(args.model)):
+        raise ConversionError(f"unknown MODEL {args.model!r}: {guess} (`make convert` lists "
+                              "the zoo)")
     if model is None:
         names = ", ".join(m.name for m in REGISTRY)
         raise ConversionError(f"unknown MODEL {args.model!r}; the zoo has: {names} "
