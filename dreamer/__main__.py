@@ -25,6 +25,21 @@ from converters.spec import ConversionError
 from .allocator import keep_freed_memory
 from .image_io import ImageError
 
+DESCRIPTION = """\
+DeepDream on classic Caffe/Torch7 nets: SRC dreamed at LAYER, ITERATIONS steps per octave
+of RATE each (defaults: a zoo model's default layer, 10 and 0.01; the presets below have
+their own). SRC is an image file (PNG,
+JPEG, ...), or `noise` with --preset deepdraw (a grey-noise canvas of the net's input size).
+
+subcommands (python -m dreamer NAME --help for each):
+  zoom      Google's endless zoom into a dream: an MP4, a GIF or a folder of PNGs
+  video     a dreamed video whose detail follows the motion (optical flow)
+  batch     the still dreamer on every image of a folder, a glob or a list
+  gallery   a labelled grid: one short dream per layer
+  sweep     a contact sheet: one row per layer, one column per channel
+  classify  the net's top classes for an image; --list-classes [QUERY] lists class names
+"""
+
 EPILOG = """\
 LAYER is an exact layer name, a unique prefix of one (conv4 -> conv4-1024 in NIN), the
 seed script's integer layer_max (module N of the net, 1-based, ReLU and Dropout
@@ -112,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     objectives += "\n  (--guide IMG replaces the objective by the notebook's guided dream)"
     parser = argparse.ArgumentParser(
         prog="python -m dreamer", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="DeepDream on classic Caffe/Torch7 nets.",
+        description=DESCRIPTION,
         epilog=EPILOG.format(objectives=objectives))
     parser.add_argument("src", nargs="?", help="source image (PNG, JPEG, ...)")
     parser.add_argument("positional", nargs="*", metavar="LAYER ITERATIONS RATE",
