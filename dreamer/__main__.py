@@ -23,7 +23,7 @@ from converters.cli import broken_pipe, flushed, interrupted
 from converters.spec import ConversionError
 
 from .allocator import keep_freed_memory
-from .image_io import ImageError
+from .image_io import MAX_SIDE_HELP, ImageError
 
 DESCRIPTION = """\
 DeepDream on classic Caffe/Torch7 nets: SRC dreamed at LAYER, ITERATIONS steps per octave
@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="target layer(s), iterations per octave, update rate")
     add_dream_options(parser)
     parser.add_argument("-o", "--output", help="output PNG/JPEG (default <src stem>_dream.png)")
+    parser.add_argument("--max-side", type=int, metavar="N", help=MAX_SIDE_HELP)
     parser.add_argument("--save-raw", help="also save the float RGB result as .npy")
     parser.add_argument("--save-octaves", help="also save each octave's result in this folder")
     parser.add_argument("--list-layers", action="store_true",
@@ -205,12 +206,14 @@ def run(args: argparse.Namespace) -> int:
     from .deepdraw import noise_canvas, schedule
     from .dream import Options, check_size, dream, quantise_result
     from .image_io import (
+        check_max_side,
         check_npy,
         check_octave_folder,
         check_writable,
         save_array,
         save_octave,
         save_rgb,
+        scaled_down,
     )
     from .networks import open_network
 
@@ -228,8 +231,9 @@ def run(args: argparse.Namespace) -> int:
     if args.save_raw:
         check_npy(args.save_raw)
     octave_dir = check_octave_folder(args.save_octaves) if args.save_octaves else None
+    check_max_side(args.max_side)
     rgb = noise_canvas(*network.spec.input_shape[-2:], args.seed) if noise \
-        else load_rgb(args.src)
+        else scaled_down(load_rgb(args.src), args.max_side)
     check_size(network, targets, rgb, Options(**options))
 
     def on_octave(k: int, octave_rgb: np.ndarray) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from converters.atomic import OutputError, check_file_target, is_temporary, replacing_folder
 
+from ..image_io import MAX_SIDE_HELP, check_max_side, scaled_down
 from .frames import FRAME, FramesFolder, frame_name
 
 OUTPUTS = (".mp4", ".gif")
@@ -33,6 +34,7 @@ def motion_parser(prog: str, source: str, description: str,
                         "run (default: <OUT stem>_frames beside OUT)")
     parser.add_argument("--force", action="store_true", help="replace the frames of a frames "
                         "folder made with other settings")
+    parser.add_argument("--max-side", type=int, metavar="N", help=MAX_SIDE_HELP)
     return parser
 
 
@@ -72,6 +74,19 @@ def note_odd_size(width: int, height: int) -> None:
               "to even by repeating their last column/row", file=sys.stderr)
 
 
+def note_resume(folder: FramesFolder, done: int, total: int | None) -> None:
+    """Say so when `folder` already holds `done` frames of an earlier run."""
+    if not done:
+        return
+    if total is not None and done >= total:
+        print(f"all {total} frames are in {folder.folder} from an earlier run: encoding only",
+              file=sys.stderr)
+        return
+    of = f" of {total}" if total is not None else ""
+    print(f"resuming at frame {done + 1}{of} (frames 1-{done} are in {folder.folder} from "
+          "an earlier run)", file=sys.stderr)
+
+
 def progress(args: argparse.Namespace, total: int | None, initial: int):
     from tqdm import tqdm
 
@@ -99,19 +114,22 @@ def zoom_main(argv: list[str]) -> int:
                         help="the view's move per frame in pixels")
     parser.add_argument("--fps", type=float, default=24.0, help="of the MP4 or GIF (default 24)")
     args = parser.parse_intermixed_args(argv)
+    check_max_side(args.max_side)
     out = check_output(Path(args.output), folder_allowed=True)
     motion = Motion(args.zoom, args.rotate, parse_pan(args.pan))
     network = open_network(args.model, args.weights)
     targets, iterations, rate = prepare_dream(network, args)
     options = dream_options(args)
     network, _ = prepared(network, targets, options)
-    rgb = load_rgb(args.src)
+    rgb = scaled_down(load_rgb(args.src), args.max_side)
     check_zoom(rgb, network, targets, motion, args.frames, options)
     if not args.fps > 0:
         raise ValueError(f"--fps must be positive (got {args.fps})")
     folder = frames_folder(args, out, zoom_settings(rgb, network, targets, iterations, rate,
                                                     motion, options))
-    with progress(args, args.frames, min(folder.complete(), args.frames)) as bar:
+    done = min(folder.complete(), args.frames)
+    note_resume(folder, done, args.frames)
+    with progress(args, args.frames, done) as bar:
         for _ in zoom_frames(rgb, network, targets, iterations, rate, motion, args.frames,
                              options, folder):
             bar.update()
@@ -174,15 +192,17 @@ def video_main(argv: list[str]) -> int:
     if args.chunk is not None and args.chunk < 1:
         raise ValueError(f"--chunk must be at least 1 frame (got {args.chunk})")
     check_engine_options(args)
+    check_max_side(args.max_side)
     out = check_output(Path(args.output), folder_allowed=False)
     network = open_network(args.model, args.weights)
     targets, iterations, rate = prepare_dream(network, args)
     iterations = iterations or ITERATIONS
     options = dream_options(args)
     network, _ = prepared(network, targets, options)
-    job = video_job(args.src, network, targets, args.blend, args.start, args.end, options)
+    job = video_job(args.src, network, targets, args.blend, args.start, args.end, options,
+                    args.max_side)
     settings = video_settings(job.path, network, targets, iterations, rate, args.blend,
-                              job.first, job.options)
+                              job.first, job.options, job.max_side)
     if args.chunk is not None:
         settings.update(chunk=args.chunk, warmup=chunk_warmup(args.blend))
     folder = frames_folder(args, out, settings)
@@ -211,6 +231,7 @@ def dream_in_order(args: argparse.Namespace, job, network, targets, iterations, 
     from .video import video_frames
 
     total = job.count or (job.info.frames - job.first if job.info.frames else None)
+    note_resume(folder, folder.complete(), total)
     with progress(args, total, folder.complete()) as bar:
         for _ in video_frames(job, network, targets, iterations, rate, args.blend, folder):
             bar.update()
