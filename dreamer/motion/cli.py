@@ -103,15 +103,17 @@ def zoom_main(argv: list[str]) -> int:
     from .zoom import Motion, check_zoom, zoom_frames, zoom_settings
 
     parser = motion_parser("zoom", "SRC", "Google's endless zoom: each frame dreamed from the "
-                           "previous one, zoomed, rotated and panned (in float).",
+                           "previous one, zoomed, rotated and panned (in float). Defaults as "
+                           "for a still: LAYER the zoo model's default layer, ITERATIONS 10, "
+                           "RATE 0.01 (--preset google: 1.5).",
                            "an .mp4 (H.264), a looping .gif, or a folder of PNGs")
     parser.add_argument("--frames", type=int, required=True, help="frames to make")
     parser.add_argument("--zoom", type=float, default=1.05, help="zoom per frame (default "
                         "1.05; below 1 zooms out)")
     parser.add_argument("--rotate", type=float, default=0.0, help="degrees per frame, "
-                        "counter-clockwise")
+                        "counter-clockwise (default 0)")
     parser.add_argument("--pan", default="0,0", metavar="DX,DY",
-                        help="the view's move per frame in pixels")
+                        help="the view's move per frame in pixels (default 0,0)")
     parser.add_argument("--fps", type=float, default=24.0, help="of the MP4 or GIF (default 24)")
     args = parser.parse_intermixed_args(argv)
     check_max_side(args.max_side)
@@ -162,21 +164,31 @@ def video_main(argv: list[str]) -> int:
     from .animate import prepared
     from .chunks import WARMUP, chunk_warmup, dream_in_chunks, stitched
     from .media import write_mp4
-    from .video import BLEND, ITERATIONS, OCTAVES, frame_times, video_job, video_settings
+    from .video import (
+        BLEND,
+        ITERATIONS,
+        OCTAVES,
+        RATE,
+        frame_times,
+        video_job,
+        video_rate,
+        video_settings,
+    )
 
     parser = motion_parser(
         "video", "IN", "Dream a video: each frame starts from its raw frame plus the previous "
         "frame's dreamed detail, moved by optical flow (DIS, both directions), masked where "
         "the flow fails its consistency check and faded by --blend. A frame that carries "
         "nothing (the first, after a cut, or with --blend 0) runs ITERATIONS; one that "
-        "carries runs ITERATIONS × (1 − blend), at least 1.\nPer-frame defaults: "
-        f"ITERATIONS {ITERATIONS}, --octaves {OCTAVES}, --blend {BLEND} (measured; README).",
+        "carries runs ITERATIONS × (1 − blend), at least 1.\nPer-frame defaults: LAYER the "
+        f"zoo model's default layer, ITERATIONS {ITERATIONS}, RATE {RATE} (--preset google: "
+        f"1.5), --octaves {OCTAVES}, --blend {BLEND} (measured; README).",
         "an .mp4 (H.264 yuv420p; the source's frame times, size and sound)")
     parser.add_argument("--blend", type=float, default=BLEND, help="share of the previous "
                         f"frame's detail carried (0 <= blend < 1; default {BLEND}); 0 dreams "
                         "every frame on its own")
     parser.add_argument("--start", help="first frame: a frame number (from 0), seconds "
-                        "(1.5s) or M:SS")
+                        "(1.5s) or M:SS; default the first")
     parser.add_argument("--end", help="end (excluded), as --start; default the last frame")
     parser.add_argument("--chunk", type=int, metavar="N", help="dream in chunks, in parallel "
                         "with --ray: cut at scene cuts and every N frames; a chunk that "
@@ -198,6 +210,7 @@ def video_main(argv: list[str]) -> int:
     targets, iterations, rate = prepare_dream(network, args)
     iterations = iterations or ITERATIONS
     options = dream_options(args)
+    rate = video_rate(rate, options)
     network, _ = prepared(network, targets, options)
     job = video_job(args.src, network, targets, args.blend, args.start, args.end, options,
                     args.max_side)

@@ -27,6 +27,7 @@ from .media import Sound, VideoInfo, probe, read_frames
 BLEND = 0.8
 ITERATIONS = 10
 OCTAVES = 2
+RATE = 0.03  # without a preset (the google preset keeps its own)
 TIME = re.compile(r"(?:(\d+):)?(\d+(?:\.\d*)?|\.\d+)s?")
 
 
@@ -48,6 +49,11 @@ def top_up(iterations: int, blend: float) -> int:
     for `blend` of a frame's ITERATIONS, so only the rest are run (at least one). A frame
     that carries nothing (the first, after a cut, or with blend 0) runs all ITERATIONS."""
     return max(1, round(iterations * (1 - blend)))
+
+
+def video_rate(rate: float | None, options: dict) -> float | None:
+    """RATE, with the video's default where none is given and no preset sets one."""
+    return RATE if rate is None and not options.get("preset") else rate
 
 
 def frame_at(position: str | int | None, info: VideoInfo, name: str) -> int | None:
@@ -157,10 +163,11 @@ def dream_video(video: str | Path, network: Network | str, layer,
                 **options) -> Iterator[np.ndarray]:
     """Yield the dreamed frames (H×W×3 float32 RGB, 0..255) of `video`'s frames from
     `start` to `end` (frame numbers or times, as --start/--end). Arguments as
-    `dreamer.dream()`, with per-frame defaults ITERATIONS and OCTAVES; with `folder`, each
+    `dreamer.dream()`, with per-frame defaults ITERATIONS, RATE and OCTAVES; with `folder`, each
     frame is saved there and a rerun continues where the last one stopped."""
     net, targets = prepared(network, layer, options)
     iterations = iterations or ITERATIONS
+    rate = video_rate(rate, options)
     job = video_job(video, net, targets, blend, start, end, options)
     store = None
     if folder is not None:
