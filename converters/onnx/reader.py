@@ -13,6 +13,9 @@ input size (params "min_size") is the one dreamzoo's exporter recorded, else unk
 from __future__ import annotations
 
 import json
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +36,28 @@ ATTRIBUTE_TYPES = {"INT", "FLOAT", "STRING", "INTS", "FLOATS", "STRINGS", "TENSO
 
 def load_onnx(path: str | Path) -> Network:
     """A Network from an .onnx file."""
-    spec = read_onnx(path)
-    try:
-        return Network(spec)
-    except ConversionError as e:
-        raise ConversionError(f"{path}: {e}") from None
+    with warnings_held():
+        spec = read_onnx(path)
+        try:
+            network = Network(spec)
+            network.output_shapes()  # a layer that cannot run fails here, before its warnings
+        except ConversionError as e:
+            raise ConversionError(f"{path}: {e}") from None
+    return network
+
+
+@contextmanager
+def warnings_held() -> Iterator[None]:
+    """The warnings raised inside (onnx2torch's about its node converters) shown only once
+    the block has succeeded: a file refused is one line, not its warnings and then it."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    shown = set()
+    for w in caught:  # each once: a layer's nodes are converted more than once
+        if (str(w.message), w.category) not in shown:
+            shown.add((str(w.message), w.category))
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def read_model(path: Path) -> onnx.ModelProto:
