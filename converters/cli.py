@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process Ctrl-C ended
 BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports the `cat` of `cat big | head`
@@ -40,3 +43,17 @@ def broken_pipe() -> int:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     return BROKEN_PIPE
+
+
+@contextmanager
+def warnings_held() -> Iterator[None]:
+    """The warnings raised inside shown only once the block has succeeded, each once: a
+    refused file is one line, not the warnings its reading raised and then the error."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    shown = set()
+    for w in caught:
+        if (str(w.message), w.category) not in shown:
+            shown.add((str(w.message), w.category))
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -13,9 +13,6 @@ input size (params "min_size") is the one dreamzoo's exporter recorded, else unk
 from __future__ import annotations
 
 import json
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
+from ..cli import warnings_held
 from ..network import Network
 from ..preprocessing import Preprocessing
 from ..shapes import check_input_shape
@@ -36,28 +34,12 @@ ATTRIBUTE_TYPES = {"INT", "FLOAT", "STRING", "INTS", "FLOATS", "STRINGS", "TENSO
 
 def load_onnx(path: str | Path) -> Network:
     """A Network from an .onnx file."""
-    with warnings_held():
+    with warnings_held():  # onnx2torch's, about its node converters
         spec = read_onnx(path)
         try:
-            network = Network(spec)
-            network.output_shapes()  # a layer that cannot run fails here, before its warnings
+            return Network(spec)
         except ConversionError as e:
             raise ConversionError(f"{path}: {e}") from None
-    return network
-
-
-@contextmanager
-def warnings_held() -> Iterator[None]:
-    """The warnings raised inside (onnx2torch's about its node converters) shown only once
-    the block has succeeded: a file refused is one line, not its warnings and then it."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    shown = set()
-    for w in caught:  # each once: a layer's nodes are converted more than once
-        if (str(w.message), w.category) not in shown:
-            shown.add((str(w.message), w.category))
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def read_model(path: Path) -> onnx.ModelProto:
