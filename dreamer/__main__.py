@@ -24,6 +24,7 @@ from converters.spec import ConversionError
 
 from .allocator import keep_freed_memory
 from .image_io import MAX_SIDE_HELP, ImageError
+from .networks import UnofficialWeights
 
 DESCRIPTION = """\
 DeepDream on classic Caffe/Torch7 nets: SRC dreamed at LAYER, ITERATIONS steps per octave
@@ -273,14 +274,24 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     with warnings.catch_warnings():  # restores the caller's warning display afterwards
         warnings.simplefilter("always")
-        # tqdm.write: a warning during a dream gets its own line, above the progress bar
-        warnings.showwarning = lambda message, *_, **__: tqdm.write(f"warning: {message}",
-                                                                    file=sys.stderr)
+        reminders: list[str] = []  # shown once the command is done: an error stays one line
+
+        def show(message, category, *_, **__) -> None:
+            if issubclass(category, UnofficialWeights):
+                reminders.append(f"warning: {message}")
+            else:  # tqdm.write: a warning during a dream gets its own line, above the bar
+                tqdm.write(f"warning: {message}", file=sys.stderr)
+
+        warnings.showwarning = show
         try:
             if argv and argv[0] in SUBCOMMANDS:
                 module, function = SUBCOMMANDS[argv[0]]
-                return flushed(getattr(import_module(f"dreamer.{module}"), function)(argv[1:]))
-            return flushed(run(build_parser().parse_intermixed_args(argv)))
+                status = getattr(import_module(f"dreamer.{module}"), function)(argv[1:])
+            else:
+                status = run(build_parser().parse_intermixed_args(argv))
+            for reminder in reminders:
+                print(reminder, file=sys.stderr)
+            return flushed(status)
         except (ConversionError, ImageError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -31,6 +31,10 @@ def open_network(model: str | None, weights: str | None = None) -> Network:
     return warn_unofficial(converters.load(models.find_converted(model)))
 
 
+class UnofficialWeights(UserWarning):
+    """Weights that did not match their published checksum when converted."""
+
+
 def warn_unofficial(network: Network) -> Network:
     """`network`, after a warning when the zoo record of its conversion says its weights
     did not match the published checksum (a mirror's stand-in or re-saved weights)."""
@@ -40,5 +44,5 @@ def warn_unofficial(network: Network) -> Network:
             warnings.warn(f"{network.name}: its weights were converted from {file['file']}, "
                           f"which does not match the published checksum of "
                           f"{file['official_name']}: not the official weights, so dreams and "
-                          "classes may not be the real net's", stacklevel=3)
+                          "classes may not be the real net's", UnofficialWeights, stacklevel=3)
     return network

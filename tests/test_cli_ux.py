@@ -215,9 +215,14 @@ def test_weights_that_failed_their_checksum_warn_when_used(tmp_path, tiny, capsy
         del tiny.spec.source["zoo"]
     src = image(tmp_path / "in.png", 35, 35)
     assert main(["classify", str(src), "--model", str(tmp_path / "net")]) == 0
-    [line] = capsys.readouterr().err.splitlines()
+    out, err = capsys.readouterr()
+    [line] = err.splitlines()  # once, after the command's output
     assert line.startswith("warning: ") and "tiny_formula.caffemodel" in line
-    assert "not the official weights" in line
+    assert "not the official weights" in line and len(out.splitlines()) == 5
+    # An error stays one line: the reminder is for a command that did its work.
+    assert main(["classify", str(tmp_path / "none.png"), "--model", str(tmp_path / "net")]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: ") and "none.png" in line
 
 
 # --- the demo's second run -------------------------------------------------------------------
