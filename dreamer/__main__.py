@@ -29,8 +29,8 @@ from .networks import UnofficialWeights
 DESCRIPTION = """\
 DeepDream on classic Caffe/Torch7 nets: SRC dreamed at LAYER, ITERATIONS steps per octave
 of RATE each (defaults: a zoo model's default layer, 10 and 0.01; the presets below have
-their own). SRC is an image file (PNG,
-JPEG, ...), or `noise` with --preset deepdraw (a grey-noise canvas of the net's input size).
+their own). SRC is an image file (PNG, JPEG, ...), or `noise` with --preset deepdraw (a
+grey-noise canvas of the net's input size).
 
 subcommands (python -m dreamer NAME --help for each):
   zoom      Google's endless zoom into a dream: an MP4, a GIF or a folder of PNGs
