@@ -20,10 +20,27 @@ import warnings
 from importlib import import_module
 from pathlib import Path
 
+from converters.cli import broken_pipe, flushed, interrupted
 from converters.spec import ConversionError
 
 from .allocator import keep_freed_memory
-from .image_io import ImageError
+from .image_io import MAX_SIDE_HELP, ImageError
+from .networks import UnofficialWeights
+
+DESCRIPTION = """\
+DeepDream on classic Caffe/Torch7 nets: SRC dreamed at LAYER, ITERATIONS steps per octave
+of RATE each (defaults: a zoo model's default layer, 10 and 0.01; the presets below have
+their own). SRC is an image file (PNG, JPEG, ...), or `noise` with --preset deepdraw (a
+grey-noise canvas of the net's input size).
+
+subcommands (python -m dreamer NAME --help for each):
+  zoom      Google's endless zoom into a dream: an MP4, a GIF or a folder of PNGs
+  video     a dreamed video whose detail follows the motion (optical flow)
+  batch     the still dreamer on every image of a folder, a glob or a list
+  gallery   a labelled grid: one short dream per layer
+  sweep     a contact sheet: one row per layer, one column per channel
+  classify  the net's top classes for an image; --list-classes [QUERY] lists class names
+"""
 
 EPILOG = """\
 LAYER is an exact layer name, a unique prefix of one (conv4 -> conv4-1024 in NIN), the
@@ -114,13 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     objectives += "\n  (--guide IMG replaces the objective by the notebook's guided dream)"
     parser = argparse.ArgumentParser(
         prog="python -m dreamer", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="DeepDream on classic Caffe/Torch7 nets.",
+        description=DESCRIPTION,
         epilog=EPILOG.format(objectives=objectives))
     parser.add_argument("src", nargs="?", help="source image (PNG, JPEG, ...)")
     parser.add_argument("positional", nargs="*", metavar="LAYER ITERATIONS RATE",
                         help="target layer(s), iterations per octave, update rate")
     add_dream_options(parser)
     parser.add_argument("-o", "--output", help="output PNG/JPEG (default <src stem>_dream.png)")
+    parser.add_argument("--max-side", type=int, metavar="N", help=MAX_SIDE_HELP)
     parser.add_argument("--save-raw", help="also save the float RGB result as .npy")
     parser.add_argument("--save-octaves", help="also save each octave's result in this folder")
     parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
@@ -204,11 +222,13 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     from .dream import Options, check_size, dream, quantise_result
     from .image_io import (
         check_image_output,
+        check_max_side,
         check_octave_folder,
         check_raw_output,
         save_array,
         save_octave,
         save_rgb,
+        scaled_down,
     )
     from .networks import open_network
     from .settings import network_digest
@@ -238,8 +258,9 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         check_raw_output(args.save_raw, [*inputs, out], args.overwrite)
     octave_dir = check_octave_folder(args.save_octaves, args.overwrite) \
         if args.save_octaves else None
+    check_max_side(args.max_side)
     rgb = noise_canvas(*network.spec.input_shape[-2:], args.seed) if noise \
-        else load_rgb(args.src)
+        else scaled_down(load_rgb(args.src), args.max_side)
     check_size(network, targets, rgb, Options(**options))
     check_writable_folder(out, rgb.size + rgb.shape[0] + (1 << 16))  # PNG: at most raw + rows
     if args.save_raw:
@@ -321,6 +342,8 @@ SUBCOMMANDS = {
     "zoom": ("motion.cli", "zoom_main"),
     "video": ("motion.cli", "video_main"),
 }
+# Those whose rerun continues where an interrupted run stopped (frames folder, batch record).
+RESUMABLE = ("zoom", "video", "batch")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -330,17 +353,31 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     with warnings.catch_warnings():  # restores the caller's warning display afterwards
         warnings.simplefilter("always")
-        # tqdm.write: a warning during a dream gets its own line, above the progress bar
-        warnings.showwarning = lambda message, *_, **__: tqdm.write(f"warning: {message}",
-                                                                    file=sys.stderr)
+        reminders: list[str] = []  # shown once the command is done: an error stays one line
+
+        def show(message, category, *_, **__) -> None:
+            if issubclass(category, UnofficialWeights):
+                reminders.append(f"warning: {message}")
+            else:  # tqdm.write: a warning during a dream gets its own line, above the bar
+                tqdm.write(f"warning: {message}", file=sys.stderr)
+
+        warnings.showwarning = show
         try:
             if argv and argv[0] in SUBCOMMANDS:
                 module, function = SUBCOMMANDS[argv[0]]
-                return getattr(import_module(f"dreamer.{module}"), function)(argv[1:])
-            return run(build_parser().parse_intermixed_args(argv), argv)
+                status = getattr(import_module(f"dreamer.{module}"), function)(argv[1:])
+            else:
+                status = run(build_parser().parse_intermixed_args(argv), argv)
+            for reminder in reminders:
+                print(reminder, file=sys.stderr)
+            return flushed(status)
         except (ConversionError, ImageError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            return interrupted(resumable=bool(argv) and argv[0] in RESUMABLE)
+        except BrokenPipeError:
+            return broken_pipe()
 
 
 if __name__ == "__main__":

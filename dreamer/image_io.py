@@ -18,6 +18,31 @@ FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 OCTAVE_FILE = re.compile(r"octave[1-9][0-9]*\.png")
 
 
+MAX_SIDE_HELP = ("scale the input down (never up) so that its longer side is at most N "
+                 "pixels, keeping its aspect ratio (Lanczos resampling, Pillow)")
+
+
+def check_max_side(max_side: int | None) -> None:
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"--max-side must be at least 1 pixel (got {max_side})")
+
+
+def scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """(width, height) scaled down so that the longer side is at most `max_side`."""
+    if max_side is None or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def scaled_down(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
+    """`rgb` (H×W×3 uint8) at `scaled_size` (Lanczos), unchanged when it already fits."""
+    size = scaled_size(rgb.shape[1], rgb.shape[0], max_side)
+    if size == (rgb.shape[1], rgb.shape[0]):
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.LANCZOS))
+
+
 def check_writable(path: str | Path) -> Path:
     """Fail before any work if `path` has an unknown image suffix or no folder."""
     path = Path(path)

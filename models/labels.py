@@ -172,6 +172,17 @@ def class_index(token: str, classes: int, labels: ClassList | None) -> int:
                      f"{', '.join(closest(wanted, labels))}")
 
 
+def search(query: str, labels: ClassList) -> list[int]:
+    """The classes one of whose names holds `query` (case, '_' and spacing ignored); all
+    for an empty query. None: a ValueError naming the closest names."""
+    wanted = _key(query)
+    found = [i for i, names in enumerate(labels.names) if any(wanted in _key(n) for n in names)]
+    if not found:
+        raise ValueError(f"no class name holds {query!r} in {labels.source}; closest: "
+                         f"{', '.join(closest(wanted, labels))}")
+    return found
+
+
 def closest(wanted: str, labels: ClassList) -> list[str]:
     """Names holding `wanted` as a whole word first, then the most similar spellings."""
     words = set(wanted.split())

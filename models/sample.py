@@ -12,6 +12,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from converters.atomic import replacing
+from converters.cli import broken_pipe, flushed, interrupted
 from converters.ownership import MARKER_KEY, check_output, marker
 from converters.spec import ConversionError
 
@@ -30,11 +31,15 @@ def main(argv: list[str] | None = None) -> int:
         text.add_itxt(MARKER_KEY, marker())
         with replacing(out) as file:
             Image.fromarray(data.astronaut()).save(file, "PNG", pnginfo=text)
+        print(f"sample image (scikit-image's astronaut, 512x512) written to {out}")
+        return flushed(0)
     except ConversionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"sample image (scikit-image's astronaut, 512x512) written to {out}")
-    return 0
+    except KeyboardInterrupt:
+        return interrupted()
+    except BrokenPipeError:
+        return broken_pipe()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import onnx
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 from ..bounded import load_json, read_bounded
+from ..cli import warnings_held
 from ..network import Network
 from ..preprocessing import Preprocessing
 from ..shapes import check_input_shape
@@ -33,11 +34,12 @@ ATTRIBUTE_TYPES = {"INT", "FLOAT", "STRING", "INTS", "FLOATS", "STRINGS", "TENSO
 
 def load_onnx(path: str | Path) -> Network:
     """A Network from an .onnx file."""
-    spec = read_onnx(path)
-    try:
-        return Network(spec)
-    except ConversionError as e:
-        raise ConversionError(f"{path}: {e}") from None
+    with warnings_held():  # onnx2torch's, about its node converters
+        spec = read_onnx(path)
+        try:
+            return Network(spec)
+        except ConversionError as e:
+            raise ConversionError(f"{path}: {e}") from None
 
 
 def read_model(path: Path) -> onnx.ModelProto:

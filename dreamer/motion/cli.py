@@ -14,6 +14,7 @@ from pathlib import Path
 from converters import ownership
 from converters.atomic import OutputError, is_temporary, replacing_folder
 
+from ..image_io import MAX_SIDE_HELP, check_max_side, scaled_down
 from .frames import FRAME, FramesFolder, frame_name
 
 OUTPUTS = (".mp4", ".gif")
@@ -36,6 +37,7 @@ def motion_parser(prog: str, source: str, description: str,
     parser.add_argument("--force", action="store_true", help="replace the frames of a frames "
                         "folder made with other settings")
     parser.add_argument("--overwrite", action="store_true", help=ownership.OVERWRITE_HELP)
+    parser.add_argument("--max-side", type=int, metavar="N", help=MAX_SIDE_HELP)
     return parser
 
 
@@ -89,6 +91,19 @@ def note_odd_size(width: int, height: int) -> None:
               "to even by repeating their last column/row", file=sys.stderr)
 
 
+def note_resume(folder: FramesFolder, done: int, total: int | None) -> None:
+    """Say so when `folder` already holds `done` frames of an earlier run."""
+    if not done:
+        return
+    if total is not None and done >= total:
+        print(f"all {total} frames are in {folder.folder} from an earlier run: encoding only",
+              file=sys.stderr)
+        return
+    of = f" of {total}" if total is not None else ""
+    print(f"resuming at frame {done + 1}{of} (frames 1-{done} are in {folder.folder} from "
+          "an earlier run)", file=sys.stderr)
+
+
 def progress(args: argparse.Namespace, total: int | None, initial: int):
     from tqdm import tqdm
 
@@ -105,24 +120,27 @@ def zoom_main(argv: list[str]) -> int:
     from .zoom import Motion, check_zoom, zoom_frames, zoom_settings
 
     parser = motion_parser("zoom", "SRC", "Google's endless zoom: each frame dreamed from the "
-                           "previous one, zoomed, rotated and panned (in float).",
+                           "previous one, zoomed, rotated and panned (in float). Defaults as "
+                           "for a still: LAYER the zoo model's default layer, ITERATIONS 10, "
+                           "RATE 0.01 (--preset google: 1.5).",
                            "an .mp4 (H.264), a looping .gif, or a folder of PNGs")
     parser.add_argument("--frames", type=int, required=True, help="frames to make")
     parser.add_argument("--zoom", type=float, default=1.05, help="zoom per frame (default "
                         "1.05; below 1 zooms out)")
     parser.add_argument("--rotate", type=float, default=0.0, help="degrees per frame, "
-                        "counter-clockwise")
+                        "counter-clockwise (default 0)")
     parser.add_argument("--pan", default="0,0", metavar="DX,DY",
-                        help="the view's move per frame in pixels")
+                        help="the view's move per frame in pixels (default 0,0)")
     parser.add_argument("--fps", type=float, default=24.0, help="of the MP4 or GIF (default 24)")
     args = parser.parse_intermixed_args(argv)
+    check_max_side(args.max_side)
     out = check_output(Path(args.output), True, inputs_of(args), args.overwrite)
     motion = Motion(args.zoom, args.rotate, parse_pan(args.pan))
     network = open_network(args.model, args.weights)
     targets, iterations, rate = prepare_dream(network, args)
     options = dream_options(args)
     network, _ = prepared(network, targets, options)
-    rgb = load_rgb(args.src)
+    rgb = scaled_down(load_rgb(args.src), args.max_side)
     check_zoom(rgb, network, targets, motion, args.frames, options)
     if not args.fps > 0:
         raise ValueError(f"--fps must be positive (got {args.fps})")
@@ -130,7 +148,9 @@ def zoom_main(argv: list[str]) -> int:
         check_gif_rate(args.fps)
     folder = frames_folder(args, out, zoom_settings(rgb, network, targets, iterations, rate,
                                                     motion, options))
-    with progress(args, args.frames, min(folder.complete(), args.frames)) as bar:
+    done = min(folder.complete(), args.frames)
+    note_resume(folder, done, args.frames)
+    with progress(args, args.frames, done) as bar:
         for _ in zoom_frames(rgb, network, targets, iterations, rate, motion, args.frames,
                              options, folder):
             bar.update()
@@ -163,21 +183,31 @@ def video_main(argv: list[str]) -> int:
     from .animate import prepared
     from .chunks import WARMUP, chunk_warmup, dream_in_chunks, stitched
     from .media import write_mp4
-    from .video import BLEND, ITERATIONS, OCTAVES, frame_times, video_job, video_settings
+    from .video import (
+        BLEND,
+        ITERATIONS,
+        OCTAVES,
+        RATE,
+        frame_times,
+        video_job,
+        video_rate,
+        video_settings,
+    )
 
     parser = motion_parser(
         "video", "IN", "Dream a video: each frame starts from its raw frame plus the previous "
         "frame's dreamed detail, moved by optical flow (DIS, both directions), masked where "
         "the flow fails its consistency check and faded by --blend. A frame that carries "
         "nothing (the first, after a cut, or with --blend 0) runs ITERATIONS; one that "
-        "carries runs ITERATIONS × (1 − blend), at least 1.\nPer-frame defaults: "
-        f"ITERATIONS {ITERATIONS}, --octaves {OCTAVES}, --blend {BLEND} (measured; README).",
+        "carries runs ITERATIONS × (1 − blend), at least 1.\nPer-frame defaults: LAYER the "
+        f"zoo model's default layer, ITERATIONS {ITERATIONS}, RATE {RATE} (--preset google: "
+        f"1.5), --octaves {OCTAVES}, --blend {BLEND} (measured; README).",
         "an .mp4 (H.264 yuv420p; the source's frame times, size and sound)")
     parser.add_argument("--blend", type=float, default=BLEND, help="share of the previous "
                         f"frame's detail carried (0 <= blend < 1; default {BLEND}); 0 dreams "
                         "every frame on its own")
     parser.add_argument("--start", help="first frame: a frame number (from 0), seconds "
-                        "(1.5s) or M:SS")
+                        "(1.5s) or M:SS; default the first")
     parser.add_argument("--end", help="end (excluded), as --start; default the last frame")
     parser.add_argument("--chunk", type=int, metavar="N", help="dream in chunks, in parallel "
                         "with --ray: cut at scene cuts and every N frames; a chunk that "
@@ -193,15 +223,18 @@ def video_main(argv: list[str]) -> int:
     if args.chunk is not None and args.chunk < 1:
         raise ValueError(f"--chunk must be at least 1 frame (got {args.chunk})")
     check_engine_options(args)
+    check_max_side(args.max_side)
     out = check_output(Path(args.output), False, inputs_of(args), args.overwrite)
     network = open_network(args.model, args.weights)
     targets, iterations, rate = prepare_dream(network, args)
     iterations = iterations or ITERATIONS
     options = dream_options(args)
+    rate = video_rate(rate, options)
     network, _ = prepared(network, targets, options)
-    job = video_job(args.src, network, targets, args.blend, args.start, args.end, options)
+    job = video_job(args.src, network, targets, args.blend, args.start, args.end, options,
+                    args.max_side)
     settings = video_settings(job.path, network, targets, iterations, rate, args.blend,
-                              job.first, job.options)
+                              job.first, job.options, job.max_side)
     if args.chunk is not None:
         settings.update(chunk=args.chunk, warmup=chunk_warmup(args.blend))
     folder = frames_folder(args, out, settings)
@@ -230,6 +263,7 @@ def dream_in_order(args: argparse.Namespace, job, network, targets, iterations, 
     from .video import video_frames
 
     total = job.count or (job.info.frames - job.first if job.info.frames else None)
+    note_resume(folder, folder.complete(), total)
     with progress(args, total, folder.complete()) as bar:
         for _ in video_frames(job, network, targets, iterations, rate, args.blend, folder):
             bar.update()

@@ -59,6 +59,9 @@ def probe(path: str | Path) -> VideoInfo:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise VideoError(f"{path}: has no video stream")
+            if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+                raise VideoError(f"{path}: a still image, not a video; to animate a still, "
+                                 "use `python -m dreamer zoom`")
             stream = container.streams.video[0]
             first = next(container.decode(stream), None)
             if first is None:
