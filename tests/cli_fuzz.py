@@ -56,7 +56,7 @@ from hypothesis import strategies as st
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("DREAMZOO_SHARED", ROOT.parent / "shared")).resolve()
 TINY = SHARED / "models" / "tiny"
-MEMORY_MARGIN = 2 << 30  # address space a case may add to the worker's (bytes)
+MEMORY_MARGIN = 1 << 30  # address space a case may add to the worker's (bytes)
 FILE_LIMIT = 256 << 20  # largest file a case may write (bytes)
 CASE_SECONDS = 10  # a case running longer is a hang (a normal one takes under a second)
 STARTUP_SECONDS = 180.0  # the worker's imports and fixture on a busy machine
@@ -217,7 +217,7 @@ ENGINE_OPTIONS = (
 DREAM_POSITIONALS = (Option("LAYER", "text", ("conv1", "conv2", "relu1", "2", "conv")),
                      Option("ITERATIONS", "number", ("1", "2")),
                      Option("RATE", "number", ("0.05", "1", "0.001")))
-DREAM = ["conv2", "1", "0.05", "--model", "{fx}/tiny", "--quiet", "--octaves", "1"]
+DREAM = ["conv2", "1", "0.05", "--model", "{fx}/tiny", "--quiet"]
 
 
 def stem_default(suffix: str, index: int) -> Callable[[list[str]], list[str]]:
@@ -352,16 +352,17 @@ def cases(draw, fx: Path, names: tuple[str, ...] = GENERATED) -> Case:
     if command.name == "models" and draw(st.booleans()):
         return Case("models", [draw(st.sampled_from(MODELS_ALONE))])
     offset = int(argv[0] == command.name)  # after a subcommand's word
-    for k, positional in enumerate(command.positionals):
-        if draw(st.integers(0, 3)) == 0:  # a positional replaced: by a bad value or a good one
-            value = draw(values(positional, fx, draw(st.booleans())))[0]
-            argv[offset + k] = value.replace("{fx}", here)
-    # Mostly good values and a bad one or two: a bad value reaches past the other checks.
     chosen = draw(st.lists(st.sampled_from(command.options), min_size=1, max_size=4,
                            unique=True))
-    for option in chosen:
-        bad = draw(st.integers(0, 2)) == 0
-        argv += [option.flag, *(v.replace("{fx}", here) for v in draw(values(option, fx, bad)))]
+    # Good values and at most one bad one, which then reaches past the other checks.
+    bad = draw(st.integers(-1, len(command.positionals) + len(chosen) - 1))
+    for k, positional in enumerate(command.positionals):
+        if k == bad or draw(st.integers(0, 3)) == 0:
+            value = draw(values(positional, fx, k == bad))[0]
+            argv[offset + k] = value.replace("{fx}", here)
+    for k, option in enumerate(chosen, len(command.positionals)):
+        argv += [option.flag, *(v.replace("{fx}", here)
+                                for v in draw(values(option, fx, k == bad)))]
     return Case(command.name, argv)
 
 
@@ -589,12 +590,13 @@ def valid_output(path: Path, command: str) -> str | None:
             return valid_folder(path, command)
         if not path.is_file():
             return "missing" if not path.exists() else "not a file"
-        suffix = path.suffix.lower()
+        suffix = ".onnx" if command == "export" else path.suffix.lower()
         if suffix in (".png", ".jpg", ".jpeg", ".gif"):
             from PIL import Image
 
             with Image.open(path) as image:
-                image.load()
+                if all(low == high for low, high in image.convert("RGB").getextrema()):
+                    return "a uniform image"  # not a dream of the noise image
         elif suffix == ".npy":
             import numpy as np
 
@@ -647,6 +649,7 @@ def judge(outcome: Outcome, root: Path, cwd: Path, before: dict, fixture: Path,
     after = snapshot(root)
     written = sorted(p for p, v in after.items() if before.get(p) != v)
     status = outcome.status
+    crashed = bool(found)  # a signal or a traceback: its stderr is not judged further
     if status == 0:
         allowed = [p.resolve() for p in expected_outputs(outcome.case, cwd)]
         for path in expected_outputs(outcome.case, cwd):
@@ -664,16 +667,18 @@ def judge(outcome: Outcome, root: Path, cwd: Path, before: dict, fixture: Path,
     elif status in (1, 2) and not outcome.signal:
         if status == 1 and outcome.case.command in ("batch", "check"):
             return  # a batch with failed items, a check over its tolerance
-        if status == 1 and not found:
-            found.append("exit 1")
         if written:
             found.append(f"exit {status} and wrote {written[0]}")
+        if crashed:
+            return
+        if status == 1:
+            found.append("exit 1")
         errors = [line for line in lines if not line.startswith(("usage:", " "))]
         if not any(line.startswith("error:") or ": error:" in line for line in lines[-1:]):
             found.append(f"exit {status} without an error line")
         elif len(errors) > 1:
             found.append(f"exit {status} with {len(errors)} lines on stderr")
-    elif status is not None:
+    elif status is not None and not crashed:
         found.append(f"exit {status}")
 
 
@@ -732,13 +737,19 @@ class Runner:
 def fuzz(runner: Runner, count: int, seed_value: int | None,
          names: tuple[str, ...] = GENERATED,
          on_case: Callable[[Outcome], None] | None = None) -> list[Outcome]:
-    """`count` generated cases (fixed with `seed_value`, else derandomised); every outcome."""
+    """`count` generated cases (fixed with `seed_value`, else derandomised); the outcome of
+    each different one."""
     outcomes: list[Outcome] = []
+    seen: set[tuple[str, tuple[str, ...]]] = set()
 
     @settings(max_examples=count, deadline=None, database=None, derandomize=seed_value is None,
               suppress_health_check=list(HealthCheck), phases=[Phase.generate])
     @given(cases(runner.fixture, names))
     def one(case: Case) -> None:
+        key = (case.command, tuple(case.argv))
+        if key in seen:  # Hypothesis may draw a case again: its outcome is known
+            return
+        seen.add(key)
         outcomes.append(runner.run(case))
         if on_case is not None:
             on_case(outcomes[-1])
