@@ -68,7 +68,7 @@ def test_every_command_ends_in_a_valid_output_or_a_one_line_error(runner):
     assert not stale, f"KNOWN_BUGS entries no case hits any more (fixed? remove them): {stale}"
     for name in GENERATED:  # every command is reached, and its checks refuse
         assert 2 in {o.status for o in outcomes if o.case.command == name}, name
-    assert sum(o.status == 0 for o in outcomes) > SUITE_CASES // 10  # and many cases dream
+    assert sum(o.status == 0 for o in outcomes) > SUITE_CASES // 20  # and some dream
     if found:
         pytest.xfail("known bugs of issue 19 (KNOWN_BUGS):\n" + report(found))
 
