@@ -16,7 +16,10 @@ A case must end in one of two ways:
 
 Inputs (the fixture folder, shared by all cases) must come out unchanged either way.
 Anything else is a finding, named by a short symptom (`traceback MemoryError`, `hang`,
-`wrote outside OUT`...).
+`wrote what it was not asked for`...). A case gives at most one option (or positional) a
+bad value, the others good ones, so that the bad one reaches past the other checks; run
+here (not in the suite), an error that names neither that option nor its value is a
+finding too (a heuristic: `--no-messages` leaves it out).
 
 Importing torch costs seconds, so cases do not start a Python each: a worker process
 imports everything once, then forks a child per case. The child changes into a fresh
@@ -96,7 +99,8 @@ def make_fixture(folder: Path) -> None:
     (folder / "lists").mkdir()
     (folder / "lists" / "list.txt").write_text("../photos/a.png\n# a comment\n\n"
                                               "../photos/sub/b.png\n")
-    (folder / "lists" / "escape.txt").write_text("../img.png\n../photos/a.png\n")
+    Image.fromarray(rgb[:, ::-1]).save(folder / "lists" / "c.png")
+    (folder / "lists" / "escape.txt").write_text("c.png\n../photos/a.png\n")  # OUTDIR/../
     (folder / "lists" / "absolute.txt").write_text(f"{folder / 'img.png'}\n")
     (folder / "lists" / "missing.txt").write_text("nothere.png\n../photos/a.png\n")
     (folder / "empty").mkdir()
@@ -337,6 +341,7 @@ MODELS_ALONE = ("nin", "googlnet", "", "ü", "../x", "squeezenet")
 class Case:
     command: str
     argv: list[str]  # relative to the entry point (a dreamer subcommand's name included)
+    bad: tuple[str, str] | None = None  # the option (or positional) given a bad value, and it
 
     def shown(self) -> str:
         return f"{self.command}: " + " ".join(repr(a) if not a or " " in a else a
@@ -356,14 +361,17 @@ def cases(draw, fx: Path, names: tuple[str, ...] = GENERATED) -> Case:
                            unique=True))
     # Good values and at most one bad one, which then reaches past the other checks.
     bad = draw(st.integers(-1, len(command.positionals) + len(chosen) - 1))
+    given = None
     for k, positional in enumerate(command.positionals):
         if k == bad or draw(st.integers(0, 3)) == 0:
             value = draw(values(positional, fx, k == bad))[0]
             argv[offset + k] = value.replace("{fx}", here)
+            given = (positional.flag, argv[offset + k]) if k == bad else given
     for k, option in enumerate(chosen, len(command.positionals)):
-        argv += [option.flag, *(v.replace("{fx}", here)
-                                for v in draw(values(option, fx, k == bad)))]
-    return Case(command.name, argv)
+        value = [v.replace("{fx}", here) for v in draw(values(option, fx, k == bad))]
+        argv += [option.flag, *value]
+        given = (option.flag, " ".join(value)) if k == bad else given
+    return Case(command.name, argv, given)
 
 
 # --- the worker: imports once, forks a child per case ------------------------------------------
@@ -634,8 +642,10 @@ def valid_folder(path: Path, command: str) -> str | None:
 
 
 def judge(outcome: Outcome, root: Path, cwd: Path, before: dict, fixture: Path,
-          fixture_before: dict) -> None:
-    """Fill outcome.findings: what the case did that a command must not do."""
+          fixture_before: dict, messages: bool = False) -> None:
+    """Fill outcome.findings: what the case did that a command must not do; with
+    `messages`, also an error that names neither the option given a bad value nor the
+    value (a heuristic: another option's good value may be what is refused)."""
     found = outcome.findings
     lines = [line for line in outcome.stderr.splitlines() if line.strip()]
     if outcome.signal:
@@ -678,8 +688,18 @@ def judge(outcome: Outcome, root: Path, cwd: Path, before: dict, fixture: Path,
             found.append(f"exit {status} without an error line")
         elif len(errors) > 1:
             found.append(f"exit {status} with {len(errors)} lines on stderr")
+        elif messages and outcome.case.bad and not names_the_bad_value(outcome.case, lines[-1]):
+            found.append(f"an error that names neither {outcome.case.bad[0]} nor its value")
     elif status is not None and not crashed:
         found.append(f"exit {status}")
+
+
+def names_the_bad_value(case: Case, error: str) -> bool:
+    flag, value = case.bad
+    named = {flag, flag.lstrip("-"), value.strip(), repr(value.strip())}
+    if flag == "SRC" or flag == "IN" or flag == "IMG" or flag == "INPUT":
+        named |= {"source", "input", "image"}
+    return any(name and name.lower() in error.lower() for name in named)
 
 
 def category(outcome: Outcome) -> str:
@@ -697,8 +717,9 @@ def category(outcome: Outcome) -> str:
 class Runner:
     """The worker, the fixture and the scratch folders of a fuzz run."""
 
-    def __init__(self, scratch: Path, seconds: int = CASE_SECONDS) -> None:
-        self.scratch, self.seconds = scratch, seconds
+    def __init__(self, scratch: Path, seconds: int = CASE_SECONDS, messages: bool = False
+                 ) -> None:
+        self.scratch, self.seconds, self.messages = scratch, seconds, messages
         self.fixture = scratch / "fixture"
         make_fixture(self.fixture)
         self.pristine = scratch / "pristine"
@@ -723,7 +744,7 @@ class Runner:
         outcome = Outcome(case, answer.get("status"), answer.get("signal"),
                           (logs / "stdout").read_text(errors="replace"),
                           (logs / "stderr").read_text(errors="replace"), answer["seconds"])
-        judge(outcome, root, cwd, before, self.fixture, self.fixture_before)
+        judge(outcome, root, cwd, before, self.fixture, self.fixture_before, self.messages)
         if "changed an input" in outcome.findings:
             shutil.rmtree(self.fixture)
             shutil.copytree(self.pristine, self.fixture, symlinks=True)
@@ -793,6 +814,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "cli-fuzz",
                         help="folder for findings.txt")
     parser.add_argument("--verbose", action="store_true", help="print every case")
+    parser.add_argument("--no-messages", action="store_true", help="do not report errors "
+                        "that name neither the bad option nor its value (a heuristic; the "
+                        "suite leaves it out)")
     parser.add_argument("--repro", nargs=argparse.REMAINDER, metavar="COMMAND ARG")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -805,7 +829,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dreamzoo-cli-fuzz-") as scratch:
-        runner = Runner(Path(scratch), args.seconds)
+        runner = Runner(Path(scratch), args.seconds, not args.no_messages)
 
         def progress(outcome: Outcome) -> None:
             if args.verbose:
