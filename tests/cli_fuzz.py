@@ -185,23 +185,24 @@ def values(option: Option, fx: Path, bad: bool) -> st.SearchStrategy[list[str]]:
         return st.sampled_from(shapes()).map(str.split)
     pool = {"number": NUMBERS, "text": TEXTS, "choice": TEXTS, "input": inputs(fx),
             "output": outputs(fx)}[option.kind] if bad or not option.good else option.good
-    return st.sampled_from(pool).map(lambda value: [value])
+    return st.sampled_from(pool).map(lambda value: value.split("\t") if value else [value])
 
 
+# A good value of several arguments: tab-separated.
+PROTOTXT_AND_WEIGHTS = "{fx}/deploy.prototxt\t--weights\t{fx}/tiny.caffemodel"
 DREAM_OPTIONS = (
-    Option("--model", "input", ("{fx}/tiny", "{fx}/tiny.onnx", "{fx}/deploy.prototxt", "nin",
-                                "googlnet")),
-    Option("--weights", "input", ("{fx}/tiny.caffemodel",)),
+    Option("--model", "input", ("{fx}/tiny", "{fx}/tiny.onnx", PROTOTXT_AND_WEIGHTS)),
+    Option("--weights", "input"),  # alone: always refused (the base model is a folder)
     Option("--layer", "text", ("conv1", "conv2", "conv1:1,conv2:0.5", "2", "norm", "fc3")),
-    Option("--class", "text", ("0", "3:2", "class1", "thing2,0", "99")),
+    Option("--class", "text", ("0", "3:2", "class1\t--labels\t{fx}/labels.txt")),
     Option("--labels", "input", ("{fx}/labels.txt",)),
     Option("--preset", "choice", ("google", "torch7", "deepdraw")),
     Option("--octaves", "number", ("1", "2", "3", "1000000000")),
     Option("--octave-scale", "number", ("1.2", "1.4", "2", "1")),
     Option("--jitter", "number", ("0", "4", "32", "1e20")),
-    Option("--step-norm", "choice", ("mean", "max", "rms", "none")),
+    Option("--step-norm", "choice", ("mean", "max", "l2", "none")),
     Option("--channel", "number", ("0", "3", "11", "12")),
-    Option("--objective", "choice", ("l2", "topk", "mean", "max")),
+    Option("--objective", "choice", ("l2", "topk", "mean", "sign", "square")),
     Option("--topk", "number", ("0.1", "0.5", "1")),
     Option("--guide", "input", ("{fx}/img.png", "{fx}/img.jpg")),
     Option("--blur", "number", ("0.5", "1", "0")),
@@ -279,10 +280,10 @@ COMMANDS = (
                         "--iterations", "1", "--size", "40", "--octaves", "1", "--quiet",
                         "-o", "g.png"],
             (Option("SRC", "input", ("{fx}/img.png",)),),
-            (Option("--model", "input", ("{fx}/tiny", "{fx}/tiny.onnx")),
-             Option("--weights", "input", ("{fx}/tiny.caffemodel",)),
+            (Option("--model", "input", ("{fx}/tiny", "{fx}/tiny.onnx", PROTOTXT_AND_WEIGHTS)),
+             Option("--weights", "input"),
              Option("--layers", "text", ("conv1", "conv1,conv2", "fc3", ",")),
-             Option("--classes", "text", ("0", "class1,2", "99")),
+             Option("--classes", "text", ("0", "1,2", "class1,2\t--labels\t{fx}/labels.txt")),
              Option("--labels", "input", ("{fx}/labels.txt",)),
              Option("--count", "number", ("1", "3")),
              Option("--iterations", "number", ("1", "2")),
@@ -296,8 +297,8 @@ COMMANDS = (
     Command("classify", "dreamer",
             lambda fx: ["classify", f"{fx}/img.png", "--model", f"{fx}/tiny"],
             (Option("IMG", "input", ("{fx}/img.png", "{fx}/img.jpg")),),
-            (Option("--model", "input", ("{fx}/tiny", "{fx}/tiny.onnx")),
-             Option("--weights", "input", ("{fx}/tiny.caffemodel",)),
+            (Option("--model", "input", ("{fx}/tiny", "{fx}/tiny.onnx", PROTOTXT_AND_WEIGHTS)),
+             Option("--weights", "input"),
              Option("--labels", "input", ("{fx}/labels.txt",)),
              Option("--top", "number", ("1", "3", "10", "100")),
              Option("--crop", "choice", ("centre", "none")), Option("--json", "flag")),
