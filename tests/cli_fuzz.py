@@ -342,7 +342,7 @@ MODELS_ALONE = ("nin", "googlnet", "", "ü", "../x", "squeezenet")
 class Case:
     command: str
     argv: list[str]  # relative to the entry point (a dreamer subcommand's name included)
-    bad: tuple[str, str] | None = None  # the option (or positional) given a bad value, and it
+    bad: tuple[str, str] | None = None  # (option or positional, value) of the bad value
 
     def shown(self) -> str:
         return f"{self.command}: " + " ".join(repr(a) if not a or " " in a else a
