@@ -34,11 +34,20 @@ test-avx2: setup
 lint: setup
 	$(PY) -m ruff check .
 
-# Every reader on FUZZ_CASES mutated files per format; findings in build/fuzz/findings.txt.
-.PHONY: fuzz
+# Every reader on FUZZ_CASES mutated files per format (findings in build/fuzz/findings.txt),
+# then every subcommand on CLI_FUZZ_CASES generated command lines (Hypothesis; a random seed,
+# or CLI_FUZZ_SEED; findings in build/cli-fuzz/findings.txt; the suite runs 300 on a fixed
+# seed). `make cli-fuzz`: the second alone.
+.PHONY: fuzz cli-fuzz
 FUZZ_CASES ?= 10000
+CLI_FUZZ_CASES ?= 3000
+CLI_FUZZ = OMP_NUM_THREADS=1 $(PY) tests/cli_fuzz.py --cases $(CLI_FUZZ_CASES) \
+	$(if $(CLI_FUZZ_SEED),--seed $(CLI_FUZZ_SEED))
 fuzz: setup
-	$(PY) tests/fuzz.py --cases $(FUZZ_CASES)
+	$(PY) tests/fuzz.py --cases $(FUZZ_CASES); status=$$?; $(CLI_FUZZ) && exit $$status
+
+cli-fuzz: setup
+	$(CLI_FUZZ)
 
 # Every benchmark in bench/ (shared code in bench/_*.py): speed, precisions, memory.
 bench: setup
