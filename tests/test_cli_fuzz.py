@@ -27,9 +27,6 @@ def symptom(outcome: Outcome, text: str) -> bool:
 # expected (the test is then marked xfail), any other fails the test, and an entry that no
 # case hits any more fails it too, so that the entry is removed once its fix is merged.
 KNOWN_BUGS: dict[str, Callable[[Outcome], bool]] = {
-    # item 4 (inputs read with a size bound): /dev/zero as any input file is read whole
-    "/dev/zero read whole": lambda o: argv_has(o, "/dev/zero")
-    and (symptom(o, "traceback MemoryError") or symptom(o, "hang")),
     # item 7: onnxruntime logs its own (coloured) line on stderr before our error
     "check: onnxruntime's log line": lambda o: o.case.command == "check"
     and symptom(o, "lines on stderr") and "onnxruntime cannot run it" in o.stderr,
