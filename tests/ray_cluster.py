@@ -22,12 +22,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 READY = "This command will now block forever"  # printed by `ray start --block` once up
 START_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 60
+RUNS = 3  # runs of a command whose cluster is stopped under it
 GONE_AFTER_S = 5  # a driver whose cluster is gone exits after this (Ray's default: 60)
 CORE = ("gcs_server", "raylet")  # the processes without which the cluster is gone
 
@@ -170,8 +172,13 @@ class PrivateRay:
                 and len(self.core) == len(CORE) and all(map(running, self.core)))
 
     def ensure(self) -> str:
-        """The address of a running cluster, started again if it was stopped."""
+        """The address of a running cluster, started again if it was stopped: once its GCS
+        has stopped too, as `ray stop` stops GCS servers last, after looking for them
+        again: a cluster started before then would be stopped with it."""
         if not self.alive():
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            while any(map(running, self.core)) and time.monotonic() < deadline:
+                time.sleep(0.1)
             self.stop(force=True)  # what is left of it: SIGTERM would wait for the rest
             self.start()
         return self.address
@@ -209,11 +216,12 @@ class PrivateRay:
             kill(pid, signal.SIGTERM)
 
     def dreamer(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        """`python -m dreamer ARGS --ray ADDRESS` on this cluster; run once more if the
-        cluster was stopped under it (by an outside `ray stop`)."""
-        done = self.run_dreamer(args, timeout)
-        if done.returncode != 0 and not self.alive():
+        """`python -m dreamer ARGS --ray ADDRESS` on this cluster; run again (up to RUNS
+        times in all) if the cluster was stopped under it (by an outside `ray stop`)."""
+        for _ in range(RUNS):
             done = self.run_dreamer(args, timeout)
+            if done.returncode == 0 or self.alive():
+                break
         return done
 
     def run_dreamer(self, args: tuple[str, ...], timeout: float) -> subprocess.CompletedProcess:
