@@ -175,7 +175,7 @@ def host_port(address: str) -> tuple[str, int]:
     """HOST and PORT of a Ray address `[ray://]HOST:PORT` (IPv6 hosts in brackets)."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not host or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
         raise ValueError(f"expected auto or HOST:PORT (a Ray cluster's address, PORT 1-65535), "
                          f"not {address!r}")
     return host, int(port)

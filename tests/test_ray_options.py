@@ -44,7 +44,7 @@ def no_connection(monkeypatch):
     ("--workers", "²"), ("--cpus-per-worker", "0"), ("--cpus-per-worker", ""),
     ("--gpus-per-worker", "-0.5"), ("--gpus-per-worker", "nan"), ("--gpus-per-worker", "inf"),
     ("--ray", ""), ("--ray", "somewhere"), ("--ray", "somewhere:0"), ("--ray", "host:65536"),
-    ("--ray", ":6379"), ("--ray", "host:port")])
+    ("--ray", ":6379"), ("--ray", "host:port"), ("--ray", "host:²")])
 def test_a_bad_ray_option_is_refused_as_it_is_parsed(option, value, batch_args, tmp_path,
                                                      capsys, no_connection):
     with pytest.raises(SystemExit) as exit_:
