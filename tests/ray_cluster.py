@@ -59,6 +59,12 @@ def private_ray_settings(root: Path) -> dict[str, str]:
             "RAY_USAGE_STATS_ENABLED": "0"}
 
 
+def ray_executable() -> str:
+    """Ray's command line, beside this Python's (a virtual environment) or on the PATH."""
+    beside = Path(sys.executable).with_name("ray")
+    return str(beside) if beside.is_file() else shutil.which("ray") or "ray"
+
+
 def checkout_environment() -> dict[str, str]:
     """This process's environment with this checkout first on the path, 1 torch thread,
     and no RAY_ADDRESS of anyone else: for `python -m dreamer` run by the tests."""
@@ -140,7 +146,7 @@ class PrivateRay:
         port = free_port()
         self.temp_dir = self.root / f"t{self.starts}"
         self.starts += 1
-        command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
+        command = [ray_executable(), "start", "--head", "--block",
                    f"--port={port}", f"--temp-dir={self.temp_dir}", f"--num-cpus={self.cpus}",
                    "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats",
                    f"--dashboard-agent-listen-port={free_port()}",

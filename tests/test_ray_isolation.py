@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import shared_path
 from PIL import Image
-from ray_cluster import checkout_environment, command_line
+from ray_cluster import checkout_environment, command_line, ray_executable
 
 pytest.importorskip("ray")
 
@@ -50,8 +50,7 @@ def stop_when_working(ray_cluster, finished: threading.Event, stopped: list[str]
         if finished.wait(0.05):
             return
     if os.environ.get(REAL_STOP, pid_namespace()) != pid_namespace():  # a namespace of ours
-        ray = str(Path(sys.executable).with_name("ray"))
-        stopped.append(subprocess.run([ray, "stop"], stdout=subprocess.PIPE,
+        stopped.append(subprocess.run([ray_executable(), "stop"], stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True).stdout)
     else:
         ray_cluster.stop_as_ray_stop_does()
