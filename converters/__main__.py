@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .onnx.cli import add_check_arguments, add_export_arguments, run_check, run_export
+from .ownership import check_not_input
 from .spec import ConversionError
 from .store import check_network_target, open_model, save
 
@@ -48,6 +50,7 @@ def convert_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.output:
         check_network_target(args.output)
+        check_not_input(Path(args.output), args.model)
     network = open_model(args.model, args.input_shape)
     print(network.layer_table())
     if args.output:

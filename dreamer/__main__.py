@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import warnings
 from importlib import import_module
@@ -105,6 +106,8 @@ def dream_options(args: argparse.Namespace) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from converters.ownership import OVERWRITE_HELP
+
     from .objectives import OBJECTIVE_HELP
 
     objectives = "\n".join(f"  {k:<8} {v}" for k, v in OBJECTIVE_HELP.items())
@@ -120,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", help="output PNG/JPEG (default <src stem>_dream.png)")
     parser.add_argument("--save-raw", help="also save the float RGB result as .npy")
     parser.add_argument("--save-octaves", help="also save each octave's result in this folder")
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    parser.add_argument("--from-png", metavar="PNG", help="dream again with the command line "
+                        "and model stored in a dream PNG of ours (keeps -o if given)")
     parser.add_argument("--list-layers", action="store_true",
                         help="print index, name, type, output shape and smallest input "
                         "size of every layer")
@@ -180,41 +186,64 @@ def check_channel(network, targets: list, *channels: int) -> None:
                                  f"{target.layer!r} has {count} channels")
 
 
-def run(args: argparse.Namespace) -> int:
+# Options naming a file, read relative to the folder the command was given in.
+PATH_OPTIONS = ("src", "model", "weights", "guide", "labels")
+# Options of where the outputs go, which --from-png takes from the new command line.
+OUTPUT_OPTIONS = ("output", "save_raw", "save_octaves", "overwrite", "quiet", "list_layers")
+OUTPUT_FLAGS = ("-o", "--output", "--save-raw", "--save-octaves", "--from-png")
+
+
+def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     import numpy as np
     from tqdm import tqdm
 
     from converters.images import load_rgb
+    from converters.ownership import check_writable_folder, marker
 
     from .deepdraw import noise_canvas, schedule
     from .dream import Options, check_size, dream, quantise_result
     from .image_io import (
-        check_npy,
+        check_image_output,
         check_octave_folder,
-        check_writable,
+        check_raw_output,
         save_array,
         save_octave,
         save_rgb,
     )
     from .networks import open_network
+    from .settings import network_digest
 
+    replayed, made_by, cwd = args.from_png, None, os.getcwd()
+    if replayed:
+        args, stored = replay_args(args)
+        argv, made_by, cwd = stored["argv"], stored.get("network"), stored["cwd"]
     network = open_network(args.model, args.weights)
     if args.list_layers:
         print(network.layer_table())
         return 0
     if args.src is None and args.preset != "deepdraw":  # deepdraw: a noise canvas
         raise ValueError("give a source image (see --help)")
+    digest = f"{network.name} {network_digest(network)}"
+    if made_by is not None and made_by != digest:
+        raise ValueError(f"{replayed}: was dreamed with another model ({made_by}); "
+                         f"the model {args.model or 'nin'} is {digest}")
     targets, iterations, rate = prepare_dream(network, args)
     options = dream_options(args)
     noise = args.preset == "deepdraw" and (args.src or "noise") == "noise" \
         and not Path("noise").exists()
-    out = check_writable(args.output or f"{Path(args.src or 'noise').stem}_dream.png")
+    inputs = [replayed, *(getattr(args, name) for name in PATH_OPTIONS)]
+    out = check_image_output(args.output or f"{Path(args.src or 'noise').stem}_dream.png",
+                             inputs, args.overwrite)
     if args.save_raw:
-        check_npy(args.save_raw)
-    octave_dir = check_octave_folder(args.save_octaves) if args.save_octaves else None
+        check_raw_output(args.save_raw, [*inputs, out], args.overwrite)
+    octave_dir = check_octave_folder(args.save_octaves, args.overwrite) \
+        if args.save_octaves else None
     rgb = noise_canvas(*network.spec.input_shape[-2:], args.seed) if noise \
         else load_rgb(args.src)
     check_size(network, targets, rgb, Options(**options))
+    check_writable_folder(out, rgb.size + rgb.shape[0] + (1 << 16))  # PNG: at most raw + rows
+    if args.save_raw:
+        check_writable_folder(Path(args.save_raw), rgb.size * 4 + 128)
 
     def on_octave(k: int, octave_rgb: np.ndarray) -> None:
         save_octave(octave_dir, k + 1, quantise_result(octave_rgb, None))
@@ -226,11 +255,61 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=steps, disable=args.quiet, unit="step", leave=False) as bar:
         result = dream(rgb, network, targets, iterations, rate, raw=True, on_step=bar.update,
                        on_octave=on_octave if octave_dir else None, **options)
-    save_rgb(out, quantise_result(result, args.preset))
+    save_rgb(out, quantise_result(result, args.preset),
+             marker(argv=without_outputs(sys.argv[1:] if argv is None else argv), cwd=cwd,
+                    network=digest))
     if args.save_raw:
         save_array(args.save_raw, result)
     print(f"dream written to {out}")
     return 0
+
+
+def without_outputs(argv: list[str]) -> list[str]:
+    """The command line less where its outputs go (so the same dream made under two names
+    is the same file): what a dream PNG stores to be made again."""
+    kept, skip = [], False
+    for arg in argv:
+        flag = arg.split("=", 1)[0]
+        if skip or flag in ("--overwrite", "--quiet"):
+            skip = False
+        elif flag in OUTPUT_FLAGS or (arg.startswith("-o") and not arg.startswith("--")):
+            skip = "=" not in arg and arg in OUTPUT_FLAGS  # its value is the next argument
+        else:
+            kept.append(arg)
+    return kept
+
+
+def replay_args(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
+    """The arguments stored in the dream PNG `args.from_png` (its paths read from the folder
+    the dream was made in), with the output options of `args`; and what the PNG stores
+    (`argv`, `cwd`, `network`: the digest of the model it was dreamed with)."""
+    from converters.images import ImageError
+    from converters.ownership import read_stored_run
+
+    if args.src is not None or args.positional:
+        raise ValueError("--from-png takes the whole command from the PNG: give no SRC, "
+                         "LAYER, ITERATIONS or RATE")
+    defaults = vars(build_parser().parse_args([]))
+    given = [name for name, value in vars(args).items()
+             if name not in (*OUTPUT_OPTIONS, "from_png") and value != defaults[name]]
+    if given:
+        option = "--" + given[0].rstrip("_").replace("_", "-")
+        raise ValueError(f"--from-png takes the dream's settings from the PNG, not {option}: "
+                         f"give only -o, --save-raw, --save-octaves, --overwrite or --quiet")
+    stored = read_stored_run(Path(args.from_png))
+    if stored is None:
+        raise ImageError(f"{args.from_png}: holds no dreamzoo settings (a PNG of "
+                         f"`python -m dreamer` has them); nothing to dream again")
+    argv, folder = stored["argv"], Path(stored["cwd"])
+    replay = build_parser().parse_intermixed_args(argv)
+    for name in PATH_OPTIONS:
+        value = getattr(replay, name)
+        if value and not Path(value).is_absolute() and os.path.lexists(folder / value):
+            setattr(replay, name, str(folder / value))
+    for name in OUTPUT_OPTIONS:
+        setattr(replay, name, getattr(args, name))
+    replay.from_png = None
+    return replay, stored
 
 
 # `python -m dreamer NAME ...`: NAME's module in dreamer/ and its entry point.
@@ -258,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             if argv and argv[0] in SUBCOMMANDS:
                 module, function = SUBCOMMANDS[argv[0]]
                 return getattr(import_module(f"dreamer.{module}"), function)(argv[1:])
-            return run(build_parser().parse_intermixed_args(argv))
+            return run(build_parser().parse_intermixed_args(argv), argv)
         except (ConversionError, ImageError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from converters.atomic import OutputError, check_file_target, is_temporary, replacing
 from converters.images import ImageError
+from converters.ownership import MARKER_KEY, check_output, is_ours, marker
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 OCTAVE_FILE = re.compile(r"octave[1-9][0-9]*\.png")
@@ -35,9 +38,21 @@ def check_npy(path: str | Path) -> Path:
     return check_file_target(path)
 
 
-def check_octave_folder(folder: str | Path) -> Path:
+def check_image_output(path: str | Path, inputs: Iterable = (), overwrite: bool = False) -> Path:
+    """`check_writable`, and the output policy (converters/ownership.py): not an input, and
+    an existing file only if ours or with `overwrite`."""
+    return check_output(check_writable(path), inputs, overwrite)
+
+
+def check_raw_output(path: str | Path, inputs: Iterable = (), overwrite: bool = False) -> Path:
+    """`check_npy`, and the output policy: a .npy has no marker, so an existing one is
+    replaced only with `overwrite`."""
+    return check_output(check_npy(path), inputs, overwrite)
+
+
+def check_octave_folder(folder: str | Path, overwrite: bool = False) -> Path:
     """Fail before any work unless `folder` is new, empty, or holds only octaveN.png files
-    (an earlier run's, which are ours to replace)."""
+    of ours (an earlier run's, which carry our marker; any with `overwrite`)."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder}: is a file, not a folder for the octaves")
@@ -45,8 +60,8 @@ def check_octave_folder(folder: str | Path) -> Path:
         return folder
     try:
         foreign = sorted(n for n in folder.iterdir() if not is_temporary(n.name)
-                         and not (OCTAVE_FILE.fullmatch(n.name) and n.is_file()
-                                  and not n.is_symlink()))
+                         and not (OCTAVE_FILE.fullmatch(n.name)
+                                  and (overwrite or is_ours(n))))
     except OSError as e:
         raise OutputError(f"{folder}: cannot read the folder ({e.strerror or e})") from None
     if foreign:
@@ -66,14 +81,24 @@ def quantise(rgb: np.ndarray) -> np.ndarray:
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
-def save_rgb(path: str | Path, rgb: np.ndarray) -> Path:
-    """Write H×W×3 uint8 RGB as PNG or JPEG (by suffix), atomically."""
+def save_rgb(path: str | Path, rgb: np.ndarray, mark: str | None = None) -> Path:
+    """Write H×W×3 uint8 RGB as PNG or JPEG (by suffix), atomically, with our marker `mark`
+    (default: a bare one) in a PNG text chunk or the JPEG comment."""
     path = check_writable(path)
     image = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB")
-    options = {"quality": 95} if FORMATS[path.suffix.lower()] == "JPEG" else {}
+    options = marker_options(FORMATS[path.suffix.lower()], mark or marker())
     with replacing(path) as file:
         image.save(file, FORMATS[path.suffix.lower()], **options)
     return path
+
+
+def marker_options(image_format: str, mark: str) -> dict:
+    """PIL's save options that put our marker in a PNG or JPEG."""
+    if image_format == "JPEG":
+        return {"quality": 95, "comment": mark.encode()}
+    text = PngInfo()
+    text.add_itxt(MARKER_KEY, mark)
+    return {"pnginfo": text}
 
 
 def save_array(path: str | Path, array: np.ndarray) -> Path:

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from converters.bounded import read_bounded
 from converters.spec import ConversionError
 
 MAX_BYTES = 4 << 20  # far above any class list (ImageNet's is 32 kB)
@@ -52,18 +53,11 @@ def read_labels(path: str | Path) -> ClassList:
     """The class list in `path`; a ConversionError naming the file if it is not one."""
     path = Path(path)
     limit = MAX_MAT_BYTES if path.suffix.lower() == ".mat" else MAX_BYTES
+    data = read_bounded(path, limit, "class list")
+    if path.suffix.lower() == ".mat":
+        return ClassList(str(path), _mat_names(data, str(path)))
     try:
-        if path.stat().st_size > limit:
-            raise ConversionError(f"{path}: too large for a class list (over {limit} bytes)")
-        data = path.read_bytes()
-        if path.suffix.lower() == ".mat":
-            return ClassList(str(path), _mat_names(data, str(path)))
         text = data.decode("utf-8")
-    except FileNotFoundError:
-        raise ConversionError(f"{path}: no such class list") from None
-    except OSError as e:
-        raise ConversionError(f"{path}: cannot read the class list ({e.strerror or e})") \
-            from None
     except UnicodeDecodeError as e:
         raise ConversionError(f"{path}: not a UTF-8 class list (byte {e.start})") from None
     if path.suffix.lower() == ".py":

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from converters.atomic import replacing
+from converters.ownership import MARKER_KEY, check_output, marker
 from converters.spec import ConversionError
 
 
@@ -23,8 +25,11 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(argv[0])
     try:
+        check_output(out)  # replaces only a file of ours (converters/ownership.py)
+        text = PngInfo()
+        text.add_itxt(MARKER_KEY, marker())
         with replacing(out) as file:
-            Image.fromarray(data.astronaut()).save(file, "PNG")
+            Image.fromarray(data.astronaut()).save(file, "PNG", pnginfo=text)
     except ConversionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -7,10 +7,12 @@ import argparse
 import shutil
 import sys
 import textwrap
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
-from converters.atomic import OutputError, check_file_target, is_temporary, replacing_folder
+from converters import ownership
+from converters.atomic import OutputError, is_temporary, replacing_folder
 
 from .frames import FRAME, FramesFolder, frame_name
 
@@ -33,37 +35,52 @@ def motion_parser(prog: str, source: str, description: str,
                         "run (default: <OUT stem>_frames beside OUT)")
     parser.add_argument("--force", action="store_true", help="replace the frames of a frames "
                         "folder made with other settings")
+    parser.add_argument("--overwrite", action="store_true", help=ownership.OVERWRITE_HELP)
     return parser
 
 
-def check_output(out: Path, folder_allowed: bool) -> Path:
-    """Refuse, before any work, an OUT that cannot be written or is not ours to replace."""
+def check_output(out: Path, folder_allowed: bool, inputs: Iterable = (),
+                 overwrite: bool = False) -> Path:
+    """Refuse, before any work, an OUT that cannot be written or is not ours to replace
+    (the output policy of converters/ownership.py)."""
     if not out.parent.is_dir():
         raise OutputError(f"{out}: the folder {out.parent} does not exist")
     if out.suffix.lower() in OUTPUTS and (folder_allowed or out.suffix.lower() == ".mp4"):
-        return check_file_target(out)
+        return ownership.check_output(out, inputs, overwrite)
     if not folder_allowed:
         raise OutputError(f"{out}: the output must end in .mp4")
     if out.suffix or (out.exists() and not out.is_dir()):
         raise OutputError(f"{out}: the output must end in .mp4 or .gif, or be a folder")
-    foreign = sorted(p.name for p in out.iterdir() if not FRAME.fullmatch(p.name)
-                     and not is_temporary(p.name)) if out.is_dir() else []
-    if foreign:
-        raise OutputError(f"{out}: holds {foreign[0]!r}, which is not a frame of ours; give "
-                          "a new or empty folder")
+    ownership.check_not_input(out, inputs)
+    names = sorted(p.name for p in out.iterdir() if not is_temporary(p.name)) \
+        if out.is_dir() else []
+    if names and not overwrite:
+        foreign = [n for n in names if not FRAME.fullmatch(n) and n != ownership.RECORD_FILE]
+        if foreign or not ownership.has_record(out):
+            what = repr(foreign[0]) if foreign else f"no {ownership.RECORD_FILE} of ours"
+            raise OutputError(f"{out}: holds {what}: not a frames folder dreamzoo wrote; give "
+                              "a new or empty folder (or --overwrite)")
+    ownership.check_writable_folder(out)  # its new version is made beside it
     return out
 
 
 def frames_folder(args: argparse.Namespace, out: Path, settings: dict) -> FramesFolder:
     folder = Path(args.frames_dir) if args.frames_dir else out.parent / f"{out.stem}_frames"
-    return FramesFolder(folder, settings, args.force)
+    ownership.check_writable_folder(folder / "settings.json")
+    return FramesFolder(folder, settings, args.force, args.overwrite)
 
 
 def copy_frames(folder: FramesFolder, count: int, out: Path) -> None:
-    """OUT as a folder: the frames' PNGs, all appearing at once."""
+    """OUT as a folder: the frames' PNGs and our record, all appearing at once."""
     with replacing_folder(out) as staging:
         for k in range(1, count + 1):
             shutil.copyfile(folder.folder / frame_name(k), staging / frame_name(k))
+        ownership.write_record(staging, frames=count)
+
+
+def inputs_of(args: argparse.Namespace) -> list:
+    """The files a dream command reads, which no output may replace."""
+    return [args.src, args.model, args.weights, args.guide, args.labels]
 
 
 def note_odd_size(width: int, height: int) -> None:
@@ -99,7 +116,7 @@ def zoom_main(argv: list[str]) -> int:
                         help="the view's move per frame in pixels")
     parser.add_argument("--fps", type=float, default=24.0, help="of the MP4 or GIF (default 24)")
     args = parser.parse_intermixed_args(argv)
-    out = check_output(Path(args.output), folder_allowed=True)
+    out = check_output(Path(args.output), True, inputs_of(args), args.overwrite)
     motion = Motion(args.zoom, args.rotate, parse_pan(args.pan))
     network = open_network(args.model, args.weights)
     targets, iterations, rate = prepare_dream(network, args)
@@ -174,7 +191,7 @@ def video_main(argv: list[str]) -> int:
     if args.chunk is not None and args.chunk < 1:
         raise ValueError(f"--chunk must be at least 1 frame (got {args.chunk})")
     check_engine_options(args)
-    out = check_output(Path(args.output), folder_allowed=False)
+    out = check_output(Path(args.output), False, inputs_of(args), args.overwrite)
     network = open_network(args.model, args.weights)
     targets, iterations, rate = prepare_dream(network, args)
     iterations = iterations or ITERATIONS

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from converters.atomic import OutputError, replacing
+from converters.ownership import marker
 from converters.spec import ConversionError
 
 AUDIO_FRAME = 1024  # samples per AAC frame
@@ -132,6 +133,7 @@ def _write_mp4(out: Path, frames: Iterable[np.ndarray], rate: Fraction,
     import av
 
     with replacing(out) as file, av.open(file, "w", format="mp4") as container:
+        container.metadata["comment"] = marker()  # ours to replace (converters/ownership.py)
         video = container.add_stream("libx264", rate=rate)
         video.pix_fmt = "yuv420p"
         # The same frames give the same bytes: x264's CPU-specific code paths (AVX-512
@@ -218,4 +220,4 @@ def write_gif(out: Path, frames: Iterable[np.ndarray], rate: Fraction) -> None:
     images = [Image.fromarray(rgb) for rgb in frames]
     with replacing(out) as file:
         images[0].save(file, "GIF", save_all=True, append_images=images[1:], loop=0,
-                       duration=round(1000 / rate))
+                       duration=round(1000 / rate), comment=marker())
