@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +23,11 @@ from .work import Failure, WorkItem, run_item
 MAX_ATTEMPTS = 3  # an item whose worker died this often (each time) is reported failed
 IN_FLIGHT = 2  # items queued per worker: the next one is there when the last one ends
 START_TIMEOUT_S = 600
+CONNECT_TIMEOUT_S = 10.0  # for a given address to answer as a Ray head does (gRPC)
+# An HTTP/2 client's connection preface and an empty SETTINGS frame (RFC 9113 3.4): a gRPC
+# server, as Ray's GCS is, answers with a SETTINGS frame (type 4) of its own.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+SETTINGS_FRAME = 4
 
 
 def import_ray():
@@ -59,11 +65,7 @@ class RayPool:
         ray = self.ray = import_ray()
         self.started_ray = not ray.is_initialized()
         if self.started_ray:
-            try:
-                ray.init(address=None if address == "auto" else address,
-                         include_dashboard=False, logging_level=logging.WARNING)
-            except ConnectionError as e:
-                raise ConversionError(f"--ray {address}: cannot connect ({e})") from None
+            connect(ray, address)
         self.workers, self.retried = [], 0
         self.device = "cuda" if gpus > 0 else device
         self.cpus, self.gpus = cpus, gpus
@@ -77,8 +79,7 @@ class RayPool:
                                 timeout=START_TIMEOUT_S)  # each has loaded the network
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
             self.close()
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ConversionError(f"the Ray workers did not start: {first}") from None
+            raise ConversionError(f"the Ray workers did not start: {first_line(e)}") from None
         except BaseException:
             self.close()
             raise
@@ -131,6 +132,61 @@ class RayPool:
             self.ray.shutdown()
 
 
+def connect(ray, address: str) -> None:
+    """Join the cluster at `address` (`auto`: the one `ray start` made on this machine, else
+    a new local one); one line when the address does not answer or Ray does not start."""
+    if address != "auto":
+        check_answers(address, CONNECT_TIMEOUT_S)
+    try:
+        ray.init(address=None if address == "auto" else address, include_dashboard=False,
+                 logging_level=logging.WARNING)
+    except (OSError, RuntimeError, ValueError) as e:  # ConnectionError, TimeoutError: OSError
+        raise ConversionError(f"--ray {address}: Ray did not start: {first_line(e)}") from None
+
+
+def check_answers(address: str, timeout: float) -> None:
+    """Refuse, within about `timeout` seconds, an address where no gRPC server (a Ray head's
+    GCS, or a Ray Client server) answers: ray.init would retry it for many minutes."""
+    host, port = host_port(address)
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            connection.sendall(HTTP2_PREFACE)
+            header = received(connection, 9)
+    except TimeoutError:
+        raise ConversionError(f"--ray {address}: no answer within {timeout:g} s") from None
+    except OSError as e:
+        raise ConversionError(f"--ray {address}: cannot connect ({e.strerror or e})") from None
+    if len(header) < 9 or header[3] != SETTINGS_FRAME:
+        raise ConversionError(f"--ray {address}: what answers there is not a Ray cluster")
+
+
+def received(connection: socket.socket, size: int) -> bytes:
+    """Up to `size` bytes: fewer only if the other side closed the connection."""
+    data = b""
+    while len(data) < size:
+        chunk = connection.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def host_port(address: str) -> tuple[str, int]:
+    """HOST and PORT of a Ray address `[ray://]HOST:PORT` (IPv6 hosts in brackets)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        raise ValueError(f"expected auto or HOST:PORT (a Ray cluster's address, PORT 1-65535), "
+                         f"not {address!r}")
+    return host, int(port)
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, or its type's name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def next_job(items: Iterator[tuple[int, WorkItem]]) -> tuple[int, WorkItem, int] | None:
     """The next new item as (key, item, attempts so far), None when there is none."""
     following = next(items, None)
@@ -139,9 +195,8 @@ def next_job(items: Iterator[tuple[int, WorkItem]]) -> tuple[int, WorkItem, int]
 
 def worker_count(resources: dict[str, float], workers: int | None, cpus: int,
                  gpus: float) -> int:
-    """`workers`, or as many as the cluster holds; refused when it cannot hold them."""
-    if cpus < 1 or gpus < 0:
-        raise ValueError("--cpus-per-worker must be at least 1 and --gpus-per-worker at least 0")
+    """`workers`, or as many as the cluster holds; refused when it cannot hold them (the
+    counts themselves are checked where they are parsed: dreamer/engine.py)."""
     have_cpus, have_gpus = resources.get("CPU", 0), resources.get("GPU", 0)
     room = int(have_cpus // cpus)
     if gpus > 0:

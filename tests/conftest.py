@@ -5,11 +5,13 @@ reason; with DREAMZOO_REQUIRE_SHARED=1 (CI) such a skip is a failure instead."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from ray_cluster import PrivateRay, private_ray_settings, short_temp_root
 
 import converters
 
@@ -88,19 +90,42 @@ def nin():
                                  models / "nin_imagenet_formula.caffemodel")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_outside_ray():
+    """No test can join a Ray it did not start: `--ray auto` (a bare `ray.init()`) looks for
+    RAY_ADDRESS and for the `ray_current_cluster` file in Ray's temp folder (RAY_TMPDIR);
+    for the session the one is unset and the other is a new folder of its own, which also
+    holds the Ray authentication token (not ~/.ray/auth_token)."""
+    root = short_temp_root()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("RAY_ADDRESS", raising=False)
+        for name, value in private_ray_settings(root).items():
+            patch.setenv(name, value)
+        yield
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def not_a_ray_driver():
+    """The test process never connects to Ray (an outside `ray stop` would end pytest with
+    it): Ray commands run as subprocesses on the `ray_cluster` fixture's cluster."""
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None and hasattr(ray, "is_initialized") and ray.is_initialized():
+        ray.shutdown()
+        pytest.fail("this test connected the test process to Ray; run the command on the "
+                    "`ray_cluster` fixture (ray_cluster.dreamer(...)) instead")
+
+
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """One local Ray instance of 2 CPUs for the whole session (its start costs seconds);
-    its workers import this checkout."""
-    ray = pytest.importorskip("ray")
-    path = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), path]))
+    """The tests' own Ray cluster of 2 CPUs (tests/ray_cluster.py: own temp folder and
+    ports, stopped by us alone), one for the session (its start costs seconds); run
+    commands on it with `ray_cluster.dreamer(*args)`."""
+    pytest.importorskip("ray")
+    cluster = PrivateRay(cpus=2)
     try:
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+        cluster.start()
+        yield cluster
     finally:
-        if path is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = path
-    yield ray
-    ray.shutdown()
+        cluster.close()

@@ -6,7 +6,8 @@ resumes; a bad image fails alone; other settings are refused without --force, an
 replaces only outputs of ours.
 
 The tiny Caffe net (real Caffe weights) on 64×64 images keeps each dream a few hundredths
-of a second; the Ray instance (2 CPUs) is the session's (conftest.py: `ray_cluster`).
+of a second; the Ray cluster (2 CPUs) is the session's own (conftest.py: `ray_cluster`),
+on which commands run as subprocesses.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -70,9 +71,13 @@ def reference(folder, tiny_cli_args, tmp_path_factory) -> dict[str, bytes]:
     return {output_name(name): png_pixels(out / f"{i}.png") for i, name in enumerate(NAMES)}
 
 
+def batch_command(source, outdir: Path, model: list[str], *extra: str, dream=DREAM) -> list[str]:
+    return ["batch", str(source), *dream, *model, "--quiet", "-o", str(outdir), *extra]
+
+
 def run_batch(capsys, source, outdir: Path, model: list[str], *extra: str,
               dream=DREAM) -> tuple[int, str, str]:
-    code = main(["batch", str(source), *dream, *model, "--quiet", "-o", str(outdir), *extra])
+    code = main(batch_command(source, outdir, model, *extra, dream=dream))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -107,12 +112,12 @@ def test_outputs_equal_the_still_dreamer_in_this_process(capsys, folder, referen
     assert "8 done, 0 skipped" in out
 
 
-def test_outputs_equal_the_still_dreamer_on_ray_workers(capsys, folder, reference, tiny_cli_args,
+def test_outputs_equal_the_still_dreamer_on_ray_workers(folder, reference, tiny_cli_args,
                                                         tmp_path, ray_cluster):
-    code, out, _ = run_batch(capsys, folder, tmp_path / "out", tiny_cli_args, "--ray", "auto",
-                             "--workers", "2")
-    assert code == 0
-    assert "on 2 Ray workers (1 CPU each)" in out and "8 done" in out
+    done = ray_cluster.dreamer(*batch_command(folder, tmp_path / "out", tiny_cli_args),
+                               "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    assert "on 2 Ray workers (1 CPU each)" in done.stdout and "8 done" in done.stdout
     assert outputs(tmp_path / "out") == reference
 
 
@@ -160,44 +165,25 @@ def test_a_corrupt_image_is_reported_and_the_others_are_done(capsys, folder, ref
     assert outputs(tmp_path / "out") == reference
 
 
-@contextmanager
-def recorded_pools(monkeypatch):
-    """The pools the batch opens, for the test to reach their workers' processes."""
-    pools, opening = [], batch.open_pool
-
-    @contextmanager
-    def recording(*args, **kwargs):
-        with opening(*args, **kwargs) as pool:
-            pools.append(pool)
-            yield pool
-
-    monkeypatch.setattr(batch, "open_pool", recording)
-    yield pools
-
-
 def test_a_killed_worker_s_images_are_dreamed_again_and_each_written_once(
-        capsys, tiny_cli_args, tmp_path, monkeypatch, ray_cluster, one_thread):
-    """A worker's process killed at the job's first output, while it has images in hand;
-    longer dreams (128×128, 30 iterations: ~0.3 s each) so that it has."""
+        capsys, tiny_cli_args, tmp_path, ray_cluster, one_thread):
+    """A worker's process killed as the job starts, while it has images in hand; longer
+    dreams (128×128, 30 iterations: ~0.3 s each) so that it has."""
     photos = make_images(tmp_path / "photos", 128)
     dream = ("conv2", "30", "0.05", "--octaves", "3")
     code, _, _ = run_batch(capsys, photos, tmp_path / "here", tiny_cli_args, dream=dream)
     assert code == 0
-    saving, killed = batch.save_rgb, []
-
-    def save_and_kill(path, rgb):
-        if not killed:
-            os.kill(pools[0].pids[0], signal.SIGKILL)
-            killed.append(path)
-        return saving(path, rgb)
-
-    with recorded_pools(monkeypatch) as pools:
-        monkeypatch.setattr(batch, "save_rgb", save_and_kill)
-        code, out, _ = run_batch(capsys, photos, tmp_path / "ray", tiny_cli_args, "--ray", "auto",
-                                 "--workers", "2", dream=dream)
-    assert code == 0 and killed
+    job = subprocess.Popen(ray_cluster.command(*batch_command(
+        photos, tmp_path / "ray", tiny_cli_args, "--workers", "2", dream=dream)),
+        env=ray_cluster.environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = job.stdout.readline()  # "batch: 8 images, ... on 2 Ray workers": the job starts
+    assert "to dream on 2 Ray workers" in first
+    workers = ray_cluster.workers("DreamWorker")
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    out, err = job.communicate(timeout=600)
+    assert job.returncode == 0, err
     assert "8 done" in out and "run again after their worker died" in out
-    assert pools[0].retried >= 1
     assert outputs(tmp_path / "ray") == outputs(tmp_path / "here")  # all complete, all equal
     counts = log_counts(tmp_path / "ray")
     assert counts == {(event, output_name(name)): 1 for name in NAMES

@@ -34,8 +34,9 @@ def test_three_chunks_on_ray(tmp_path, googlenet_cli_args, ray_cluster):
     fps = Fraction(25)
     clip = write_clip(tmp_path / "moving.mp4", moving_scene(24, 1, step), fps, tone_hz=440.0)
     out = tmp_path / "dreamed.mp4"
-    assert main([*video_command(clip, out, googlenet_cli_args), "--ray", "auto", "--workers", "2",
-                 "--chunk", "8"]) == 0
+    done = ray_cluster.dreamer(*video_command(clip, out, googlenet_cli_args), "--workers", "2",
+                               "--chunk", "8")
+    assert done.returncode == 0, done.stderr
     frames, rate, sound = read_clip(out)
     assert len(frames) == 24 and rate == fps and frames[0].shape == (H, W, 3)
     assert sound is not None and abs(sound - 24 / fps) <= 1 / fps
