@@ -71,8 +71,8 @@ def add_dream_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=("google", "torch7", "deepdraw"),
                         help="see presets below (default: none)")
     parser.add_argument("--octaves", type=numbers.OCTAVES, help="octaves of the pyramid, "
-                        f"{numbers.OCTAVES.describe()} (default 4; torch7 8), at most as "
-                        "many as shrink the image to 1 pixel")
+                        f"{numbers.OCTAVES.describe()} (default 4; video 2; torch7 8), at most "
+                        "as many as shrink the image to 1 pixel")
     parser.add_argument("--octave-scale", type=numbers.OCTAVE_SCALE, help="size ratio of "
                         f"one octave to the next, {numbers.OCTAVE_SCALE.describe()} "
                         "(default 1.4)")

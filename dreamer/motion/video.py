@@ -26,7 +26,7 @@ from .media import Sound, VideoInfo, probe, read_frames
 BLEND = 0.8
 ITERATIONS = 10
 OCTAVES = 2
-TIME = re.compile(r"(?:(\d+):)?(\d+(?:\.\d*)?|\.\d+)s?")
+TIME = re.compile(r"(?:(\d+):)?(\d+(?:\.\d*)?|\.\d+)s?", re.ASCII)
 
 
 def dream_frame(raw: np.ndarray, previous_raw: np.ndarray | None,
@@ -55,7 +55,7 @@ def frame_at(position: str | int | None, info: VideoInfo, name: str) -> int | No
     if position is None or isinstance(position, int):
         return position
     text = position.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # not "²", which int() refuses
         return int(text)
     match = TIME.fullmatch(text)
     if match is None:
