@@ -96,11 +96,11 @@ def add_dream_options(parser: argparse.ArgumentParser) -> None:
                         help="normalise the gradient over this many Laplacian-pyramid "
                         f"levels, {numbers.LAPLACIAN.describe()} (default: %(default)s, none)")
     parser.add_argument("--tile", type=numbers.TILE, help="compute gradients in tiles of "
-                        "this size (bounded memory for large images; seamless; default: "
-                        "no tiles)")
+                        f"this size, {numbers.TILE.describe()} (bounded memory for large "
+                        "images; seamless; default: no tiles)")
     parser.add_argument("--tile-margin", type=numbers.TILE_MARGIN, help="context around each "
-                        "tile (default: the target's receptive field, which makes tiling "
-                        "exact)")
+                        f"tile, {numbers.TILE_MARGIN.describe()} (default: the target's "
+                        "receptive field, which makes tiling exact)")
     parser.add_argument("--seed", type=numbers.SEED, default=0,
                         help=f"random seed (jitter), {numbers.SEED.describe()} "
                         "(default: %(default)s)")

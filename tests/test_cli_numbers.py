@@ -82,6 +82,7 @@ REFUSED = [
     ((*VIDEO, "--blend", "nan"), "--blend"),
     ((*VIDEO, "--chunk", "0"), "--chunk"),
     ((*VIDEO, "--start", "²"), "--start"),
+    ((*VIDEO, "--end", "9" * 5000), "--end"),
     # batch, sweep, gallery, classify
     (("batch", "photo.png", "conv2", "1", "inf", "-o", "out"), "RATE"),
     (("batch", "photo.png", "conv2", "1", "0.05", "-o", "out", "--seed", "-1"), "--seed"),
@@ -190,7 +191,7 @@ def test_bounds_parse_describe_and_check():
     ({"octaves": 10**9}, "--octaves"), ({"blur": math.nan}, "--blur"),
     ({"octave_scale": math.inf}, "--octave-scale"), ({"seed": -1}, "--seed"),
     ({"jitter": 10**20}, "--jitter"), ({"topk": math.nan}, "--topk"),
-    ({"tile_margin": -1}, "--tile-margin")])
+    ({"tile_margin": -1}, "--tile-margin"), ({"channel": -1}, "--channel")])
 def test_the_library_refuses_the_same_ranges_before_any_work(tiny, options, named):
     rgb = np.zeros((40, 48, 3), np.uint8)
     with pytest.raises(ValueError, match=f"^{named} must be"):

@@ -55,6 +55,8 @@ def frame_at(position: str | int | None, info: VideoInfo, name: str) -> int | No
     if position is None or isinstance(position, int):
         return position
     text = position.strip()
+    if len(text) > 32:  # past any video; int() refuses 4300 digits
+        text = ""
     if text.isascii() and text.isdigit():  # not "²", which int() refuses
         return int(text)
     match = TIME.fullmatch(text)
