@@ -11,9 +11,14 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-setup: $(PY)
+# A stamp: pip runs again only when pyproject.toml is newer than the last install.
+SETUP_STAMP := $(VENV)/.dreamzoo-setup
+setup: $(SETUP_STAMP)
+
+$(SETUP_STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e '.[dev,check,ray]'
+	touch $@
 
 test: setup
 	$(PY) -m ruff check .

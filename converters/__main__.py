@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from .cli import broken_pipe, flushed, interrupted, warnings_held
 from .onnx.cli import add_check_arguments, add_export_arguments, run_check, run_export
+from .ownership import check_not_input
 from .spec import ConversionError
 from .store import check_network_target, open_model, save
 
@@ -48,6 +51,7 @@ def convert_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.output:
         check_network_target(args.output)
+        check_not_input(Path(args.output), args.model)
     network = open_model(args.model, args.input_shape)
     print(network.layer_table())
     if args.output:
@@ -59,13 +63,18 @@ def convert_main(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv and argv[0] in SUBCOMMANDS:
-            args = subcommand_parser().parse_args(argv)
-            return args.run(args)
-        return convert_main(argv)
+        with warnings_held():  # an error is one line, without the warnings that came before
+            if argv and argv[0] in SUBCOMMANDS:
+                args = subcommand_parser().parse_args(argv)
+                return flushed(args.run(args))
+            return flushed(convert_main(argv))
     except ConversionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return interrupted()
+    except BrokenPipeError:
+        return broken_pipe()
 
 
 if __name__ == "__main__":

@@ -16,9 +16,13 @@ from .spec import ConversionError, Layer, NetSpec
 
 # Declared input sizes are bounded: model files are untrusted (3×4096×5461 fits).
 MAX_INPUT_ELEMENTS = 1 << 26
+# So is every layer's output at any input (a pad of 1e9 in a model file): 2⁴⁰ elements
+# (4 TiB of float32) is far beyond any dream, and far below where torch's sizes overflow.
+MAX_BLOB_ELEMENTS = 1 << 40
 
-__all__ = ["MAX_INPUT_ELEMENTS", "Outcome", "Shape", "ShapeWalk", "Unfit", "check_input_shape",
-           "closed_form", "computed_shapes", "min_input_sizes", "output_shapes", "walk_shapes"]
+__all__ = ["MAX_BLOB_ELEMENTS", "MAX_INPUT_ELEMENTS", "Outcome", "Shape", "ShapeWalk", "Unfit",
+           "check_input_shape", "closed_form", "computed_shapes", "min_input_sizes",
+           "output_shapes", "walk_shapes"]
 
 
 # --- whole nets ----------------------------------------------------------------------------
@@ -56,6 +60,8 @@ class ShapeWalk:
         rule = layer_type(layer).shape
         bottoms = self.bottoms(layer)
         out = bottoms if isinstance(bottoms, Unfit) else rule(layer, bottoms)
+        if not isinstance(out, Unfit):
+            out = _bounded(layer, out)
         if isinstance(out, Unfit):
             self.unfit[layer.name] = out
             self.blocked.update({top: out for top in layer.tops})
@@ -65,6 +71,16 @@ class ShapeWalk:
             self.blobs[top] = shape
             self.blocked.pop(top, None)
         return out
+
+
+def _bounded(layer: Layer, shapes: list[Shape]) -> Outcome:
+    """`shapes`, or an Unfit naming the layer where one has more than MAX_BLOB_ELEMENTS."""
+    for shape in shapes:
+        if math.prod(shape) > MAX_BLOB_ELEMENTS:
+            return Unfit(layer.name, f"layer {layer.name!r} ({layer.type}): its output "
+                         f"{shape} would have {math.prod(shape):.3g} elements (at most "
+                         f"{MAX_BLOB_ELEMENTS:.3g}); check its parameters")
+    return shapes
 
 
 def walk_shapes(spec: NetSpec, input_shape: Shape, until: str | None = None) -> ShapeWalk:

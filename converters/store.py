@@ -17,6 +17,7 @@ from safetensors.numpy import load_file, save_file
 from safetensors.numpy import save as save_bytes
 
 from .atomic import OutputError, is_temporary, replacing_folder
+from .bounded import load_json, read_bounded, read_json
 from .caffe.reader import read_caffe
 from .network import Network
 from .shapes import computed_shapes, min_input_sizes
@@ -111,11 +112,11 @@ def _plain_file(path: Path) -> bool:
 
 def _written_by_us(description: Path) -> bool:
     """Whether `description` is a network.json of our format (read only if small)."""
-    if not _plain_file(description) or description.stat().st_size > MAX_DESCRIPTION_BYTES:
+    if not _plain_file(description):
         return False
     try:
-        data = json.loads(description.read_bytes())
-    except (OSError, ValueError):
+        data = read_json(description, MAX_DESCRIPTION_BYTES, "network description")
+    except ConversionError:
         return False
     return isinstance(data, dict) and data.get("format") == NETWORK_FORMAT
 
@@ -156,10 +157,7 @@ def open_model(paths: list[str], input_shape: list[int] | None = None) -> Networ
 
 def read_directory(directory: Path) -> NetSpec:
     description, weights = directory / DESCRIPTION_FILE, directory / WEIGHTS_FILE
-    try:
-        text = description.read_bytes()
-    except OSError as e:
-        raise ConversionError(f"{description}: cannot read ({e.strerror or e})") from None
+    text = read_bounded(description, MAX_DESCRIPTION_BYTES, "network description")
     try:
         blobs = load_file(weights) if weights.exists() else {}
     except (SafetensorError, OSError) as e:
@@ -169,12 +167,7 @@ def read_directory(directory: Path) -> NetSpec:
 
 def _spec_from(description: Path, text: bytes, blobs: dict[str, np.ndarray]) -> NetSpec:
     """The NetSpec of a network.json's bytes and its blobs; errors name `description`."""
-    try:
-        data = json.loads(text.decode())
-    except json.JSONDecodeError as e:
-        raise ConversionError(f"{description}: invalid JSON (line {e.lineno}: {e.msg})") from None
-    except UnicodeDecodeError as e:
-        raise ConversionError(f"{description}: not UTF-8 text (byte {e.start})") from None
+    data = load_json(text, description)
     try:
         spec = NetSpec.from_json(data, blobs)
         computed_shapes(spec, [1, *spec.input_shape[1:]])  # bounded, and computable

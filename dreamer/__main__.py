@@ -14,16 +14,34 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import warnings
 from importlib import import_module
 from pathlib import Path
 
+from converters.cli import broken_pipe, flushed, interrupted
 from converters.spec import ConversionError
 
 from .allocator import keep_freed_memory
 from .cli_numbers import ITERATIONS, RATE
-from .image_io import ImageError
+from .image_io import MAX_SIDE_HELP, ImageError
+from .networks import UnofficialWeights
+
+DESCRIPTION = """\
+DeepDream on classic Caffe/Torch7 nets: SRC dreamed at LAYER, ITERATIONS steps per octave
+of RATE each (defaults: a zoo model's default layer, 10 and 0.01; the presets below have
+their own). SRC is an image file (PNG, JPEG, ...), or `noise` with --preset deepdraw (a
+grey-noise canvas of the net's input size).
+
+subcommands (python -m dreamer NAME --help for each):
+  zoom      Google's endless zoom into a dream: an MP4, a GIF or a folder of PNGs
+  video     a dreamed video whose detail follows the motion (optical flow)
+  batch     the still dreamer on every image of a folder, a glob or a list
+  gallery   a labelled grid: one short dream per layer
+  sweep     a contact sheet: one row per layer, one column per channel
+  classify  the net's top classes for an image; --list-classes [QUERY] lists class names
+"""
 
 EPILOG = """\
 LAYER is an exact layer name, a unique prefix of one (conv4 -> conv4-1024 in NIN), the
@@ -122,21 +140,27 @@ def dream_options(args: argparse.Namespace) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from converters.ownership import OVERWRITE_HELP
+
     from .objectives import OBJECTIVE_HELP
 
     objectives = "\n".join(f"  {k:<8} {v}" for k, v in OBJECTIVE_HELP.items())
     objectives += "\n  (--guide IMG replaces the objective by the notebook's guided dream)"
     parser = argparse.ArgumentParser(
         prog="python -m dreamer", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="DeepDream on classic Caffe/Torch7 nets.",
+        description=DESCRIPTION,
         epilog=EPILOG.format(objectives=objectives))
     parser.add_argument("src", nargs="?", help="source image (PNG, JPEG, ...)")
     parser.add_argument("positional", nargs="*", metavar="LAYER ITERATIONS RATE",
                         help="target layer(s), iterations per octave, update rate")
     add_dream_options(parser)
     parser.add_argument("-o", "--output", help="output PNG/JPEG (default <src stem>_dream.png)")
+    parser.add_argument("--max-side", type=int, metavar="N", help=MAX_SIDE_HELP)
     parser.add_argument("--save-raw", help="also save the float RGB result as .npy")
     parser.add_argument("--save-octaves", help="also save each octave's result in this folder")
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    parser.add_argument("--from-png", metavar="PNG", help="dream again with the command line "
+                        "and model stored in a dream PNG of ours (keeps -o if given)")
     parser.add_argument("--list-layers", action="store_true",
                         help="print index, name, type, output shape and smallest input "
                         "size of every layer")
@@ -195,41 +219,67 @@ def check_channel(network, targets: list, *channels: int) -> None:
                                  f"{target.layer!r} has {count} channels")
 
 
-def run(args: argparse.Namespace) -> int:
+# Options naming a file, read relative to the folder the command was given in.
+PATH_OPTIONS = ("src", "model", "weights", "guide", "labels")
+# Options of where the outputs go, which --from-png takes from the new command line.
+OUTPUT_OPTIONS = ("output", "save_raw", "save_octaves", "overwrite", "quiet", "list_layers")
+OUTPUT_FLAGS = ("-o", "--output", "--save-raw", "--save-octaves", "--from-png")
+
+
+def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     import numpy as np
     from tqdm import tqdm
 
     from converters.images import load_rgb
+    from converters.ownership import check_writable_folder, marker
 
     from .deepdraw import noise_canvas, schedule
     from .dream import Options, check_size, dream, quantise_result
     from .image_io import (
-        check_npy,
+        check_image_output,
+        check_max_side,
         check_octave_folder,
-        check_writable,
+        check_raw_output,
         save_array,
         save_octave,
         save_rgb,
+        scaled_down,
     )
     from .networks import open_network
+    from .settings import network_digest
 
+    replayed, made_by, cwd = args.from_png, None, os.getcwd()
+    if replayed:
+        args, stored = replay_args(args)
+        argv, made_by, cwd = stored["argv"], stored.get("network"), stored["cwd"]
     network = open_network(args.model, args.weights)
     if args.list_layers:
         print(network.layer_table())
         return 0
     if args.src is None and args.preset != "deepdraw":  # deepdraw: a noise canvas
         raise ValueError("give a source image (see --help)")
+    digest = f"{network.name} {network_digest(network)}"
+    if made_by is not None and made_by != digest:
+        raise ValueError(f"{replayed}: was dreamed with another model ({made_by}); "
+                         f"the model {args.model or 'nin'} is {digest}")
     targets, iterations, rate = prepare_dream(network, args)
     options = dream_options(args)
     noise = args.preset == "deepdraw" and (args.src or "noise") == "noise" \
         and not Path("noise").exists()
-    out = check_writable(args.output or f"{Path(args.src or 'noise').stem}_dream.png")
+    inputs = [replayed, *(getattr(args, name) for name in PATH_OPTIONS)]
+    out = check_image_output(args.output or f"{Path(args.src or 'noise').stem}_dream.png",
+                             inputs, args.overwrite)
     if args.save_raw:
-        check_npy(args.save_raw)
-    octave_dir = check_octave_folder(args.save_octaves) if args.save_octaves else None
+        check_raw_output(args.save_raw, [*inputs, out], args.overwrite)
+    octave_dir = check_octave_folder(args.save_octaves, args.overwrite) \
+        if args.save_octaves else None
+    check_max_side(args.max_side)
     rgb = noise_canvas(*network.spec.input_shape[-2:], args.seed) if noise \
-        else load_rgb(args.src)
+        else scaled_down(load_rgb(args.src), args.max_side)
     check_size(network, targets, rgb, Options(**options))
+    check_writable_folder(out, rgb.size + rgb.shape[0] + (1 << 16))  # PNG: at most raw + rows
+    if args.save_raw:
+        check_writable_folder(Path(args.save_raw), rgb.size * 4 + 128)
 
     def on_octave(k: int, octave_rgb: np.ndarray) -> None:
         save_octave(octave_dir, k + 1, quantise_result(octave_rgb, None))
@@ -241,11 +291,61 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=steps, disable=args.quiet, unit="step", leave=False) as bar:
         result = dream(rgb, network, targets, iterations, rate, raw=True, on_step=bar.update,
                        on_octave=on_octave if octave_dir else None, **options)
-    save_rgb(out, quantise_result(result, args.preset))
+    save_rgb(out, quantise_result(result, args.preset),
+             marker(argv=without_outputs(sys.argv[1:] if argv is None else argv), cwd=cwd,
+                    network=digest))
     if args.save_raw:
         save_array(args.save_raw, result)
     print(f"dream written to {out}")
     return 0
+
+
+def without_outputs(argv: list[str]) -> list[str]:
+    """The command line less where its outputs go (so the same dream made under two names
+    is the same file): what a dream PNG stores to be made again."""
+    kept, skip = [], False
+    for arg in argv:
+        flag = arg.split("=", 1)[0]
+        if skip or flag in ("--overwrite", "--quiet"):
+            skip = False
+        elif flag in OUTPUT_FLAGS or (arg.startswith("-o") and not arg.startswith("--")):
+            skip = "=" not in arg and arg in OUTPUT_FLAGS  # its value is the next argument
+        else:
+            kept.append(arg)
+    return kept
+
+
+def replay_args(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
+    """The arguments stored in the dream PNG `args.from_png` (its paths read from the folder
+    the dream was made in), with the output options of `args`; and what the PNG stores
+    (`argv`, `cwd`, `network`: the digest of the model it was dreamed with)."""
+    from converters.images import ImageError
+    from converters.ownership import read_stored_run
+
+    if args.src is not None or args.positional:
+        raise ValueError("--from-png takes the whole command from the PNG: give no SRC, "
+                         "LAYER, ITERATIONS or RATE")
+    defaults = vars(build_parser().parse_args([]))
+    given = [name for name, value in vars(args).items()
+             if name not in (*OUTPUT_OPTIONS, "from_png") and value != defaults[name]]
+    if given:
+        option = "--" + given[0].rstrip("_").replace("_", "-")
+        raise ValueError(f"--from-png takes the dream's settings from the PNG, not {option}: "
+                         f"give only -o, --save-raw, --save-octaves, --overwrite or --quiet")
+    stored = read_stored_run(Path(args.from_png))
+    if stored is None:
+        raise ImageError(f"{args.from_png}: holds no dreamzoo settings (a PNG of "
+                         f"`python -m dreamer` has them); nothing to dream again")
+    argv, folder = stored["argv"], Path(stored["cwd"])
+    replay = build_parser().parse_intermixed_args(argv)
+    for name in PATH_OPTIONS:
+        value = getattr(replay, name)
+        if value and not Path(value).is_absolute() and os.path.lexists(folder / value):
+            setattr(replay, name, str(folder / value))
+    for name in OUTPUT_OPTIONS:
+        setattr(replay, name, getattr(args, name))
+    replay.from_png = None
+    return replay, stored
 
 
 # `python -m dreamer NAME ...`: NAME's module in dreamer/ and its entry point.
@@ -257,6 +357,8 @@ SUBCOMMANDS = {
     "zoom": ("motion.cli", "zoom_main"),
     "video": ("motion.cli", "video_main"),
 }
+# Those whose rerun continues where an interrupted run stopped (frames folder, batch record).
+RESUMABLE = ("zoom", "video", "batch")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,17 +368,31 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     with warnings.catch_warnings():  # restores the caller's warning display afterwards
         warnings.simplefilter("always")
-        # tqdm.write: a warning during a dream gets its own line, above the progress bar
-        warnings.showwarning = lambda message, *_, **__: tqdm.write(f"warning: {message}",
-                                                                    file=sys.stderr)
+        reminders: list[str] = []  # shown once the command is done: an error stays one line
+
+        def show(message, category, *_, **__) -> None:
+            if issubclass(category, UnofficialWeights):
+                reminders.append(f"warning: {message}")
+            else:  # tqdm.write: a warning during a dream gets its own line, above the bar
+                tqdm.write(f"warning: {message}", file=sys.stderr)
+
+        warnings.showwarning = show
         try:
             if argv and argv[0] in SUBCOMMANDS:
                 module, function = SUBCOMMANDS[argv[0]]
-                return getattr(import_module(f"dreamer.{module}"), function)(argv[1:])
-            return run(build_parser().parse_intermixed_args(argv))
+                status = getattr(import_module(f"dreamer.{module}"), function)(argv[1:])
+            else:
+                status = run(build_parser().parse_intermixed_args(argv), argv)
+            for reminder in reminders:
+                print(reminder, file=sys.stderr)
+            return flushed(status)
         except (ConversionError, ImageError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            return interrupted(resumable=bool(argv) and argv[0] in RESUMABLE)
+        except BrokenPipeError:
+            return broken_pipe()
 
 
 if __name__ == "__main__":

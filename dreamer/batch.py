@@ -16,9 +16,17 @@ from pathlib import Path
 
 from converters.images import load_rgb
 from converters.network import Network
+from converters.ownership import (
+    OVERWRITE_HELP,
+    check_not_input,
+    check_writable_folder,
+    is_inside,
+    resolved,
+    same_file,
+)
 
 from .__main__ import add_dream_options, dream_options, prepare_dream
-from .batch_record import Record, settings_of
+from .batch_record import SETTINGS_FILE, Record, settings_of
 from .engine import (
     Report,
     Task,
@@ -53,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true",
                         help="dream again outputs made with other settings (only outputs of "
                         "ours are ever replaced)")
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     return parser
 
 
@@ -68,8 +77,7 @@ def find_inputs(spec: str, outdir: Path) -> list[tuple[Path, Path]]:
     else:
         root = glob_root(spec)
         found = [Path(p) for p in glob.glob(spec, recursive=True) if is_image_file(Path(p))]
-    found = [p for p in found if not Path(os.path.abspath(p)).is_relative_to(
-        os.path.abspath(outdir))]
+    found = [p for p in found if not is_inside(p, outdir)]
     if not found:
         raise ValueError(f"{spec}: no images there (INPUT is a folder, a quoted glob, or a "
                          f"text file listing images)")
@@ -91,7 +99,7 @@ def listed_images(listing: Path) -> list[Path]:
         raise ValueError(f"{listing}: not a text file listing images (byte {e.start} is not "
                          f"UTF-8)") from None
     folder = Path(os.path.abspath(listing.parent))
-    return [folder / line.strip() for line in lines
+    return [Path(os.path.abspath(folder / line.strip())) for line in lines  # `..` resolved
             if line.strip() and not line.lstrip().startswith("#")]
 
 
@@ -122,10 +130,12 @@ def batch_main(argv: list[str]) -> int:
     network = open_network(args.model, args.weights)
     targets, iterations, rate = prepare_dream(network, args)
     outdir = Path(args.output)
-    outputs = output_paths(find_inputs(args.input, outdir), outdir)
+    check_not_input(outdir, [args.model, args.weights, args.guide, args.labels])
+    check_writable_folder(outdir / SETTINGS_FILE)
+    outputs, refused = contained(output_paths(find_inputs(args.input, outdir), outdir), outdir)
     options = dream_options(args)
     record = Record(outdir, settings_of(network, targets, iterations, rate, options), args.force)
-    todo = outputs_to_dream(outputs, record)
+    todo = outputs_to_dream(outputs, record, args.overwrite)
     outdir.mkdir(parents=True, exist_ok=True)
     record.save_settings()
     with open_pool(args, network, args.device) as pool:
@@ -134,14 +144,35 @@ def batch_main(argv: list[str]) -> int:
               f"{len(todo)} to dream {pool.describe()}", flush=True)
         report = run_job([image_task(*entry, dream, record) for entry in todo], pool,
                          quiet=args.quiet, unit="image")
+    report.failed[:0] = refused
     print_summary(report, len(outputs) - len(todo))
     return 1 if report.failed else 0
 
 
-def outputs_to_dream(outputs: list[tuple[Path, str, Path]], record: Record
-                     ) -> list[tuple[Path, str, Path]]:
-    """The outputs not finished yet; refused, before any work, if one is not ours."""
+def contained(outputs: list[tuple[Path, str, Path]], outdir: Path
+              ) -> tuple[list[tuple[Path, str, Path]], list[tuple[str, str]]]:
+    """The outputs that, resolved (`..`, symlinks), stay inside OUTDIR and are not their own
+    image; and (image, why) for each refused one, which is not dreamed."""
+    kept, refused = [], []
+    for image, name, out in outputs:
+        if not is_inside(out, outdir):
+            refused.append((str(image), f"{image}: its output {out} resolves to "
+                            f"{resolved(out)}, outside {outdir}; refused"))
+        elif same_file(out, image):
+            refused.append((str(image), f"{image}: its output {out} is the image itself; "
+                            f"refused"))
+        else:
+            kept.append((image, name, out))
+    return kept, refused
+
+
+def outputs_to_dream(outputs: list[tuple[Path, str, Path]], record: Record,
+                     overwrite: bool = False) -> list[tuple[Path, str, Path]]:
+    """The outputs not finished yet; refused, before any work, if one is not ours (unless
+    `overwrite`)."""
     status = {name: record.status(name, out) for _, name, out in outputs}
+    if overwrite:
+        status = {name: "ours" if s == "foreign" else s for name, s in status.items()}
     foreign = next((out for _, name, out in outputs if status[name] == "foreign"), None)
     if foreign is not None:
         raise ValueError(f"{foreign}: exists and is not an output of dreamzoo batch (or was "

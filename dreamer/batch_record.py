@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 
 from converters.atomic import OutputError, append_line, write_bytes
+from converters.bounded import load_json, read_bounded, read_json
+from converters.errors import ConversionError
 from converters.network import Network
 from models.download import file_digest
 
@@ -23,6 +25,7 @@ SETTINGS_FILE = "dreamzoo-batch.json"
 LOG_FILE = "dreamzoo-batch.log"
 FORMAT = "dreamzoo-batch/1"
 MAX_SETTINGS_BYTES = 1 << 20
+MAX_LOG_BYTES = 256 << 20  # two lines of about 130 bytes an output: a million outputs
 
 
 def settings_of(network: Network, targets: list, iterations: int | None, rate: float | None,
@@ -96,12 +99,12 @@ def read_settings(outdir: Path) -> dict | None:
         return None
     refused = OutputError(f"{path}: not a record of dreamzoo batch; refusing to use {outdir} "
                           f"(give another OUTDIR)")
-    if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_SETTINGS_BYTES:
+    if not path.is_file() or path.is_symlink():
         raise refused
     try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        raise refused from None
+        data = read_json(path, MAX_SETTINGS_BYTES, "batch record")
+    except ConversionError as e:
+        raise OutputError(f"{e}; refusing to use {outdir} (give another OUTDIR)") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT \
             or not isinstance(data.get("settings"), dict):
         raise refused
@@ -113,10 +116,11 @@ def read_log(path: Path) -> list[list[str]]:
     if not path.is_file():
         return []
     entries = []
-    for line in path.read_bytes().decode(errors="replace").splitlines():
+    text = read_bounded(path, MAX_LOG_BYTES, "batch log", OutputError)
+    for line in text.decode(errors="replace").splitlines():
         try:
-            entry = json.loads(line)
-        except ValueError:
+            entry = load_json(line, path, max_depth=1)  # a list of strings
+        except ConversionError:
             continue  # the unfinished last line of a killed run
         if isinstance(entry, list) and all(isinstance(e, str) for e in entry) \
                 and len(entry) == {"writing": 3, "done": 4}.get(entry[0] if entry else ""):

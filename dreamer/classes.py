@@ -2,6 +2,7 @@
 
     python -m dreamer classify IMG --model M [--top K] [--json] [--crop centre|none]
                                            [--labels FILE]
+    python -m dreamer classify --list-classes [QUERY] --model M [--json]
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch import Tensor
 from converters.network import Network
 from converters.shapes import Unfit
 from converters.spec import ConversionError
-from models.labels import ClassList, class_index, read_labels
+from models.labels import ClassList, class_index, read_labels, search
 
 from .cli_numbers import COUNT
 from .gradient import Target, split_weight
@@ -193,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m dreamer classify",
         description="The net's top classes for an image, with its own preprocessing at its "
                     "declared input size.")
-    parser.add_argument("image", help="image to classify")
+    parser.add_argument("image", nargs="?", help="image to classify")
     parser.add_argument("--model", help="zoo name (default nin), converted directory, .t7, "
                         ".onnx, or prototxt (with --weights)")
     parser.add_argument("--weights", help="the caffemodel of a prototxt --model")
@@ -203,16 +204,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--crop", choices=("centre", "none"), default="centre",
                         help="centre square crop then resize (default), or a plain resize")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--list-classes", nargs="?", const="", metavar="QUERY",
+                        help="print the index and names of every class (with QUERY: of those "
+                        "whose names hold it), for --class; no IMAGE")
     return parser
+
+
+def list_classes(labels: ClassList | None, query: str, as_json: bool) -> None:
+    """Print the classes whose names hold `query` (all for ''): index and names."""
+    if labels is None:
+        raise ValueError("this net has no class names: give the list with --labels FILE")
+    found = search(query, labels)
+    if as_json:
+        print(json.dumps([{"index": i, "names": list(labels.names[i])} for i in found],
+                         indent=1))
+        return
+    for i in found:
+        print(f"{i:>5}  {', '.join(labels.names[i])}")
 
 
 def classify_main(argv: list[str]) -> int:
     from converters.images import load_rgb
 
     args = build_parser().parse_args(argv)
+    if (args.image is None) == (args.list_classes is None):
+        raise ValueError("give an IMAGE to classify, or --list-classes [QUERY] (not both)")
     network = open_network(args.model, args.weights)
     classifier = classifier_of(network)
     labels = labels_for(args.model, args.labels, classifier.classes)
+    if args.list_classes is not None:
+        list_classes(labels, args.list_classes, args.json)
+        return 0
     height, width = network.spec.input_shape[-2:]
     rgb = fit_input(load_rgb(args.image), height, width, args.crop)
     probs = probabilities(network, network.spec.input_preprocessing().to_net(rgb))

@@ -34,6 +34,7 @@ from .gradient import DreamGradient, Target, split_weight
 from .image_io import quantise
 from .large_step import warn_if_noise
 from .layers import resolve_layer
+from .memory import DreamMemory, plan_tile
 from .networks import open_network
 from .precision import check_precision, resolve_precision
 from .torch7_preset import MAX_OCTAVES as TORCH7_OCTAVES
@@ -109,13 +110,13 @@ def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | i
     objective, topk, guide, blur, laplacian, tile, tile_margin, seed, device (auto: a GPU
     if there is one), precision (auto, fp32, bf16, fp16; see dreamer/precision.py). `trace`
     (a dict) receives the first octave's input, first gradient, steps and jitter shifts
-    in the net's input space (Google modes).
+    in the net's input space (Google modes). A largest octave that does not fit in the
+    memory the machine can give is tiled (a warning) or refused (a ValueError naming the
+    size that fits) before any compute (dreamer/memory.py).
     """
     opts = Options(**options)
     opts.device = resolve_device(opts.device)
-    precision = "fp32" if opts.precision == "auto" and opts.preset in REPRODUCING \
-        else opts.precision
-    dtype = resolve_precision(precision, torch.device(opts.device))
+    dtype = resolve_precision(effective_precision(opts), torch.device(opts.device))
     net = network if isinstance(network, Network) else open_network(network)
     rgb = input_rgb(image)
     if opts.preset in ("deepdraw", "torch7"):  # these read the image's 8-bit values
@@ -141,6 +142,7 @@ def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | i
     if opts.preset == "torch7":
         result = _dream_torch7(rgb, net, targets, iterations, rate, opts, on_step, dtype)
     else:
+        opts.tile = memory_tile(net, targets, rgb.shape, opts, dtype)
         result = _dream_google(rgb, net, targets, iterations, rate, opts, on_step, on_octave,
                                trace, dtype)
     return result if raw else quantise_result(result, opts.preset)
@@ -224,6 +226,29 @@ def check_size(net: Network, targets: list[Target], rgb: np.ndarray, opts: Optio
     settings = octave_settings(opts, 1, 1.0)
     plan_octaves(octave_sizes(*rgb.shape[:2], settings.octaves, settings.octave_scale),
                  size_problem_for(net, targets))
+    with warnings.catch_warnings():  # dream() warns, once, of what it chooses
+        warnings.simplefilter("ignore")
+        device = torch.device(resolve_device(opts.device))
+        dtype = resolve_precision(effective_precision(opts), device)
+        memory_tile(net, targets, rgb.shape, opts, dtype)
+
+
+def effective_precision(opts: Options) -> str:
+    """`opts.precision`, with `auto` kept in fp32 for the presets that reproduce numbers."""
+    return "fp32" if opts.precision == "auto" and opts.preset in REPRODUCING \
+        else opts.precision
+
+
+def memory_tile(net: Network, targets: list[Target], shape: tuple[int, ...], opts: Options,
+                dtype: torch.dtype | None) -> int | None:
+    """The tile a Google-loop dream of an image of `shape` runs with: `opts.tile`, or one
+    chosen (with a warning) because the largest octave does not fit in memory whole; a
+    ValueError naming the size that fits where none does (dreamer/memory.py)."""
+    settings = octave_settings(opts, 1, 1.0)
+    sizes = octave_sizes(*shape[:2], settings.octaves, settings.octave_scale)
+    element_size = 4 if dtype is None else torch.finfo(dtype).bits // 8
+    memory = DreamMemory(net, targets, element_size, opts.tile_margin)
+    return plan_tile(memory, sizes, opts.tile, resolve_device(opts.device))
 
 
 def make_gradient(net: Network, targets: list[Target], opts: Options,

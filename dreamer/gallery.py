@@ -14,12 +14,13 @@ from PIL import Image, ImageDraw, ImageFont
 from converters.images import load_rgb
 from converters.layer_types import LAYER_TYPES
 from converters.network import Network
+from converters.ownership import OVERWRITE_HELP
 
 from . import cli_numbers as numbers
 from .classes import class_cells, fit_input
 from .engine import add_engine_options, dream_cells, open_pool
 from .gradient import receptive_field
-from .image_io import check_writable, save_rgb
+from .image_io import check_image_output, save_rgb
 from .layers import resolve_layer
 from .networks import open_network
 from .work import Still
@@ -101,10 +102,12 @@ def gallery_main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=numbers.SEED, default=0,
                         help=f"random seed, {numbers.SEED.describe()} (default: %(default)s)")
     parser.add_argument("-o", "--output", help="default <src stem>_gallery.png")
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     parser.add_argument("--quiet", action="store_true")
     add_engine_options(parser)
     args = parser.parse_args(argv)
-    out = check_writable(args.output or f"{Path(args.src).stem}_gallery.png")
+    out = check_image_output(args.output or f"{Path(args.src).stem}_gallery.png",
+                             [args.src, args.model, args.weights, args.labels], args.overwrite)
     network = open_network(args.model, args.weights)
     if args.classes:
         jobs = class_cells(network, args.model, args.labels, args.classes)

@@ -114,6 +114,18 @@ class DreamGradient:
             grad = laplacian_normalise(grad, self.laplacian)
         return grad
 
+    def largest_window(self, height: int, width: int) -> tuple[int, int]:
+        """(rows, columns) of the largest input window a step on height×width computes on."""
+        if not self.tile:
+            return height, width
+        if self.spans is None:
+            return tuple(max(end - start for *_, start, end in
+                             tile_windows(n, self.tile, self.tile_margin, self.tile_align))
+                         for n in (height, width))
+        return tuple(max(w.stop - w.start for _, w in
+                         output_tiles(n, self.tile, self.output_align, self.reach))
+                     for n in (height, width))
+
     def plain(self, x: Tensor, units: list[tuple[slice, slice]] | None = None) -> Tensor:
         """The gradient over the whole input at once; with `units` (per target, its rows
         and columns of output), only theirs."""

@@ -11,12 +11,13 @@ import re
 from pathlib import Path
 
 from converters.images import load_rgb
+from converters.ownership import OVERWRITE_HELP
 
 from .__main__ import add_dream_options, check_channel, dream_options, prepare_dream
 from .cli_numbers import CELL_SIZE
 from .engine import add_engine_options, dream_cells, open_pool, work_options
 from .gallery import default_layers, fit, grid
-from .image_io import check_writable, save_rgb
+from .image_io import check_image_output, save_rgb
 from .networks import open_network
 from .work import Still
 
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=CELL_SIZE, default=224, help="longer side of each "
                         f"cell, {CELL_SIZE.describe()} (default: %(default)s)")
     parser.add_argument("-o", "--output", help="default <src stem>_sweep.png")
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     return parser
 
 
@@ -66,7 +68,9 @@ def sweep_main(argv: list[str]) -> int:
     if args.channel is not None or args.class_ is not None:
         raise ValueError("sweep: give the channels with --channels (and no --class)")
     channels = parse_channels(args.channels)
-    out = check_writable(args.output or f"{Path(args.src).stem}_sweep.png")
+    out = check_image_output(args.output or f"{Path(args.src).stem}_sweep.png",
+                             [args.src, args.model, args.weights, args.guide, args.labels],
+                             args.overwrite)
     network = open_network(args.model, args.weights)
     if args.layer is None and not args.positional:
         args.layer = ",".join(default_layers(network, DEFAULT_LAYERS))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from converters.spec import ConversionError
 
-from .registry import REGISTRY, Source, ZooModel, is_zoo_name, lookup
+from .registry import REGISTRY, Source, ZooModel, did_you_mean, is_zoo_name, lookup
 
 # A converted model's directory name: no path separators, no leading dot.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -56,6 +56,8 @@ def find_converted(name: str) -> Path:
     if model is not None:
         raise ConversionError(f"model {model.name!r} is not converted yet: run "
                               f"`{convert_command(model)}` (offline: add FROM=<mirror folder>)")
+    if guess := did_you_mean(name):
+        raise ConversionError(f"no model {name!r}: {guess} (`make convert` lists the zoo)")
     zoo = ", ".join(m.name for m in REGISTRY)
     raise ConversionError(f"no converted model {name!r} in {models_root()}, and the zoo has no "
                           f"such model (zoo: {zoo}); convert your own with `make convert "

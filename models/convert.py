@@ -13,6 +13,7 @@ line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -20,15 +21,16 @@ from pathlib import Path
 
 import converters
 from converters.caffe import mean_values
+from converters.cli import broken_pipe, flushed, interrupted
 from converters.network import Network
-from converters.spec import ConversionError
-from converters.store import check_network_target
+from converters.spec import NETWORK_FORMAT, ConversionError
+from converters.store import DESCRIPTION_FILE, MAX_DESCRIPTION_BYTES, check_network_target
 
 from . import NAME_PATTERN, convert_command, models_root
 from .download import HostUnreachable
-from .fetch import Found, from_cache, from_mirror
+from .fetch import Found, folder_of, from_cache, from_mirror, in_mirror
 from .labels import read_labels
-from .registry import REGISTRY, ZooModel, lookup, registry_table
+from .registry import REGISTRY, ZooModel, did_you_mean, lookup, registry_table
 
 
 @dataclass
@@ -93,6 +95,30 @@ def convert_zoo(model: ZooModel, mirror: Path | None = None, root: Path | None =
     directory = write_model(network, table, model.name, root or models_root(), onnx, labels)
     warnings = [text for found in files if (text := warning(model, found))]
     return Converted(model.name, directory, network, table, files, warnings)
+
+
+def up_to_date(model: ZooModel, mirror: Path | None, root: Path | None = None,
+               cache: Path | None = None) -> Path | None:
+    """The folder of `model` converted before, if it is of our format, records `model` and
+    is newer than every file this conversion would read (None: convert it)."""
+    directory = (root or models_root()) / model.name
+    description = directory / DESCRIPTION_FILE
+    try:
+        if description.stat().st_size > MAX_DESCRIPTION_BYTES:
+            return None
+        data = json.loads(description.read_bytes())
+        recorded = {f["file"] for f in data["source"]["zoo"]["files"]}
+        current = data["format"] == NETWORK_FORMAT and data["source"]["zoo"]["model"] == \
+            model.name
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+    built = description.stat().st_mtime
+    for source in (*model.sources, *model.classes):
+        path = in_mirror(mirror, model, source) if mirror is not None \
+            else (cache or cache_root()) / folder_of(model, source) / source.name
+        if path is not None and path.is_file():
+            current = current and path.name in recorded and path.stat().st_mtime <= built
+    return directory if current else None
 
 
 def warning(model: ZooModel, found: Found) -> str:
@@ -184,17 +210,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--t7", type=Path, help="a Torch7 .t7/.net model (not in the zoo)")
     parser.add_argument("--name", help="directory name under models/ for --prototxt or --t7")
     parser.add_argument("--quiet", action="store_true", help="no download progress bar")
+    parser.add_argument("--again", action="store_true", help="convert a zoo model even when "
+                        "its folder is newer than the files it was converted from")
     parser.add_argument("--format", choices=("dreamzoo", "onnx"), default="dreamzoo",
                         help="onnx: also export models/<name>/<name>.onnx (opset 13)")
     args = parser.parse_args(argv)
     try:
         result = _run(args)
+        if result is not None:
+            report(result)
+        return flushed(0)
     except ConversionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if result is not None:
-        report(result)
-    return 0
+    except KeyboardInterrupt:
+        return interrupted()
+    except BrokenPipeError:
+        return broken_pipe()
 
 
 def _run(args: argparse.Namespace) -> Converted | None:
@@ -218,10 +250,20 @@ def _run(args: argparse.Namespace) -> Converted | None:
         print(registry_table(done))
         return None
     model = lookup(args.model)
+    if model is None and (guess := did_you_mean(args.model)):
+        raise ConversionError(f"unknown MODEL {args.model!r}: {guess} (`make convert` lists "
+                              "the zoo)")
     if model is None:
         names = ", ".join(m.name for m in REGISTRY)
         raise ConversionError(f"unknown MODEL {args.model!r}; the zoo has: {names} "
                               f"(`make convert` lists them with details)")
     mirror = args.mirror or (Path(os.environ["DREAMZOO_MIRROR"])
                              if os.environ.get("DREAMZOO_MIRROR") else None)
+    if mirror is not None and not Path(mirror).is_dir():
+        raise ConversionError(f"{mirror}: the mirror folder does not exist")
+    done = None if args.again or args.format == "onnx" else up_to_date(model, mirror)
+    if done is not None:
+        print(f"{model.name}: already converted in {done}/ from the same files (--again "
+              "converts it again)")
+        return None
     return convert_zoo(model, mirror, quiet=args.quiet, onnx=args.format == "onnx")

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from converters.bounded import read_bounded
 from converters.spec import ConversionError
 
 MAX_BYTES = 4 << 20  # far above any class list (ImageNet's is 32 kB)
@@ -52,18 +53,11 @@ def read_labels(path: str | Path) -> ClassList:
     """The class list in `path`; a ConversionError naming the file if it is not one."""
     path = Path(path)
     limit = MAX_MAT_BYTES if path.suffix.lower() == ".mat" else MAX_BYTES
+    data = read_bounded(path, limit, "class list")
+    if path.suffix.lower() == ".mat":
+        return ClassList(str(path), _mat_names(data, str(path)))
     try:
-        if path.stat().st_size > limit:
-            raise ConversionError(f"{path}: too large for a class list (over {limit} bytes)")
-        data = path.read_bytes()
-        if path.suffix.lower() == ".mat":
-            return ClassList(str(path), _mat_names(data, str(path)))
         text = data.decode("utf-8")
-    except FileNotFoundError:
-        raise ConversionError(f"{path}: no such class list") from None
-    except OSError as e:
-        raise ConversionError(f"{path}: cannot read the class list ({e.strerror or e})") \
-            from None
     except UnicodeDecodeError as e:
         raise ConversionError(f"{path}: not a UTF-8 class list (byte {e.start})") from None
     if path.suffix.lower() == ".py":
@@ -176,6 +170,17 @@ def class_index(token: str, classes: int, labels: ClassList | None) -> int:
         raise ValueError(f"class {token!r} is ambiguous: it names {listed}; give the index")
     raise ValueError(f"no class is named {token!r} in {labels.source}; closest: "
                      f"{', '.join(closest(wanted, labels))}")
+
+
+def search(query: str, labels: ClassList) -> list[int]:
+    """The classes one of whose names holds `query` (case, '_' and spacing ignored); all
+    for an empty query. None: a ValueError naming the closest names."""
+    wanted = _key(query)
+    found = [i for i, names in enumerate(labels.names) if any(wanted in _key(n) for n in names)]
+    if not found:
+        raise ValueError(f"no class name holds {query!r} in {labels.source}; closest: "
+                         f"{', '.join(closest(wanted, labels))}")
+    return found
 
 
 def closest(wanted: str, labels: ClassList) -> list[str]:

@@ -9,6 +9,7 @@ neither cannot be verified, and the converter says so.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 from converters.preprocessing import Preprocessing
@@ -357,6 +358,13 @@ def lookup(name: str) -> ZooModel | None:
     """The zoo model with this name or alias (case and '-'/'_' do not matter)."""
     wanted = normalise(name)
     return next((m for m in REGISTRY if wanted in m._names), None)
+
+
+def did_you_mean(name: str) -> str:
+    """'did you mean X?' for the zoo name or alias closest to a misspelt `name`, else ''."""
+    names = {alias: m.name for m in REGISTRY for alias in m._names}
+    close = difflib.get_close_matches(normalise(name), list(names), n=1, cutoff=0.75)
+    return f"did you mean {names[close[0]]}?" if close else ""
 
 
 def is_zoo_name(name: str) -> bool:

@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from converters.atomic import replacing
+from converters.cli import broken_pipe, flushed, interrupted
+from converters.ownership import MARKER_KEY, check_output, marker
 from converters.spec import ConversionError
 
 
@@ -23,13 +26,20 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(argv[0])
     try:
+        check_output(out)  # replaces only a file of ours (converters/ownership.py)
+        text = PngInfo()
+        text.add_itxt(MARKER_KEY, marker())
         with replacing(out) as file:
-            Image.fromarray(data.astronaut()).save(file, "PNG")
+            Image.fromarray(data.astronaut()).save(file, "PNG", pnginfo=text)
+        print(f"sample image (scikit-image's astronaut, 512x512) written to {out}")
+        return flushed(0)
     except ConversionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"sample image (scikit-image's astronaut, 512x512) written to {out}")
-    return 0
+    except KeyboardInterrupt:
+        return interrupted()
+    except BrokenPipeError:
+        return broken_pipe()
 
 
 if __name__ == "__main__":

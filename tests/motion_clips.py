@@ -17,30 +17,33 @@ TOP, LEFT = 48, 52  # where a moving scene's frames are cut from its canvas
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: Fraction = Fraction(24),
-               tone_hz: float | None = None, codec: str = "libx264") -> Path:
+               tone_hz: float | None = None, codec: str = "libx264", audio_codec: str = "aac",
+               sample_rate: int = 44100, options: dict[str, str] | None = None) -> Path:
     """`frames` (uint8 RGB) as lossless H.264 4:4:4 (or `codec`) at `fps`; with `tone_hz`,
-    a mono 44.1 kHz AAC sine tone as long as the video."""
-    with av.open(str(path), "w") as container:
+    a mono sine tone (`audio_codec` at `sample_rate`) as long as the video. `options`: the
+    muxer's (e.g. its time base)."""
+    with av.open(str(path), "w", options=options or {}) as container:
         video = container.add_stream(codec, rate=fps)
         video.height, video.width = frames[0].shape[:2] if frames else (48, 64)
         if codec == "libx264":  # lossless: the test sees the motion it made, not the codec's
             video.pix_fmt, video.options = "yuv444p", {"qp": "0"}
         audio = None
         if tone_hz is not None:
-            audio = container.add_stream("aac", rate=44100)
+            audio = container.add_stream(audio_codec, rate=sample_rate)
             audio.layout = "mono"
+            audio.format = next(f for f in audio.codec.audio_formats if f.name in ("flt", "fltp"))
         container.start_encoding()  # a header even without frames
         for rgb in frames:
             container.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
         container.mux(video.encode())
         if audio is not None:
-            total = round(len(frames) / fps * 44100)
-            t = np.arange(total) / 44100
+            total, step = round(len(frames) / fps * sample_rate), audio.codec_context.frame_size
+            t = np.arange(total) / sample_rate
             wave = (0.3 * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)
-            for k in range(0, total, 1024):
-                frame = av.AudioFrame.from_ndarray(wave[None, k:k + 1024], format="fltp",
-                                                   layout="mono")
-                frame.sample_rate, frame.pts = 44100, k
+            for k in range(0, total, step):
+                frame = av.AudioFrame.from_ndarray(wave[None, k:k + step],
+                                                   format=audio.format.name, layout="mono")
+                frame.sample_rate, frame.pts = sample_rate, k
                 container.mux(audio.encode(frame))
             container.mux(audio.encode())
     return path

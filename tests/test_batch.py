@@ -1,8 +1,9 @@
 """`python -m dreamer batch`: every output equals what `python -m dreamer` writes for its
-image (byte for byte, same thread count: 1 here, as each Ray worker of 1 CPU runs 1
-thread), in this process and on Ray workers; a killed worker's images are run again and
-each output is written once; an interrupted job resumes; a bad image fails alone; other
-settings are refused without --force, and --force replaces only outputs of ours.
+image (pixel for pixel, as the PNGs store different command lines; same thread count: 1
+here, as each Ray worker of 1 CPU runs 1 thread), in this process and on Ray workers; a
+killed worker's images are run again and each output is written once; an interrupted job
+resumes; a bad image fails alone; other settings are refused without --force, and --force
+replaces only outputs of ours.
 
 The tiny Caffe net (real Caffe weights) on 64×64 images keeps each dream a few hundredths
 of a second; the Ray instance (2 CPUs) is the session's (conftest.py: `ray_cluster`).
@@ -66,7 +67,7 @@ def reference(folder, tiny_cli_args, tmp_path_factory) -> dict[str, bytes]:
                          "-o", str(out / f"{i}.png")]) == 0
     finally:
         torch.set_num_threads(threads)
-    return {output_name(name): (out / f"{i}.png").read_bytes() for i, name in enumerate(NAMES)}
+    return {output_name(name): png_pixels(out / f"{i}.png") for i, name in enumerate(NAMES)}
 
 
 def run_batch(capsys, source, outdir: Path, model: list[str], *extra: str,
@@ -77,7 +78,13 @@ def run_batch(capsys, source, outdir: Path, model: list[str], *extra: str,
 
 
 def outputs(outdir: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(outdir)): p.read_bytes() for p in outdir.rglob("*.png")}
+    return {str(p.relative_to(outdir)): png_pixels(p) for p in outdir.rglob("*.png")}
+
+
+def png_pixels(path: Path) -> bytes:
+    """An image's size and RGB pixels (not its metadata)."""
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    return repr(rgb.shape).encode() + rgb.tobytes()
 
 
 def log_counts(outdir: Path) -> dict[tuple[str, str], int]:

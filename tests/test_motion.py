@@ -32,6 +32,7 @@ from motion_clips import (
 from PIL import Image
 
 import dreamer
+from converters.ownership import RECORD_FILE
 from dreamer.__main__ import main
 from dreamer.motion.media import VideoInfo
 from dreamer.motion.video import frame_at
@@ -144,9 +145,9 @@ def test_zoom_frames_follow_the_zoom_and_encode(tmp_path, googlenet, googlenet_c
     video, _, _ = read_clip(tmp_path / "zoom.mp4")
     assert len(video) == 6 and video[0].shape == (74, 98, 3)
     assert main([*common, "-o", str(tmp_path / "pngs")]) == 0
-    pngs = sorted((tmp_path / "pngs").iterdir())
+    pngs = sorted((tmp_path / "pngs").glob("frame*.png"))
     assert [p.read_bytes() for p in pngs] == [(folder / p.name).read_bytes() for p in pngs]
-    assert len(pngs) == 6
+    assert len(pngs) == 6 and (tmp_path / "pngs" / RECORD_FILE).is_file()
 
 
 def bad_run(args: list[str], capsys) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
+from ..bounded import read_bounded
 from ..layer_types import layer_type
 from ..registry import Registry
 from ..shapes import ShapeWalk, Unfit, check_input_shape
@@ -36,6 +37,8 @@ TRAINING_TYPES = {"Accuracy", "SoftmaxWithLoss", "EuclideanLoss", "HingeLoss",
 # Largest blob we agree to allocate for a weight callable (elements); model files are
 # untrusted and a prototxt can declare any num_output.
 MAX_BLOB_ELEMENTS = 1 << 31
+MAX_PROTOTXT_BYTES = 64 << 20  # GoogLeNet's deploy.prototxt is 36 kB
+MAX_CAFFEMODEL_BYTES = 2 << 30  # protobuf's limit on one message
 
 
 # --- reading the files ---------------------------------------------------------------------
@@ -43,9 +46,7 @@ MAX_BLOB_ELEMENTS = 1 << 31
 def read_prototxt(path: str | Path) -> Any:
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConversionError(f"{path}: cannot read prototxt ({e.strerror or e})") from None
+        text = read_bounded(path, MAX_PROTOTXT_BYTES, "prototxt").decode()
     except UnicodeDecodeError:
         raise ConversionError(f"{path}: not a text prototxt (binary content)") from None
     net = proto.NetParameter()
@@ -62,10 +63,7 @@ def read_prototxt(path: str | Path) -> Any:
 def read_caffemodel(path: str | Path) -> dict[str, list[np.ndarray]]:
     """Parameter blobs by layer name, from a V1 or V2 binary caffemodel."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ConversionError(f"{path}: cannot read caffemodel ({e.strerror or e})") from None
+    data = read_bounded(path, MAX_CAFFEMODEL_BYTES, "caffemodel")
     net = proto.NetParameter()
     try:
         net.ParseFromString(data)

@@ -18,9 +18,10 @@ import numpy as np
 import onnx
 import torch
 
-from ..atomic import check_file_target, write_bytes
+from ..atomic import write_bytes
 from ..images import load_rgb
 from ..network import Network
+from ..ownership import OVERWRITE_HELP, check_output
 from ..preprocessing import Preprocessing
 from ..spec import ConversionError, first_line
 from ..store import open_model
@@ -33,13 +34,14 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="+",
                         help="a converted directory, PROTOTXT CAFFEMODEL, or a .t7/.onnx file")
     parser.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     parser.add_argument("--until", metavar="LAYER", help="stop at this layer (the output)")
     parser.add_argument("--input-shape", type=int, nargs=4, metavar=("N", "C", "H", "W"),
                         help="the size to trace at (default: the model's declared size)")
 
 
 def run_export(args: argparse.Namespace) -> int:
-    path = check_file_target(Path(args.output))
+    path = check_output(Path(args.output), args.model, args.overwrite)
     network = open_model(args.model, args.input_shape)
     if args.input_shape:
         network.spec.input_shape = list(args.input_shape)

@@ -12,7 +12,6 @@ input size (params "min_size") is the one dreamzoo's exporter recorded, else unk
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,8 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
+from ..bounded import load_json, read_bounded
+from ..cli import warnings_held
 from ..network import Network
 from ..preprocessing import Preprocessing
 from ..shapes import check_input_shape
@@ -33,21 +34,17 @@ ATTRIBUTE_TYPES = {"INT", "FLOAT", "STRING", "INTS", "FLOATS", "STRINGS", "TENSO
 
 def load_onnx(path: str | Path) -> Network:
     """A Network from an .onnx file."""
-    spec = read_onnx(path)
-    try:
-        return Network(spec)
-    except ConversionError as e:
-        raise ConversionError(f"{path}: {e}") from None
+    with warnings_held():  # onnx2torch's, about its node converters
+        spec = read_onnx(path)
+        try:
+            return Network(spec)
+        except ConversionError as e:
+            raise ConversionError(f"{path}: {e}") from None
 
 
 def read_model(path: Path) -> onnx.ModelProto:
     """Parse and validate an ONNX file (no external data: every tensor must be inside)."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ConversionError(f"{path}: cannot read ({e.strerror or e})") from None
-    if len(data) > MAX_BYTES:
-        raise ConversionError(f"{path}: {len(data)} bytes is too large for an ONNX model")
+    data = read_bounded(path, MAX_BYTES, "ONNX model")
     model = onnx.ModelProto()
     try:
         model.ParseFromString(data)
@@ -195,8 +192,8 @@ def _metadata(model: onnx.ModelProto) -> dict[str, Any] | None:
     for prop in model.metadata_props:
         if prop.key == METADATA_KEY:
             try:
-                meta = json.loads(prop.value)
-            except json.JSONDecodeError:
+                meta = load_json(prop.value, METADATA_KEY)
+            except ConversionError:
                 return None
             return meta if _well_formed(meta) else None
     return None

@@ -7,12 +7,15 @@ import argparse
 import shutil
 import sys
 import textwrap
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
-from converters.atomic import OutputError, check_file_target, is_temporary, replacing_folder
+from converters import ownership
+from converters.atomic import OutputError, is_temporary, replacing_folder
 
 from .. import cli_numbers as numbers
+from ..image_io import MAX_SIDE_HELP, check_max_side, scaled_down
 from .frames import FRAME, FramesFolder, frame_name
 
 OUTPUTS = (".mp4", ".gif")
@@ -34,43 +37,72 @@ def motion_parser(prog: str, source: str, description: str,
                         "run (default: <OUT stem>_frames beside OUT)")
     parser.add_argument("--force", action="store_true", help="replace the frames of a frames "
                         "folder made with other settings")
+    parser.add_argument("--overwrite", action="store_true", help=ownership.OVERWRITE_HELP)
+    parser.add_argument("--max-side", type=int, metavar="N", help=MAX_SIDE_HELP)
     return parser
 
 
-def check_output(out: Path, folder_allowed: bool) -> Path:
-    """Refuse, before any work, an OUT that cannot be written or is not ours to replace."""
+def check_output(out: Path, folder_allowed: bool, inputs: Iterable = (),
+                 overwrite: bool = False) -> Path:
+    """Refuse, before any work, an OUT that cannot be written or is not ours to replace
+    (the output policy of converters/ownership.py)."""
     if not out.parent.is_dir():
         raise OutputError(f"{out}: the folder {out.parent} does not exist")
     if out.suffix.lower() in OUTPUTS and (folder_allowed or out.suffix.lower() == ".mp4"):
-        return check_file_target(out)
+        return ownership.check_output(out, inputs, overwrite)
     if not folder_allowed:
         raise OutputError(f"{out}: the output must end in .mp4")
     if out.suffix or (out.exists() and not out.is_dir()):
         raise OutputError(f"{out}: the output must end in .mp4 or .gif, or be a folder")
-    foreign = sorted(p.name for p in out.iterdir() if not FRAME.fullmatch(p.name)
-                     and not is_temporary(p.name)) if out.is_dir() else []
-    if foreign:
-        raise OutputError(f"{out}: holds {foreign[0]!r}, which is not a frame of ours; give "
-                          "a new or empty folder")
+    ownership.check_not_input(out, inputs)
+    names = sorted(p.name for p in out.iterdir() if not is_temporary(p.name)) \
+        if out.is_dir() else []
+    if names and not overwrite:
+        foreign = [n for n in names if not FRAME.fullmatch(n) and n != ownership.RECORD_FILE]
+        if foreign or not ownership.has_record(out):
+            what = repr(foreign[0]) if foreign else f"no {ownership.RECORD_FILE} of ours"
+            raise OutputError(f"{out}: holds {what}: not a frames folder dreamzoo wrote; give "
+                              "a new or empty folder (or --overwrite)")
+    ownership.check_writable_folder(out)  # its new version is made beside it
     return out
 
 
 def frames_folder(args: argparse.Namespace, out: Path, settings: dict) -> FramesFolder:
     folder = Path(args.frames_dir) if args.frames_dir else out.parent / f"{out.stem}_frames"
-    return FramesFolder(folder, settings, args.force)
+    ownership.check_writable_folder(folder / "settings.json")
+    return FramesFolder(folder, settings, args.force, args.overwrite)
 
 
 def copy_frames(folder: FramesFolder, count: int, out: Path) -> None:
-    """OUT as a folder: the frames' PNGs, all appearing at once."""
+    """OUT as a folder: the frames' PNGs and our record, all appearing at once."""
     with replacing_folder(out) as staging:
         for k in range(1, count + 1):
             shutil.copyfile(folder.folder / frame_name(k), staging / frame_name(k))
+        ownership.write_record(staging, frames=count)
+
+
+def inputs_of(args: argparse.Namespace) -> list:
+    """The files a dream command reads, which no output may replace."""
+    return [args.src, args.model, args.weights, args.guide, args.labels]
 
 
 def note_odd_size(width: int, height: int) -> None:
     if width % 2 or height % 2:
         print(f"note: H.264 yuv420p needs even sides: the {width}×{height} frames are padded "
               "to even by repeating their last column/row", file=sys.stderr)
+
+
+def note_resume(folder: FramesFolder, done: int, total: int | None) -> None:
+    """Say so when `folder` already holds `done` frames of an earlier run."""
+    if not done:
+        return
+    if total is not None and done >= total:
+        print(f"all {total} frames are in {folder.folder} from an earlier run: encoding only",
+              file=sys.stderr)
+        return
+    of = f" of {total}" if total is not None else ""
+    print(f"resuming at frame {done + 1}{of} (frames 1-{done} are in {folder.folder} from "
+          "an earlier run)", file=sys.stderr)
 
 
 def progress(args: argparse.Namespace, total: int | None, initial: int):
@@ -85,11 +117,13 @@ def zoom_main(argv: list[str]) -> int:
     from ..__main__ import dream_options, prepare_dream
     from ..networks import open_network
     from .animate import prepared
-    from .media import write_gif, write_mp4
+    from .media import check_gif_rate, write_gif, write_mp4
     from .zoom import Motion, check_zoom, zoom_frames, zoom_settings
 
     parser = motion_parser("zoom", "SRC", "Google's endless zoom: each frame dreamed from the "
-                           "previous one, zoomed, rotated and panned (in float).",
+                           "previous one, zoomed, rotated and panned (in float). Defaults as "
+                           "for a still: LAYER the zoo model's default layer, ITERATIONS 10, "
+                           "RATE 0.01 (--preset google: 1.5).",
                            "an .mp4 (H.264), a looping .gif, or a folder of PNGs")
     parser.add_argument("--frames", type=numbers.FRAMES, required=True,
                         help=f"frames to make, {numbers.FRAMES.describe()}")
@@ -104,19 +138,24 @@ def zoom_main(argv: list[str]) -> int:
     parser.add_argument("--fps", type=numbers.FPS, default=24.0, help="of the MP4 or GIF, "
                         f"{numbers.FPS.describe()} (default: %(default)s)")
     args = parser.parse_intermixed_args(argv)
-    out = check_output(Path(args.output), folder_allowed=True)
+    check_max_side(args.max_side)
+    out = check_output(Path(args.output), True, inputs_of(args), args.overwrite)
     motion = Motion(args.zoom, args.rotate, args.pan)
     network = open_network(args.model, args.weights)
     targets, iterations, rate = prepare_dream(network, args)
     options = dream_options(args)
     network, _ = prepared(network, targets, options)
-    rgb = load_rgb(args.src)
+    rgb = scaled_down(load_rgb(args.src), args.max_side)
     check_zoom(rgb, network, targets, motion, args.frames, options)
     if not args.fps > 0:
         raise ValueError(f"--fps must be positive (got {args.fps})")
+    if out.suffix.lower() == ".gif":
+        check_gif_rate(args.fps)
     folder = frames_folder(args, out, zoom_settings(rgb, network, targets, iterations, rate,
                                                     motion, options))
-    with progress(args, args.frames, min(folder.complete(), args.frames)) as bar:
+    done = min(folder.complete(), args.frames)
+    note_resume(folder, done, args.frames)
+    with progress(args, args.frames, done) as bar:
         for _ in zoom_frames(rgb, network, targets, iterations, rate, motion, args.frames,
                              options, folder):
             bar.update()
@@ -147,21 +186,31 @@ def video_main(argv: list[str]) -> int:
     from .animate import prepared
     from .chunks import WARMUP, chunk_warmup, dream_in_chunks, stitched
     from .media import write_mp4
-    from .video import BLEND, ITERATIONS, OCTAVES, frame_times, video_job, video_settings
+    from .video import (
+        BLEND,
+        ITERATIONS,
+        OCTAVES,
+        RATE,
+        frame_times,
+        video_job,
+        video_rate,
+        video_settings,
+    )
 
     parser = motion_parser(
         "video", "IN", "Dream a video: each frame starts from its raw frame plus the previous "
         "frame's dreamed detail, moved by optical flow (DIS, both directions), masked where "
         "the flow fails its consistency check and faded by --blend. A frame that carries "
         "nothing (the first, after a cut, or with --blend 0) runs ITERATIONS; one that "
-        "carries runs ITERATIONS × (1 − blend), at least 1.\nPer-frame defaults: "
-        f"ITERATIONS {ITERATIONS}, --octaves {OCTAVES}, --blend {BLEND} (measured; README).",
+        "carries runs ITERATIONS × (1 − blend), at least 1.\nPer-frame defaults: LAYER the "
+        f"zoo model's default layer, ITERATIONS {ITERATIONS}, RATE {RATE} (--preset google: "
+        f"1.5), --octaves {OCTAVES}, --blend {BLEND} (measured; README).",
         "an .mp4 (H.264 yuv420p; the source's frame times, size and sound)")
     parser.add_argument("--blend", type=numbers.BLEND, default=BLEND, help="share of the "
                         f"previous frame's detail carried, {numbers.BLEND.describe()} "
                         "(default: %(default)s); 0 dreams every frame on its own")
     parser.add_argument("--start", help="first frame: a frame number (from 0), seconds "
-                        "(1.5s) or M:SS")
+                        "(1.5s) or M:SS; default the first")
     parser.add_argument("--end", help="end (excluded), as --start; default the last frame")
     parser.add_argument("--chunk", type=numbers.CHUNK, metavar="N",
                         help="dream in chunks, in parallel with --ray: cut at scene cuts "
@@ -176,15 +225,18 @@ def video_main(argv: list[str]) -> int:
         raise ValueError("--ray goes with --chunk N: a video's frames are dreamed one from "
                          "the other, only chunks can run in parallel")
     check_engine_options(args)
-    out = check_output(Path(args.output), folder_allowed=False)
+    check_max_side(args.max_side)
+    out = check_output(Path(args.output), False, inputs_of(args), args.overwrite)
     network = open_network(args.model, args.weights)
     targets, iterations, rate = prepare_dream(network, args)
     iterations = iterations or ITERATIONS
     options = dream_options(args)
+    rate = video_rate(rate, options)
     network, _ = prepared(network, targets, options)
-    job = video_job(args.src, network, targets, args.blend, args.start, args.end, options)
+    job = video_job(args.src, network, targets, args.blend, args.start, args.end, options,
+                    args.max_side)
     settings = video_settings(job.path, network, targets, iterations, rate, args.blend,
-                              job.first, job.options)
+                              job.first, job.options, job.max_side)
     if args.chunk is not None:
         settings.update(chunk=args.chunk, warmup=chunk_warmup(args.blend))
     folder = frames_folder(args, out, settings)
@@ -213,6 +265,7 @@ def dream_in_order(args: argparse.Namespace, job, network, targets, iterations, 
     from .video import video_frames
 
     total = job.count or (job.info.frames - job.first if job.info.frames else None)
+    note_resume(folder, folder.complete(), total)
     with progress(args, total, folder.complete()) as bar:
         for _ in video_frames(job, network, targets, iterations, rate, args.blend, folder):
             bar.update()

@@ -12,6 +12,7 @@ we wrote.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from converters.atomic import OutputError, is_temporary, write_bytes
+from converters.bounded import read_bounded, read_json
 from converters.images import load_rgb
 
 from ..image_io import quantise, save_array, save_rgb
@@ -27,7 +29,20 @@ from ..settings import changed
 SETTINGS = "settings.json"
 FRAME = re.compile(r"frame([0-9]{6,})\.png")
 CARRY = re.compile(r"carry([0-9]{6,})\.npy")
+MARK, MARK_VALUE = "written_by", "dreamzoo frames folder"  # in settings.json: ours
 WARM = re.compile(r"warm([0-9]{6,})\.png")  # a chunk's warm-up frame (motion/chunks.py)
+MAX_SETTINGS_BYTES = 1 << 20  # ours are about 2 kB
+NPY_HEADER_BYTES = 1 << 16  # numpy's limit on a .npy header
+
+
+def read_settings(path: Path) -> dict | None:
+    """The settings a frames folder's settings.json holds; None if we did not write it."""
+    if path.is_symlink() or not path.is_file():
+        return None
+    data = read_json(path, MAX_SETTINGS_BYTES, "frames settings", error=OutputError)
+    if not isinstance(data, dict) or data.pop(MARK, None) != MARK_VALUE:
+        return None
+    return data
 
 
 def frame_name(k: int) -> str:
@@ -42,16 +57,33 @@ def warm_name(k: int) -> str:
     return f"warm{k:06d}.png"
 
 
+def carry_problem(carried: np.ndarray, frame: np.ndarray) -> str:
+    """What is wrong with `carried` as the float RGB of `frame` (uint8 RGB); "" if
+    nothing."""
+    if carried.dtype.kind != "f":
+        return f"holds {carried.dtype} values, not float"
+    if carried.shape != frame.shape:
+        return f"has shape {carried.shape}, not its frame's {frame.shape}"
+    if not np.isfinite(carried).all():
+        return "holds values that are not finite"
+    # Saved as float32 and its PNG quantised from the float it was made as: one level apart
+    # at most where they round differently.
+    if np.abs(quantise(carried).astype(np.int16) - frame).max(initial=0) > 1:
+        return "does not match its frame's pixels"
+    return ""
+
+
 class FramesFolder:
     """A frames folder opened for `settings`: new, empty, or an earlier run's with the same
     settings (resumed), or with others and `force` (its frames are replaced)."""
 
-    def __init__(self, folder: str | Path, settings: dict, force: bool = False) -> None:
+    def __init__(self, folder: str | Path, settings: dict, force: bool = False,
+                 overwrite: bool = False) -> None:
         self.folder = Path(folder)
         self.settings = json.loads(json.dumps(settings))  # as it reads back from the file
-        self._check(force)
+        self._check(force, overwrite)
 
-    def _check(self, force: bool) -> None:
+    def _check(self, force: bool, overwrite: bool = False) -> None:
         folder = self.folder
         if folder.exists() and not folder.is_dir():
             raise OutputError(f"{folder}: is a file, not a frames folder")
@@ -61,12 +93,12 @@ class FramesFolder:
                 raise OutputError(f"{folder}: holds {sorted(names)[0]!r} and no {SETTINGS}: "
                                   "not a frames folder of ours; give a new or empty folder")
             return
-        try:
-            earlier = json.loads((folder / SETTINGS).read_text())
-        except (OSError, ValueError) as e:
-            raise OutputError(f"{folder / SETTINGS}: cannot be read ({e})") from None
+        earlier = read_settings(folder / SETTINGS)
+        if earlier is None and not overwrite:
+            raise OutputError(f"{folder / SETTINGS}: not one dreamzoo wrote; refusing to use "
+                              f"{folder} (give another folder, or --overwrite)")
         if earlier != self.settings:
-            if not force:
+            if not (force or overwrite):
                 names_changed = ", ".join(changed(earlier, self.settings))
                 raise OutputError(f"{folder}: holds frames made with other settings "
                                   f"({names_changed}); give another folder or --force "
@@ -77,7 +109,8 @@ class FramesFolder:
             self._write_settings()
 
     def _write_settings(self) -> None:
-        write_bytes(self.folder / SETTINGS, json.dumps(self.settings, indent=1).encode())
+        written = {MARK: MARK_VALUE, **self.settings}
+        write_bytes(self.folder / SETTINGS, json.dumps(written, indent=1).encode())
 
     def _names(self) -> list[str]:
         try:
@@ -99,12 +132,21 @@ class FramesFolder:
         return n
 
     def carry(self, k: int) -> np.ndarray:
-        """Frame k's float RGB, exactly as the next frame was dreamed from it."""
+        """Frame k's float RGB, exactly as the next frame was dreamed from it: checked to
+        be frame k's (its PNG's size, and within one level of its pixels) and finite."""
         path = self.folder / carry_name(k)
+        frame = self.frame(k)
+        data = read_bounded(path, NPY_HEADER_BYTES + frame.size * 8, "carried frame",
+                            OutputError)
         try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
+            carried = np.load(io.BytesIO(data), allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
             raise OutputError(f"{path}: cannot be read ({e})") from None
+        problem = carry_problem(carried, frame)
+        if problem:
+            raise OutputError(f"{path}: {problem}, so frame {k + 1} cannot continue from it; "
+                              "give --force to start again")
+        return carried.astype(np.float32)
 
     def save(self, k: int, rgb: np.ndarray) -> None:
         """Frame k (1-based): its carry, then its PNG, then frame k−1's carry removed."""

@@ -1,7 +1,8 @@
 """Video in and out with PyAV (whose wheels bundle FFmpeg with H.264 and AAC), and GIFs
 with PIL. Decoding yields each frame's index, time stamp and RGB; encoding writes H.264
 yuv420p MP4 with the source's frame times and, re-encoded as AAC, the source's sound over
-the same span. Every output is written to a hidden temporary and renamed when complete.
+the same span. Every output is written to a hidden temporary as its frames come (none is held
+whole in memory) and renamed when complete.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from converters.atomic import OutputError, replacing
+from converters.ownership import marker
 from converters.spec import ConversionError
 
 AUDIO_FRAME = 1024  # samples per AAC frame
@@ -57,6 +59,9 @@ def probe(path: str | Path) -> VideoInfo:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise VideoError(f"{path}: has no video stream")
+            if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+                raise VideoError(f"{path}: a still image, not a video; to animate a still, "
+                                 "use `python -m dreamer zoom`")
             stream = container.streams.video[0]
             first = next(container.decode(stream), None)
             if first is None:
@@ -132,13 +137,18 @@ def _write_mp4(out: Path, frames: Iterable[np.ndarray], rate: Fraction,
     import av
 
     with replacing(out) as file, av.open(file, "w", format="mp4") as container:
+        container.metadata["comment"] = marker()  # ours to replace (converters/ownership.py)
         video = container.add_stream("libx264", rate=rate)
         video.pix_fmt = "yuv420p"
         # The same frames give the same bytes: x264's CPU-specific code paths (AVX-512
         # here) made the output vary from run to run, even on one thread.
         video.options = {"x264-params": "cpu-independent=1"}
-        video.time_base = times[1] if times else 1 / rate
-        video.codec_context.time_base = video.time_base
+        # Frames are stamped in this time base, the encoder's. The muxer picks the stream's
+        # own when it writes the header (MP4: at least 10000 ticks a second), and PyAV
+        # rescales each packet to it; a frame stamped in the stream's time base would be
+        # rescaled from the muxer's ticks as if they were ours.
+        time_base = times[1] if times else 1 / rate
+        video.time_base = video.codec_context.time_base = time_base
         audio = _add_audio(container, sound) if sound else None
         for k, rgb in enumerate(frames):
             rgb = pad_even(rgb)
@@ -146,7 +156,7 @@ def _write_mp4(out: Path, frames: Iterable[np.ndarray], rate: Fraction,
                 video.height, video.width = rgb.shape[:2]
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
             frame.pts = times[0][k] if times else k
-            frame.time_base = video.time_base
+            frame.time_base = time_base
             container.mux(video.encode(frame))
         container.mux(video.encode())
         if audio is not None:
@@ -211,11 +221,35 @@ def _audio_frame(samples: np.ndarray, stream, pts: int):
     return frame
 
 
-def write_gif(out: Path, frames: Iterable[np.ndarray], rate: Fraction) -> None:
-    """An endlessly looping GIF (PIL's palette per frame) at `rate` frames per second."""
-    from PIL import Image
+GIF_FPS = (0.01, 50)  # a frame's delay is 1 to 65535 hundredths of a second; viewers show
+# delays under 0.02 s slower than asked
 
-    images = [Image.fromarray(rgb) for rgb in frames]
+
+def check_gif_rate(fps: float) -> None:
+    """Refuse, before any work, a frame rate a GIF cannot show."""
+    low, high = GIF_FPS
+    if not low <= fps <= high:
+        raise ValueError(f"--fps {fps:g}: a GIF shows {low:g} to {high:g} frames a second "
+                         "(its frame delays are in hundredths of a second)")
+
+
+def write_gif(out: Path, frames: Iterable[np.ndarray], rate: Fraction) -> None:
+    """An endlessly looping GIF at `rate` frames per second, each frame with its own
+    palette (PIL's adaptive one), written as it comes: one frame in memory at a time."""
+    from PIL import GifImagePlugin, Image
+
+    check_gif_rate(float(rate))
     with replacing(out) as file:
-        images[0].save(file, "GIF", save_all=True, append_images=images[1:], loop=0,
-                       duration=round(1000 / rate))
+        count = 0
+        for count, rgb in enumerate(frames, 1):
+            image = Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE)
+            if count == 1:  # the first frame's palette is the global one
+                header = {"loop": 0, "comment": marker()}  # the comment: ours to replace
+                file.writelines(GifImagePlugin.getheader(image, info=header)[0])
+            # delays rounded so that frame k starts at k / rate, to the hundredth
+            delay = round(count * 100 / rate) - round((count - 1) * 100 / rate)
+            file.writelines(GifImagePlugin.getdata(image, include_color_table=count > 1,
+                                                   duration=10 * delay))
+        if count == 0:
+            raise OutputError(f"cannot write {out}: no frames")
+        file.write(b";")  # the GIF trailer

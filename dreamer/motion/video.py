@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from converters.network import Network
 
 from ..dream import Options, check_size
 from ..gradient import Target
+from ..image_io import scaled_down, scaled_size
 from .animate import all_frames, continue_frames, dream_settings, dream_step, prepared
 from .flow import start_image
 from .frames import FramesFolder
@@ -26,6 +27,7 @@ from .media import Sound, VideoInfo, probe, read_frames
 BLEND = 0.8
 ITERATIONS = 10
 OCTAVES = 2
+RATE = 0.03  # without a preset (the google preset keeps its own)
 TIME = re.compile(r"(?:(\d+):)?(\d+(?:\.\d*)?|\.\d+)s?", re.ASCII)
 
 
@@ -49,6 +51,11 @@ def top_up(iterations: int, blend: float) -> int:
     return max(1, round(iterations * (1 - blend)))
 
 
+def video_rate(rate: float | None, options: dict) -> float | None:
+    """RATE, with the video's default where none is given and no preset sets one."""
+    return RATE if rate is None and not options.get("preset") else rate
+
+
 def frame_at(position: str | int | None, info: VideoInfo, name: str) -> int | None:
     """A --start/--end as a frame index: an integer is a frame (from 0); a time is
     `SECONDS`, `SECONDSs` or `M:SS`, counted at the video's average frame rate."""
@@ -68,9 +75,11 @@ def frame_at(position: str | int | None, info: VideoInfo, name: str) -> int | No
 
 
 def video_settings(path: Path, net: Network, targets: list[Target], iterations, rate,
-                   blend: float, first: int, options: dict) -> dict:
+                   blend: float, first: int, options: dict, max_side: int | None = None
+                   ) -> dict:
+    size = {"max_side": max_side} if max_side is not None else {}  # earlier folders match
     return dream_settings("video", Path(path), net, targets, iterations, rate, options,
-                          blend=blend, start=first)
+                          blend=blend, start=first, **size)
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,7 @@ class VideoJob:
     first: int
     end: int | None
     options: dict
+    max_side: int | None = None  # frames scaled down to this longer side (--max-side)
 
     @property
     def count(self) -> int | None:
@@ -90,9 +100,12 @@ class VideoJob:
 
 
 def video_job(path: str | Path, net: Network, targets: list[Target], blend: float,
-              start, end, options: dict) -> VideoJob:
-    """Refuse, before any dream, what cannot be done; per-frame octave default applied."""
+              start, end, options: dict, max_side: int | None = None) -> VideoJob:
+    """Refuse, before any dream, what cannot be done; per-frame octave default applied.
+    With `max_side`, the frames are scaled down (`info` gives the size dreamed)."""
     info = probe(path)
+    width, height = scaled_size(info.width, info.height, max_side)
+    info = replace(info, width=width, height=height)
     if not 0 <= blend < 1:
         raise ValueError(f"--blend must be at least 0 and below 1 (got {blend}): the carried "
                          "detail must fade")
@@ -104,7 +117,7 @@ def video_job(path: str | Path, net: Network, targets: list[Target], blend: floa
     options = {**options, "octaves": options.get("octaves") or OCTAVES}
     check_size(net, targets, np.zeros((info.height, info.width, 3), np.uint8),
                Options(**options))
-    return VideoJob(Path(path), info, first, last, options)
+    return VideoJob(Path(path), info, first, last, options, max_side)
 
 
 def video_frames(job: VideoJob, net: Network, targets: list[Target], iterations: int,
@@ -113,17 +126,18 @@ def video_frames(job: VideoJob, net: Network, targets: list[Target], iterations:
     """(k, frame k) for the frames not yet in `folder` (frame 1 is source frame `first`)."""
     done = folder.complete() if folder is not None else 0
     raws = read_frames(job.path, job.first + max(done - 1, 0))
-    previous_raw = next(raws).rgb if done and (job.count is None or done < job.count) \
-        else None
+    previous_raw = scaled_down(next(raws).rgb, job.max_side) if done and \
+        (job.count is None or done < job.count) else None
 
     def next_frame(k: int, previous: np.ndarray | None) -> np.ndarray | None:
         nonlocal previous_raw
         raw = next(raws, None)
         if raw is None:
             return None
-        dreamed = dream_frame(raw.rgb, previous_raw, previous, net, targets, iterations,
+        rgb = scaled_down(raw.rgb, job.max_side)
+        dreamed = dream_frame(rgb, previous_raw, previous, net, targets, iterations,
                               rate, blend, raw.index, job.options, on_step)
-        previous_raw = raw.rgb
+        previous_raw = rgb
         return dreamed
 
     return continue_frames(folder, job.count, next_frame)
@@ -151,10 +165,11 @@ def dream_video(video: str | Path, network: Network | str, layer,
                 **options) -> Iterator[np.ndarray]:
     """Yield the dreamed frames (H×W×3 float32 RGB, 0..255) of `video`'s frames from
     `start` to `end` (frame numbers or times, as --start/--end). Arguments as
-    `dreamer.dream()`, with per-frame defaults ITERATIONS and OCTAVES; with `folder`, each
+    `dreamer.dream()`, with per-frame defaults ITERATIONS, RATE and OCTAVES; with `folder`, each
     frame is saved there and a rerun continues where the last one stopped."""
     net, targets = prepared(network, layer, options)
     iterations = iterations or ITERATIONS
+    rate = video_rate(rate, options)
     job = video_job(video, net, targets, blend, start, end, options)
     store = None
     if folder is not None:
