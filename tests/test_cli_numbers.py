@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import shared_path
+from motion_clips import texture, write_clip
 from PIL import Image
 
 from dreamer import cli_numbers as numbers
@@ -81,8 +82,6 @@ REFUSED = [
     ((*VIDEO, "--blend", "1"), "--blend"),
     ((*VIDEO, "--blend", "nan"), "--blend"),
     ((*VIDEO, "--chunk", "0"), "--chunk"),
-    ((*VIDEO, "--start", "²"), "--start"),
-    ((*VIDEO, "--end", "9" * 5000), "--end"),
     # batch, sweep, gallery, classify
     (("batch", "photo.png", "conv2", "1", "inf", "-o", "out"), "RATE"),
     (("batch", "photo.png", "conv2", "1", "0.05", "-o", "out", "--seed", "-1"), "--seed"),
@@ -132,6 +131,18 @@ def test_a_bad_number_is_one_line_naming_the_option_and_nothing_is_written(
     assert "error:" in last and named in last
     assert "Traceback" not in last
     assert sorted(p.name for p in work.iterdir()) == ["photo.png"]
+
+
+@pytest.mark.parametrize("option, value", [("--start", "²"), ("--end", "9" * 5000),
+                                           ("--start", "٣s")])
+def test_a_bad_frame_position_is_refused_naming_the_option(work, tiny_cli_args, capsys,
+                                                           option, value):
+    write_clip(work / "clip.mp4", [texture(32, 32, 1)] * 2)
+    argv = ["video", "clip.mp4", "conv2", "1", "0.05", "-o", "v.mp4", option, value]
+    assert exit_code([*argv, *tiny_cli_args, "--quiet"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"error: {option} ") and "give a frame number" in last
+    assert sorted(p.name for p in work.iterdir()) == ["clip.mp4", "photo.png"]
 
 
 def test_the_range_is_stated_in_the_error(work, tiny_cli_args, capsys):
