@@ -108,3 +108,6 @@ BLEND = Bounds(0, 1, high_open=True)  # the carried detail must fade
 CHUNK = Bounds(1, integer=True)
 CELL_SIZE = Bounds(8, 4096, integer=True)  # pixels, the longer side of a gallery/sweep cell
 COUNT = Bounds(1, 10_000, integer=True)  # cells of a gallery, columns, classes shown
+WORKERS = Bounds(1, 10_000, integer=True)  # Ray workers
+CPUS = Bounds(1, 1024, integer=True)  # of each Ray worker
+GPUS = Bounds(0, 64)  # of each Ray worker; fractions share one

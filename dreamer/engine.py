@@ -28,6 +28,7 @@ import numpy as np
 from converters.network import Network
 from converters.spec import ConversionError
 
+from . import cli_numbers as numbers
 from .work import Failure, Still, WorkItem, run_item
 
 # What refuses one task (its input, its output), leaving the others to go on.
@@ -118,12 +119,15 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray", metavar="auto|ADDRESS",
                         help="run on Ray workers: `auto` (the cluster `ray start` made on this "
                         "machine, else a new local one) or a cluster's address")
-    parser.add_argument("--workers", type=int, help="Ray workers (default: as many as the "
-                        "cluster's CPUs, and GPUs, allow)")
-    parser.add_argument("--cpus-per-worker", type=int, default=1,
-                        help="CPUs (= torch threads) of each Ray worker (default 1)")
-    parser.add_argument("--gpus-per-worker", type=float, default=0,
-                        help="GPUs of each Ray worker (fractions share one); workers then "
+    parser.add_argument("--workers", type=numbers.WORKERS, help="Ray workers, "
+                        f"{numbers.WORKERS.describe()} (default: as many as the cluster's "
+                        "CPUs, and GPUs, allow)")
+    parser.add_argument("--cpus-per-worker", type=numbers.CPUS, default=1,
+                        help="CPUs (= torch threads) of each Ray worker, "
+                        f"{numbers.CPUS.describe()} (default: %(default)s)")
+    parser.add_argument("--gpus-per-worker", type=numbers.GPUS, default=0,
+                        help="GPUs of each Ray worker (fractions share one), "
+                        f"{numbers.GPUS.describe()} (default: %(default)s); workers then "
                         "dream on cuda")
 
 

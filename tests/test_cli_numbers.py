@@ -85,6 +85,11 @@ REFUSED = [
     # batch, sweep, gallery, classify
     (("batch", "photo.png", "conv2", "1", "inf", "-o", "out"), "RATE"),
     (("batch", "photo.png", "conv2", "1", "0.05", "-o", "out", "--seed", "-1"), "--seed"),
+    (("batch", "photo.png", *STILL[1:], "-o", "out", "--ray", "auto", "--workers", "0"),
+     "--workers"),
+    (("batch", "photo.png", *STILL[1:], "-o", "out", "--ray", "auto", "--gpus-per-worker",
+      "nan"), "--gpus-per-worker"),
+    (("gallery", "photo.png", "--ray", "auto", "--cpus-per-worker", "0"), "--cpus-per-worker"),
     (("sweep", "photo.png", "--size", "0"), "--size"),
     (("sweep", "photo.png", "--channels", "9" * 30), "--channels"),
     (("sweep", "photo.png", "conv2", "1", "nan"), "RATE"),
@@ -157,7 +162,8 @@ def test_the_range_is_stated_in_the_error(work, tiny_cli_args, capsys):
 HELPED = {"": ["--octaves", "--octave-scale", "--jitter", "--topk", "--blur", "--laplacian",
                 "--seed", "--tile", "--channel", "--objective"],
           "zoom": ["--zoom", "--rotate", "--pan", "--fps", "--octaves"],
-          "video": ["--blend", "--seed"], "batch": ["--blur"], "sweep": ["--size"],
+          "video": ["--blend", "--seed", "--cpus-per-worker", "--gpus-per-worker"],
+          "batch": ["--blur", "--workers"], "sweep": ["--size"],
           "gallery": ["--count", "--iterations", "--rate", "--size", "--columns", "--seed"],
           "classify": ["--top"]}
 
