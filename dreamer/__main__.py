@@ -24,6 +24,7 @@ from converters.cli import broken_pipe, flushed, interrupted
 from converters.spec import ConversionError
 
 from .allocator import keep_freed_memory
+from .cli_numbers import ITERATIONS, RATE
 from .image_io import MAX_SIDE_HELP, ImageError
 from .networks import UnofficialWeights
 
@@ -70,6 +71,7 @@ objectives (the output gradient dy sent back from the layer):
 def add_dream_options(parser: argparse.ArgumentParser) -> None:
     """The options of a dream, shared by the still dreamer and every subcommand that
     dreams (each then reads them with `dream_options` and `prepare_dream`)."""
+    from . import cli_numbers as numbers
     from .google_loop import STEP_NORMS
     from .objectives import OBJECTIVE_HELP
     from .precision import PRECISIONS
@@ -84,27 +86,42 @@ def add_dream_options(parser: argparse.ArgumentParser) -> None:
                         "or synonyms, case-insensitive, or indices); with a LAYER, both")
     parser.add_argument("--labels", help="class list for --class (default: the model's "
                         "labels.txt)")
-    parser.add_argument("--preset", choices=("google", "torch7", "deepdraw"))
-    parser.add_argument("--octaves", type=int)
-    parser.add_argument("--octave-scale", type=float)
-    parser.add_argument("--jitter", type=int, help="largest random shift per step (pixels)")
+    parser.add_argument("--preset", choices=("google", "torch7", "deepdraw"),
+                        help="see presets below (default: none)")
+    parser.add_argument("--octaves", type=numbers.OCTAVES, help="octaves of the pyramid, "
+                        f"{numbers.OCTAVES.describe()} (default 4; video 2; torch7 8), at most "
+                        "as many as shrink the image to 1 pixel")
+    parser.add_argument("--octave-scale", type=numbers.OCTAVE_SCALE, help="size ratio of "
+                        f"one octave to the next, {numbers.OCTAVE_SCALE.describe()} "
+                        "(default 1.4)")
+    parser.add_argument("--jitter", type=numbers.JITTER, help="largest random shift per step "
+                        f"in pixels, {numbers.JITTER.describe()} (default 32)")
     parser.add_argument("--step-norm", choices=STEP_NORMS,
                         help="divide each step by the gradient's mean|g| (default), max|g|, "
                         "RMS, or not at all")
-    parser.add_argument("--channel", type=int, help="amplify only this channel (0-based)")
-    parser.add_argument("--objective", default="l2", choices=list(OBJECTIVE_HELP))
-    parser.add_argument("--topk", type=float, default=0.01,
-                        help="fraction of activations kept by --objective topk")
+    parser.add_argument("--channel", type=numbers.CHANNEL,
+                        help="amplify only this channel (0-based; default: all)")
+    parser.add_argument("--objective", default="l2", choices=list(OBJECTIVE_HELP),
+                        help="see objectives below (default: %(default)s)")
+    parser.add_argument("--topk", type=numbers.TOPK, default=0.01,
+                        help="fraction of activations kept by --objective topk, "
+                        f"{numbers.TOPK.describe()} (default: %(default)s)")
     parser.add_argument("--guide", help="guide image: dream towards its features")
-    parser.add_argument("--blur", type=float, default=0.0,
-                        help="smooth each gradient with a Gaussian of this sigma (pixels)")
-    parser.add_argument("--laplacian", type=int, default=0,
-                        help="normalise the gradient over this many Laplacian-pyramid levels")
-    parser.add_argument("--tile", type=int, help="compute gradients in tiles of this size "
-                        "(bounded memory for large images; seamless)")
-    parser.add_argument("--tile-margin", type=int, help="context around each tile (default: "
-                        "the target's receptive field, which makes tiling exact)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (jitter)")
+    parser.add_argument("--blur", type=numbers.BLUR, default=0.0,
+                        help="smooth each gradient with a Gaussian of this sigma in pixels, "
+                        f"{numbers.BLUR.describe()} (default: %(default)s, none)")
+    parser.add_argument("--laplacian", type=numbers.LAPLACIAN, default=0,
+                        help="normalise the gradient over this many Laplacian-pyramid "
+                        f"levels, {numbers.LAPLACIAN.describe()} (default: %(default)s, none)")
+    parser.add_argument("--tile", type=numbers.TILE, help="compute gradients in tiles of "
+                        f"this size, {numbers.TILE.describe()} (bounded memory for large "
+                        "images; seamless; default: no tiles)")
+    parser.add_argument("--tile-margin", type=numbers.TILE_MARGIN, help="context around each "
+                        f"tile, {numbers.TILE_MARGIN.describe()} (default: the target's "
+                        "receptive field, which makes tiling exact)")
+    parser.add_argument("--seed", type=numbers.SEED, default=0,
+                        help=f"random seed (jitter), {numbers.SEED.describe()} "
+                        "(default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto (default: a GPU if the "
                         "machine has one, else cpu), cpu, cuda, cuda:N, mps")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
@@ -156,11 +173,8 @@ def split_positionals(args: argparse.Namespace) -> tuple[str | None, int | None,
     layer = args.layer if args.layer or with_class else (rest.pop(0) if rest else None)
     if len(rest) > 2:
         raise ValueError(f"too many arguments: {' '.join(rest[2:])}")
-    try:
-        iterations = int(rest[0]) if rest else None
-        rate = float(rest[1]) if len(rest) > 1 else None
-    except ValueError as e:
-        raise ValueError(f"ITERATIONS must be an integer and RATE a number ({e})") from None
+    iterations = ITERATIONS.parse(rest[0], "ITERATIONS") if rest else None
+    rate = RATE.parse(rest[1], "RATE") if len(rest) > 1 else None
     return layer, iterations, rate
 
 
@@ -183,7 +197,8 @@ def prepare_dream(network, args: argparse.Namespace) -> tuple[list, int | None, 
     layer, iterations, rate = split_positionals(args)
     targets = class_targets(network, args) if args.class_ is not None else []
     if layer or not targets:
-        targets = parse_targets(network, layer or dream_layer_default(network)) + targets
+        targets = parse_targets(network, layer or dream_layer_default(network),
+                                "--layer" if args.layer else "LAYER") + targets
     validate(10 if iterations is None else iterations, 1.0 if rate is None else rate,
              Options(**dream_options(args)))
     if args.channel is not None:

@@ -23,6 +23,7 @@ from converters.shapes import Unfit
 from converters.spec import ConversionError
 from models.labels import ClassList, class_index, read_labels, search
 
+from .cli_numbers import COUNT
 from .gradient import Target, split_weight
 from .networks import DEFAULT_MODEL, open_network
 
@@ -80,16 +81,21 @@ def labels_for(model: str | None, labels: str | None, classes: int) -> ClassList
     return names
 
 
-def class_targets(network: Network, text: str, labels: ClassList | None) -> list[Target]:
-    """Targets from `--class NAME|INDEX[:WEIGHT],...`: each a class's pre-softmax score."""
+def class_targets(network: Network, text: str, labels: ClassList | None,
+                  option: str = "--class") -> list[Target]:
+    """Targets from `--class NAME|INDEX[:WEIGHT],...`: each a class's pre-softmax score;
+    errors name `option`."""
     classifier = classifier_of(network)
     targets = []
     for part in (p for p in text.split(",") if p.strip()):
-        name, weight = split_weight(part)
-        index = class_index(name, classifier.classes, labels)
+        name, weight = split_weight(part, option)
+        try:
+            index = class_index(name, classifier.classes, labels)
+        except ValueError as e:
+            raise ValueError(f"{option}: {e}") from None
         targets.append(Target(classifier.logits, weight, channel=index))
     if not targets:
-        raise ValueError("--class names no class")
+        raise ValueError(f"{option} names no class")
     return targets
 
 
@@ -99,7 +105,7 @@ def class_cells(network: Network, model: str | None, labels_file: str | None, te
     labels = labels_for(model, labels_file, classifier_of(network).classes)
     cells = []
     for part in (p for p in text.split(",") if p.strip()):
-        targets = class_targets(network, part, labels)
+        targets = class_targets(network, part, labels, "--classes")
         index = targets[0].channel
         cells.append((labels.name(index) if labels else f"class {index}", targets))
     return cells
@@ -193,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
                         ".onnx, or prototxt (with --weights)")
     parser.add_argument("--weights", help="the caffemodel of a prototxt --model")
     parser.add_argument("--labels", help="class list file (default: the model's labels.txt)")
-    parser.add_argument("--top", type=int, default=5, help="how many classes (default 5)")
+    parser.add_argument("--top", type=COUNT, default=5, help=f"how many classes, "
+                        f"{COUNT.describe()} (default: %(default)s)")
     parser.add_argument("--crop", choices=("centre", "none"), default="centre",
                         help="centre square crop then resize (default), or a plain resize")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -222,8 +229,6 @@ def classify_main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if (args.image is None) == (args.list_classes is None):
         raise ValueError("give an IMAGE to classify, or --list-classes [QUERY] (not both)")
-    if args.top < 1:
-        raise ValueError("--top must be at least 1")
     network = open_network(args.model, args.weights)
     classifier = classifier_of(network)
     labels = labels_for(args.model, args.labels, classifier.classes)

@@ -26,6 +26,7 @@ from converters.images import load_rgb
 from converters.network import Network
 from converters.preprocessing import Preprocessing
 
+from . import cli_numbers as numbers
 from .classes import cropped, size_problem_for
 from .devices import check_device, resolve_device
 from .google_loop import STEP_NORMS, OctaveSettings, dream_octaves, octave_sizes, plan_octaves
@@ -36,6 +37,7 @@ from .layers import resolve_layer
 from .memory import DreamMemory, plan_tile
 from .networks import open_network
 from .precision import check_precision, resolve_precision
+from .torch7_preset import MAX_OCTAVES as TORCH7_OCTAVES
 from .torch7_preset import SIZE as TORCH7_SIZE
 
 PRESETS = ("google", "torch7", "deepdraw")
@@ -67,8 +69,10 @@ class Options:
     precision: str = "auto"
 
 
-def parse_targets(network: Network, layer: str | int | list) -> list[Target]:
-    """Targets from `a`, `a,b`, `a:1,b:0.5`, a layer_max integer, or a list of those."""
+def parse_targets(network: Network, layer: str | int | list,
+                  option: str = "LAYER") -> list[Target]:
+    """Targets from `a`, `a,b`, `a:1,b:0.5`, a layer_max integer, or a list of those;
+    `option` (what gave them) is named in the error of a weight out of range."""
     if isinstance(layer, int):
         layer = str(layer)
     parts = layer if isinstance(layer, list) else [p for p in layer.split(",") if p]
@@ -77,7 +81,7 @@ def parse_targets(network: Network, layer: str | int | list) -> list[Target]:
         if isinstance(part, Target):
             targets.append(part)
             continue
-        name, weight = split_weight(str(part))
+        name, weight = split_weight(str(part), option)
         targets.append(Target(resolve_layer(network, name), weight))
     if not targets:
         raise ValueError("no layer given")
@@ -129,10 +133,10 @@ def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | i
         iterations = 10
     if rate is None:
         rate = {"google": 1.5, "torch7": 0.01}.get(opts.preset or "", 0.01)
+    validate(iterations, rate, opts)
     in_std = rate if opts.preset != "google" else rate / max(  # google: RATE in net units
         float(preprocessing_for(net, "google").to_net(rgb).std()), 1.0)
     warn_if_noise(iterations, in_std)
-    validate(iterations, rate, opts)
     net = on_device(net, opts.device)
     targets = parse_targets(net, layer)
     if opts.preset == "torch7":
@@ -171,22 +175,21 @@ def quantise_result(rgb: np.ndarray, preset: str | None) -> np.ndarray:
 
 
 def validate(iterations: int, rate: float, opts: Options) -> None:
-    if iterations < 1:
-        raise ValueError(f"ITERATIONS must be at least 1 (got {iterations})")
-    if not rate > 0:
-        raise ValueError(f"RATE must be positive (got {rate})")
+    """Refuse, with the option's name, a setting out of its range (dreamer/cli_numbers.py)."""
+    numbers.ITERATIONS.check(iterations, "ITERATIONS")
+    numbers.RATE.check(rate, "RATE")
     if opts.preset not in (None, *PRESETS):
         raise ValueError(f"unknown preset {opts.preset!r} (choose from {', '.join(PRESETS)})")
     if opts.step_norm not in (None, *STEP_NORMS):
         raise ValueError(f"unknown step norm {opts.step_norm!r}")
-    if opts.octaves is not None and opts.octaves < 1:
-        raise ValueError("--octaves must be at least 1")
-    if opts.octave_scale is not None and not opts.octave_scale >= 1:
-        raise ValueError("--octave-scale must be at least 1")
-    if opts.jitter is not None and opts.jitter < 0:
-        raise ValueError("--jitter must not be negative")
-    if opts.tile is not None and opts.tile < 1:
-        raise ValueError("--tile must be positive")
+    for name, bounds in (("octaves", numbers.OCTAVES), ("octave_scale", numbers.OCTAVE_SCALE),
+                         ("jitter", numbers.JITTER), ("channel", numbers.CHANNEL),
+                         ("topk", numbers.TOPK), ("blur", numbers.BLUR),
+                         ("laplacian", numbers.LAPLACIAN), ("tile", numbers.TILE),
+                         ("tile_margin", numbers.TILE_MARGIN), ("seed", numbers.SEED)):
+        value = getattr(opts, name)
+        if value is not None:
+            bounds.check(value, f"--{name.replace('_', '-')}")
     check_device(opts.device)
     check_precision(opts.precision)
 
@@ -297,6 +300,10 @@ def _dream_torch7(rgb, net, targets, iterations, rate, opts, on_step, dtype):
                              blur=opts.blur, laplacian=opts.laplacian, dtype=dtype)
     check_size(net, targets, rgb, opts)
     kwargs = {"octaves": opts.octaves} if opts.octaves is not None else {}
+    if opts.octaves is not None and opts.octaves > TORCH7_OCTAVES:
+        warnings.warn(f"--octaves {opts.octaves}: --preset torch7 holds only {TORCH7_OCTAVES} "
+                      f"octaves (the smallest 1×1); dreaming {TORCH7_OCTAVES}", stacklevel=2)
+        kwargs["octaves"] = TORCH7_OCTAVES
     final = dream_torch7(rgb, lambda x: gradient(x.to(opts.device)).cpu(), iterations, rate,
                          on_step=on_step, **kwargs)
     _, mean, std = torch7_normalise(rgb)

@@ -16,7 +16,6 @@ such class.
 from __future__ import annotations
 
 import argparse
-import math
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ import numpy as np
 from converters.network import Network
 from converters.spec import ConversionError
 
+from . import cli_numbers as numbers
 from .work import Failure, Still, WorkItem, run_item
 
 # What refuses one task (its input, its output), leaving the others to go on.
@@ -119,13 +119,16 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     here, where they are parsed, so that a bad one is refused before Ray starts."""
     parser.add_argument("--ray", metavar="auto|ADDRESS", type=ray_address,
                         help="run on Ray workers: `auto` (the cluster `ray start` made on this "
-                        "machine, else a new local one) or a cluster's address HOST:PORT")
-    parser.add_argument("--workers", type=at_least_one, help="Ray workers (default: as many "
-                        "as the cluster's CPUs, and GPUs, allow)")
-    parser.add_argument("--cpus-per-worker", type=at_least_one, default=1,
-                        help="CPUs (= torch threads) of each Ray worker (default 1)")
-    parser.add_argument("--gpus-per-worker", type=gpu_share, default=0,
-                        help="GPUs of each Ray worker (fractions share one); workers then "
+                        "machine, else a new local one) or a cluster's address")
+    parser.add_argument("--workers", type=numbers.WORKERS, help="Ray workers, "
+                        f"{numbers.WORKERS.describe()} (default: as many as the cluster's "
+                        "CPUs, and GPUs, allow)")
+    parser.add_argument("--cpus-per-worker", type=numbers.CPUS, default=1,
+                        help="CPUs (= torch threads) of each Ray worker, "
+                        f"{numbers.CPUS.describe()} (default: %(default)s)")
+    parser.add_argument("--gpus-per-worker", type=numbers.GPUS, default=0,
+                        help="GPUs of each Ray worker (fractions share one), "
+                        f"{numbers.GPUS.describe()} (default: %(default)s); workers then "
                         "dream on cuda")
 
 
@@ -139,29 +142,6 @@ def ray_address(text: str) -> str:
         except ValueError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
     return text
-
-
-def at_least_one(text: str) -> int:
-    """--workers, --cpus-per-worker: a whole number, at least 1."""
-    try:
-        value = int(text)
-    except ValueError:  # also too many digits
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
-    return value
-
-
-def gpu_share(text: str) -> float:
-    """--gpus-per-worker: a finite number, at least 0 (a fraction shares a GPU)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a number of at least 0 (a fraction shares "
-                                         f"a GPU), not {text!r}")
-    return value
 
 
 def check_engine_options(args: argparse.Namespace) -> None:

@@ -16,6 +16,7 @@ from converters.layer_types import LAYER_TYPES
 from converters.network import Network
 from converters.ownership import OVERWRITE_HELP
 
+from . import cli_numbers as numbers
 from .classes import class_cells, fit_input
 from .engine import add_engine_options, dream_cells, open_pool
 from .gradient import receptive_field
@@ -83,14 +84,23 @@ def gallery_main(argv: list[str]) -> int:
                         "cell per class instead of per layer")
     parser.add_argument("--labels", help="class list for --classes (default: the model's "
                         "labels.txt)")
-    parser.add_argument("--count", type=int, default=12, help="layers picked by default")
-    parser.add_argument("--iterations", type=int, default=5)
-    parser.add_argument("--rate", type=float, default=0.03, help="as RATE of the dreamer")
-    parser.add_argument("--octaves", type=int, help="default 3 (--classes: 1, as a fully "
-                        "connected classifier cannot see a smaller octave)")
-    parser.add_argument("--size", type=int, default=224, help="longer side of each cell")
-    parser.add_argument("--columns", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--count", type=numbers.COUNT, default=12,
+                        help="layers picked by default (default: %(default)s)")
+    parser.add_argument("--iterations", type=numbers.ITERATIONS, default=5,
+                        help=f"as ITERATIONS of the dreamer, {numbers.ITERATIONS.describe()} "
+                        "(default: %(default)s)")
+    parser.add_argument("--rate", type=numbers.RATE, default=0.03,
+                        help=f"as RATE of the dreamer, {numbers.RATE.describe()} "
+                        "(default: %(default)s)")
+    parser.add_argument("--octaves", type=numbers.OCTAVES, help="default 3 (--classes: 1, "
+                        "as a fully connected classifier cannot see a smaller octave)")
+    parser.add_argument("--size", type=numbers.CELL_SIZE, default=224,
+                        help=f"longer side of each cell, {numbers.CELL_SIZE.describe()} "
+                        "(default: %(default)s)")
+    parser.add_argument("--columns", type=numbers.COUNT, default=4,
+                        help="(default: %(default)s)")
+    parser.add_argument("--seed", type=numbers.SEED, default=0,
+                        help=f"random seed, {numbers.SEED.describe()} (default: %(default)s)")
     parser.add_argument("-o", "--output", help="default <src stem>_gallery.png")
     parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     parser.add_argument("--quiet", action="store_true")

@@ -57,11 +57,15 @@ def octave_pyramid(base: np.ndarray, count: int, scale: float) -> list[np.ndarra
 
 def octave_sizes(height: int, width: int, count: int, scale: float) -> list[tuple[int, int]]:
     """(height, width) of each octave, smallest first: `nd.zoom`'s rounding, octave by
-    octave, as `octave_pyramid` makes them."""
+    octave, as `octave_pyramid` makes them. At most `count`: the pyramid ends with its
+    first octave one pixel high or wide (the next would be the same or empty)."""
     sizes = [(height, width)]
-    for _ in range(count - 1):
+    while len(sizes) < count and min(sizes[-1]) > 1:
         h, w = sizes[-1]
-        sizes.append((int(round(h * (1.0 / scale))), int(round(w * (1.0 / scale)))))
+        smaller = (int(round(h * (1.0 / scale))), int(round(w * (1.0 / scale))))
+        if min(smaller) < 1:
+            break
+        sizes.append(smaller)
     return sizes[::-1]
 
 
@@ -100,12 +104,17 @@ def dream_octaves(base: np.ndarray, gradient: Gradient, settings: OctaveSettings
     less).
     """
     sizes = octave_sizes(*base.shape[-2:], settings.octaves, settings.octave_scale)
+    if len(sizes) < settings.octaves:
+        h, w = base.shape[-2:]
+        warnings.warn(f"--octaves {settings.octaves}: a {w}×{h} image holds only "
+                      f"{len(sizes)} octaves of scale {settings.octave_scale:g} (the smallest "
+                      f"{sizes[0][1]}×{sizes[0][0]}); dreaming {len(sizes)}", stacklevel=2)
     problems = plan_octaves(sizes, size_problem)
     for k, ((h, w), problem) in enumerate(zip(sizes, problems)):
         if problem is not None:
             warnings.warn(f"octave {k + 1} ({w}×{h}) skipped: the net cannot reach the "
                           f"target layer at this size ({problem.reason})", stacklevel=2)
-    octaves = octave_pyramid(base, settings.octaves, settings.octave_scale)
+    octaves = octave_pyramid(base, len(sizes), settings.octave_scale)
     detail = None  # none before the first octave: no image-sized array of zeros
     data = octaves[-1]
     for k, octave_base in enumerate(reversed(octaves)):

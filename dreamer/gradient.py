@@ -29,6 +29,7 @@ from converters.layer_types import layer_type
 from converters.network import Network
 from converters.spec import ConversionError
 
+from .cli_numbers import WEIGHT
 from .objectives import OBJECTIVES, Objective, guide, mean, only_channel, top_k
 from .precision import reduced_precision
 
@@ -49,13 +50,17 @@ class Span:
     jump: int
 
 
-WEIGHT_SUFFIX = re.compile(r"(.+):([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
+WEIGHT_SUFFIX = re.compile(r"(.+):([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+                           r"|[-+]?(?i:nan|inf|infinity))")
 
 
-def split_weight(part: str) -> tuple[str, float]:
-    """`name:0.5` -> ("name", 0.5); a part without a numeric suffix keeps weight 1."""
+def split_weight(part: str, option: str = "LAYER") -> tuple[str, float]:
+    """`name:0.5` -> ("name", 0.5); a part without a numeric suffix keeps weight 1. A
+    weight out of range (nan, 1e999) is a ValueError naming `option`."""
     match = WEIGHT_SUFFIX.fullmatch(part)
-    return (match[1], float(match[2])) if match else (part, 1.0)
+    if match is None:
+        return part, 1.0
+    return match[1], WEIGHT.parse(match[2], f"{option} {part}: the weight")
 
 
 class DreamGradient:

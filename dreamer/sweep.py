@@ -14,6 +14,7 @@ from converters.images import load_rgb
 from converters.ownership import OVERWRITE_HELP
 
 from .__main__ import add_dream_options, check_channel, dream_options, prepare_dream
+from .cli_numbers import CELL_SIZE
 from .engine import add_engine_options, dream_cells, open_pool, work_options
 from .gallery import default_layers, fit, grid
 from .image_io import check_image_output, save_rgb
@@ -22,7 +23,7 @@ from .work import Still
 
 DEFAULT_LAYERS = 4
 MAX_CELLS = 4096
-CHANNELS = re.compile(r"(\d+)(?:-(\d+))?")  # 7 or 0-3
+CHANNELS = re.compile(r"(\d{1,9})(?:-(\d{1,9}))?", re.ASCII)  # 7 or 0-3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_options(parser)
     parser.add_argument("--channels", default="0-3",
                         help="channels (0-based) to sweep: 0-3,7 (default 0-3)")
-    parser.add_argument("--size", type=int, default=224, help="longer side of each cell")
+    parser.add_argument("--size", type=CELL_SIZE, default=224, help="longer side of each "
+                        f"cell, {CELL_SIZE.describe()} (default: %(default)s)")
     parser.add_argument("-o", "--output", help="default <src stem>_sweep.png")
     parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     return parser

@@ -8,6 +8,7 @@ gradient-ascent steps, scale back, take the change. All in float32 like Torch's 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -18,6 +19,8 @@ from .torch7_image import scale, torch7_normalise
 
 DROP_SCALE = 1.25 / 1.4
 SIZE = 224  # the script's working size: every octave is dreamed at SIZE×SIZE
+# The most octaves whose smallest is at least one pixel (floor(SIZE·d^k) >= 1): 48.
+MAX_OCTAVES = next(k for k in itertools.count(1) if math.floor(SIZE * DROP_SCALE ** k) < 1)
 F32 = np.float32
 
 

@@ -151,7 +151,7 @@ def class_index(token: str, classes: int, labels: ClassList | None) -> int:
     there is no substring matching.
     """
     token = token.strip()
-    if token.isdigit():
+    if token.isascii() and token.isdigit():  # not "²", which int() refuses
         index = int(token)
         if index >= classes:
             raise ValueError(f"class {index} is out of range: the net has {classes} classes "

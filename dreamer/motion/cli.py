@@ -14,6 +14,7 @@ from pathlib import Path
 from converters import ownership
 from converters.atomic import OutputError, is_temporary, replacing_folder
 
+from .. import cli_numbers as numbers
 from ..image_io import MAX_SIDE_HELP, check_max_side, scaled_down
 from .frames import FRAME, FramesFolder, frame_name
 
@@ -124,18 +125,22 @@ def zoom_main(argv: list[str]) -> int:
                            "for a still: LAYER the zoo model's default layer, ITERATIONS 10, "
                            "RATE 0.01 (--preset google: 1.5).",
                            "an .mp4 (H.264), a looping .gif, or a folder of PNGs")
-    parser.add_argument("--frames", type=int, required=True, help="frames to make")
-    parser.add_argument("--zoom", type=float, default=1.05, help="zoom per frame (default "
-                        "1.05; below 1 zooms out)")
-    parser.add_argument("--rotate", type=float, default=0.0, help="degrees per frame, "
-                        "counter-clockwise (default 0)")
-    parser.add_argument("--pan", default="0,0", metavar="DX,DY",
-                        help="the view's move per frame in pixels (default 0,0)")
-    parser.add_argument("--fps", type=float, default=24.0, help="of the MP4 or GIF (default 24)")
+    parser.add_argument("--frames", type=numbers.FRAMES, required=True,
+                        help=f"frames to make, {numbers.FRAMES.describe()}")
+    parser.add_argument("--zoom", type=numbers.ZOOM, default=1.05, help="zoom per frame, "
+                        f"{numbers.ZOOM.describe()} (default: %(default)s; below 1 zooms out)")
+    parser.add_argument("--rotate", type=numbers.ROTATE, default=0.0, help="degrees per frame, "
+                        f"counter-clockwise, {numbers.ROTATE.describe()} "
+                        "(default: %(default)s)")
+    parser.add_argument("--pan", type=parse_pan, default=(0.0, 0.0), metavar="DX,DY",
+                        help="the view's move per frame in pixels, each "
+                        f"{numbers.PAN.describe()} (default: 0,0)")
+    parser.add_argument("--fps", type=numbers.FPS, default=24.0, help="of the MP4 or GIF, "
+                        f"{numbers.FPS.describe()} (default: %(default)s)")
     args = parser.parse_intermixed_args(argv)
     check_max_side(args.max_side)
     out = check_output(Path(args.output), True, inputs_of(args), args.overwrite)
-    motion = Motion(args.zoom, args.rotate, parse_pan(args.pan))
+    motion = Motion(args.zoom, args.rotate, args.pan)
     network = open_network(args.model, args.weights)
     targets, iterations, rate = prepare_dream(network, args)
     options = dream_options(args)
@@ -167,13 +172,11 @@ def zoom_main(argv: list[str]) -> int:
 
 
 def parse_pan(text: str) -> tuple[float, float]:
+    """`--pan DX,DY` (argparse's type: it names the option in the error)."""
     parts = text.split(",")
-    try:
-        if len(parts) == 2:
-            return float(parts[0]), float(parts[1])
-    except ValueError:
-        pass
-    raise ValueError(f"--pan {text!r}: give DX,DY in pixels, e.g. 2,0")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"give DX,DY in pixels, e.g. 2,0 (got {text!r})")
+    return numbers.PAN(parts[0]), numbers.PAN(parts[1])
 
 
 def video_main(argv: list[str]) -> int:
@@ -203,14 +206,15 @@ def video_main(argv: list[str]) -> int:
         f"zoo model's default layer, ITERATIONS {ITERATIONS}, RATE {RATE} (--preset google: "
         f"1.5), --octaves {OCTAVES}, --blend {BLEND} (measured; README).",
         "an .mp4 (H.264 yuv420p; the source's frame times, size and sound)")
-    parser.add_argument("--blend", type=float, default=BLEND, help="share of the previous "
-                        f"frame's detail carried (0 <= blend < 1; default {BLEND}); 0 dreams "
-                        "every frame on its own")
+    parser.add_argument("--blend", type=numbers.BLEND, default=BLEND, help="share of the "
+                        f"previous frame's detail carried, {numbers.BLEND.describe()} "
+                        "(default: %(default)s); 0 dreams every frame on its own")
     parser.add_argument("--start", help="first frame: a frame number (from 0), seconds "
                         "(1.5s) or M:SS; default the first")
     parser.add_argument("--end", help="end (excluded), as --start; default the last frame")
-    parser.add_argument("--chunk", type=int, metavar="N", help="dream in chunks, in parallel "
-                        "with --ray: cut at scene cuts and every N frames; a chunk that "
+    parser.add_argument("--chunk", type=numbers.CHUNK, metavar="N",
+                        help="dream in chunks, in parallel with --ray: cut at scene cuts "
+                        "and every N frames; a chunk that "
                         f"does not start a scene dreams {WARMUP} frames early, cross-faded "
                         "into the chunk before (measured: the change from frame to frame "
                         "there is 0.99-1.03x the change inside a chunk, 2.4-2.9x with no "
@@ -220,8 +224,6 @@ def video_main(argv: list[str]) -> int:
     if args.ray is not None and args.chunk is None:
         raise ValueError("--ray goes with --chunk N: a video's frames are dreamed one from "
                          "the other, only chunks can run in parallel")
-    if args.chunk is not None and args.chunk < 1:
-        raise ValueError(f"--chunk must be at least 1 frame (got {args.chunk})")
     check_engine_options(args)
     check_max_side(args.max_side)
     out = check_output(Path(args.output), False, inputs_of(args), args.overwrite)

@@ -28,7 +28,7 @@ BLEND = 0.8
 ITERATIONS = 10
 OCTAVES = 2
 RATE = 0.03  # without a preset (the google preset keeps its own)
-TIME = re.compile(r"(?:(\d+):)?(\d+(?:\.\d*)?|\.\d+)s?")
+TIME = re.compile(r"(?:(\d+):)?(\d+(?:\.\d*)?|\.\d+)s?", re.ASCII)
 
 
 def dream_frame(raw: np.ndarray, previous_raw: np.ndarray | None,
@@ -62,7 +62,9 @@ def frame_at(position: str | int | None, info: VideoInfo, name: str) -> int | No
     if position is None or isinstance(position, int):
         return position
     text = position.strip()
-    if text.isdigit():
+    if len(text) > 32:  # past any video; int() refuses 4300 digits
+        text = ""
+    if text.isascii() and text.isdigit():  # not "²", which int() refuses
         return int(text)
     match = TIME.fullmatch(text)
     if match is None:
