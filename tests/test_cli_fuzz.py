@@ -33,10 +33,6 @@ KNOWN_BUGS: dict[str, Callable[[Outcome], bool]] = {
     # every number checked: `converters check --input-shape` 0, negative or huge: traceback
     "check: --input-shape not checked": lambda o: o.case.command == "check"
     and argv_has(o, "--input-shape") and symptom(o, "traceback"),
-    # item 6 (every number checked): RATE inf or a layer weight of 1e999 is accepted: a
-    # uniform (garbage) image with exit 0, or a warning line before another error
-    "RATE inf, weight 1e999 accepted": lambda o: symptom(o, "a uniform image")
-    or "about inf standard deviations" in o.stderr,
     # item 7 / one output policy: batch makes OUTDIR (and its record) before a later refusal
     "batch: OUTDIR made before a refusal": lambda o: o.case.command == "batch"
     and symptom(o, "exit 2 and wrote"),
