@@ -69,8 +69,11 @@ def test_check_refuses_seed_by_name(seed, tiny_onnx, capfd):
         f"argument --seed: must be an integer from 0 to 2147483647 (got {seed!r})")
 
 
-def test_check_names_an_empty_model(capfd):
+def test_check_and_export_name_an_empty_model(capfd):
     assert check("") == 2
+    assert error_line(capfd).endswith("argument model: is empty; give the path of the file")
+    with pytest.raises(SystemExit, match="2"):
+        converters_main(["export", "", "-o", "net.onnx"])
     assert error_line(capfd).endswith("argument model: is empty; give the path of the file")
 
 

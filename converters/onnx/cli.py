@@ -63,7 +63,7 @@ def non_empty(text: str) -> str:
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Export a converted net (or any model file) to ONNX (opset 13)."
-    parser.add_argument("model", nargs="+",
+    parser.add_argument("model", nargs="+", type=non_empty,
                         help="a converted directory, PROTOTXT CAFFEMODEL, or a .t7/.onnx file")
     parser.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
