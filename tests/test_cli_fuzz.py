@@ -27,22 +27,10 @@ def symptom(outcome: Outcome, text: str) -> bool:
 # expected (the test is then marked xfail), any other fails the test, and an entry that no
 # case hits any more fails it too, so that the entry is removed once its fix is merged.
 KNOWN_BUGS: dict[str, Callable[[Outcome], bool]] = {
-    # item 4 (inputs read with a size bound): /dev/zero as any input file is read whole
-    "/dev/zero read whole": lambda o: argv_has(o, "/dev/zero")
-    and (symptom(o, "traceback MemoryError") or symptom(o, "hang")),
-    # item 7: onnxruntime logs its own (coloured) line on stderr before our error
-    "check: onnxruntime's log line": lambda o: o.case.command == "check"
-    and symptom(o, "lines on stderr") and "onnxruntime cannot run it" in o.stderr,
-    # every number checked: `converters check --input-shape` 0, negative or huge: traceback
-    "check: --input-shape not checked": lambda o: o.case.command == "check"
-    and argv_has(o, "--input-shape") and symptom(o, "traceback"),
     # item 6 (every number checked): RATE inf or a layer weight of 1e999 is accepted: a
     # uniform (garbage) image with exit 0, or a warning line before another error
     "RATE inf, weight 1e999 accepted": lambda o: symptom(o, "a uniform image")
     or "about inf standard deviations" in o.stderr,
-    # item 7 / one output policy: batch makes OUTDIR (and its record) before a later refusal
-    "batch: OUTDIR made before a refusal": lambda o: o.case.command == "batch"
-    and symptom(o, "exit 2 and wrote"),
 }
 
 
