@@ -137,9 +137,9 @@ def batch_main(argv: list[str]) -> int:
     record = Record(outdir, settings_of(network, targets, iterations, rate, options), args.force)
     todo = outputs_to_dream(outputs, record, args.overwrite)
     with open_pool(args, network, args.device) as pool:  # Ray refuses before OUTDIR is made
-        outdir.mkdir(parents=True, exist_ok=True)
-        record.save_settings()
         dream = Dream(network, targets, iterations, rate, work_options(pool, options))
+        outdir.mkdir(parents=True, exist_ok=True)  # once every check passed (the guide read)
+        record.save_settings()
         print(f"batch: {len(outputs)} images, {len(outputs) - len(todo)} finished before, "
               f"{len(todo)} to dream {pool.describe()}", flush=True)
         report = run_job([image_task(*entry, dream, record) for entry in todo], pool,

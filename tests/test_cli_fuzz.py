@@ -4,43 +4,14 @@ else. `make cli-fuzz` runs many more cases on a random seed."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cli_fuzz import COMMAND, GENERATED, Case, Outcome, Runner, fuzz, report
+from cli_fuzz import COMMAND, GENERATED, Case, Runner, fuzz, report
 from conftest import shared_path
 
 SUITE_CASES = 300
 SUITE_SEED = 19
-
-
-def argv_has(outcome: Outcome, *texts: str) -> bool:
-    return all(any(text in arg for arg in outcome.case.argv) for text in texts)
-
-
-def symptom(outcome: Outcome, text: str) -> bool:
-    return any(text in finding for finding in outcome.findings)
-
-
-# Findings of bugs that other fixes of issue 19 remove, by name: a finding listed here is
-# expected (the test is then marked xfail), any other fails the test, and an entry that no
-# case hits any more fails it too, so that the entry is removed once its fix is merged.
-KNOWN_BUGS: dict[str, Callable[[Outcome], bool]] = {
-    # item 7: onnxruntime logs its own (coloured) line on stderr before our error
-    "check: onnxruntime's log line": lambda o: o.case.command == "check"
-    and symptom(o, "lines on stderr") and "onnxruntime cannot run it" in o.stderr,
-    # every number checked: `converters check --input-shape` 0, negative or huge: traceback
-    "check: --input-shape not checked": lambda o: o.case.command == "check"
-    and argv_has(o, "--input-shape") and symptom(o, "traceback"),
-    # item 7 / one output policy: batch makes OUTDIR (and its record) before a later refusal
-    "batch: OUTDIR made before a refusal": lambda o: o.case.command == "batch"
-    and symptom(o, "exit 2 and wrote"),
-}
-
-
-def known_bug(outcome: Outcome) -> str | None:
-    return next((name for name, hit in KNOWN_BUGS.items() if hit(outcome)), None)
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +26,10 @@ def test_every_command_ends_in_a_valid_output_or_a_one_line_error(runner):
     outcomes = fuzz(runner, SUITE_CASES, SUITE_SEED)
     assert len(outcomes) > SUITE_CASES // 2  # different cases
     found = [o for o in outcomes if o.findings]
-    unknown = [o for o in found if known_bug(o) is None]
-    assert not unknown, "findings:\n" + report(unknown)
-    hit = {known_bug(o) for o in found}
-    stale = sorted(set(KNOWN_BUGS) - hit)
-    assert not stale, f"KNOWN_BUGS entries no case hits any more (fixed? remove them): {stale}"
+    assert not found, "findings:\n" + report(found)
     for name in GENERATED:  # every command is reached, and its checks refuse
         assert 2 in {o.status for o in outcomes if o.case.command == name}, name
     assert sum(o.status == 0 for o in outcomes) > SUITE_CASES // 20  # and some dream
-    if found:
-        pytest.xfail("known bugs of issue 19 (KNOWN_BUGS):\n" + report(found))
 
 
 @pytest.mark.parametrize("name", GENERATED)

@@ -23,20 +23,53 @@ from ..images import load_rgb
 from ..network import Network
 from ..ownership import OVERWRITE_HELP, check_output
 from ..preprocessing import Preprocessing
-from ..spec import ConversionError, first_line
+from ..shapes import MAX_INPUT_ELEMENTS, computed_shapes
+from ..spec import ConversionError, NetSpec, first_line
 from ..store import open_model
 from .export import OPSET, output_names, to_onnx
 from .reader import load_onnx, read_model, read_onnx
 
+ORT_FATAL = 4  # onnxruntime's log severities: 0 verbose ... 3 error, 4 fatal
+MAX_BATCH = 64  # a comparison needs a few inputs; the batch multiplies every layer's memory
+MAX_SEED = 2**31 - 1  # the dreamer's --seed range
+
+
+def integer_in(low: int, high: int | None = None):
+    """An argparse `type`: an integer (ASCII digits) from `low` to `high` (None: no end);
+    argparse names the option in its message."""
+    stated = f"an integer from {low} to {high}" if high is not None else \
+        f"an integer of at least {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text) if text.strip().isascii() else None  # not "١٢"
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {stated} (got {text!r})")
+        return value
+
+    parse.__name__ = "integer"  # argparse's fallback message names the type
+    return parse
+
+
+def non_empty(text: str) -> str:
+    """An argparse `type` for a path: an empty one would silently mean the current
+    folder."""
+    if not text:
+        raise argparse.ArgumentTypeError("is empty; give the path of the file")
+    return text
+
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Export a converted net (or any model file) to ONNX (opset 13)."
-    parser.add_argument("model", nargs="+",
+    parser.add_argument("model", nargs="+", type=non_empty,
                         help="a converted directory, PROTOTXT CAFFEMODEL, or a .t7/.onnx file")
     parser.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     parser.add_argument("--until", metavar="LAYER", help="stop at this layer (the output)")
-    parser.add_argument("--input-shape", type=int, nargs=4, metavar=("N", "C", "H", "W"),
+    parser.add_argument("--input-shape", type=integer_in(1), nargs=4,
+                        metavar=("N", "C", "H", "W"),
                         help="the size to trace at (default: the model's declared size)")
 
 
@@ -55,13 +88,16 @@ def run_export(args: argparse.Namespace) -> int:
 
 def add_check_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Run an .onnx file in onnxruntime and PyTorch and compare outputs."
-    parser.add_argument("model", help="the .onnx file")
+    parser.add_argument("model", type=non_empty, help="the .onnx file")
     parser.add_argument("--image", help="an image to use instead of random input")
-    parser.add_argument("--input-shape", type=int, nargs=4, metavar=("N", "C", "H", "W"),
-                        help="input shape (default: the declared one)")
+    parser.add_argument("--input-shape", type=integer_in(1), nargs=4,
+                        metavar=("N", "C", "H", "W"),
+                        help=f"input shape (default: the declared one; N at most {MAX_BATCH}, "
+                        f"N×C×H×W at most {MAX_INPUT_ELEMENTS:,})")
     parser.add_argument("--layers", action="store_true",
                         help="compare every layer's output, not only the graph's outputs")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random input")
+    parser.add_argument("--seed", type=integer_in(0, MAX_SEED), default=0,
+                        help=f"seed of the random input (0 to {MAX_SEED}; default 0)")
     parser.add_argument("--tolerance", type=float, default=1e-4,
                         help="largest relative difference accepted (default 1e-4)")
 
@@ -93,7 +129,9 @@ def compare(path: Path, x: np.ndarray, every_layer: bool = False,
         del model.graph.output[:]
         model.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names)
     try:
-        session = ort.InferenceSession(model.SerializeToString(),
+        options = ort.SessionOptions()
+        options.log_severity_level = ORT_FATAL
+        session = ort.InferenceSession(model.SerializeToString(), options,
                                        providers=["CPUExecutionProvider"])
         ort_outs = session.run(names, {model.graph.input[0].name: x})
     except Exception as e:  # onnxruntime raises its own exception types
@@ -135,13 +173,33 @@ def torch_values(net: Network, x: torch.Tensor, values: list[str]) -> dict[str, 
 
 
 def onnxruntime() -> ModuleType:
-    """The onnxruntime module, an optional dependency (the `check` extra)."""
+    """The onnxruntime module, an optional dependency (the `check` extra), logging only
+    fatal errors: an error it logs is also raised, and our message says it in one line."""
     try:
         import onnxruntime as ort
     except ImportError:
         raise ConversionError("`check` needs onnxruntime, which is not installed: "
                               "pip install 'dreamzoo[check]' (or `make setup`)") from None
+    ort.set_default_logger_severity(ORT_FATAL)
     return ort
+
+
+def check_shape(spec: NetSpec, shape: list[int]) -> None:
+    """--input-shape (positive already): the net's channels, a bounded batch and size, one
+    the net is computed at (by shape arithmetic); else an error naming it, before any
+    tensor is made."""
+    given = f"--input-shape {' '.join(map(str, shape))}"
+    channels = spec.input_shape[1] if len(spec.input_shape) == 4 else shape[1]
+    if shape[1] != channels:
+        raise ConversionError(f"{given}: C is {shape[1]}, the net's input has {channels} "
+                              f"channels")
+    if shape[0] > MAX_BATCH:
+        raise ConversionError(f"{given}: N is {shape[0]}, more than the {MAX_BATCH} a check "
+                              f"needs")
+    try:
+        computed_shapes(spec, shape)  # the element count bounded, every layer computed
+    except ConversionError as e:
+        raise ConversionError(f"{given}: {e}") from None
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -149,10 +207,12 @@ def run_check(args: argparse.Namespace) -> int:
     path = Path(args.model)
     spec = read_onnx(path)
     shape = list(args.input_shape or spec.input_shape)
+    if args.input_shape:
+        check_shape(spec, shape)
     if args.image:
         x = image_input(args.image, shape, spec.input_preprocessing())
     else:
-        x = np.random.default_rng(args.seed).standard_normal(shape).astype(np.float32)
+        x = np.random.default_rng(args.seed).standard_normal(shape, dtype=np.float32)
     result = compare(path, x, args.layers, Network(spec))
     width = max(len(n) for n in result)
     worst = 0.0
