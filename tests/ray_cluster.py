@@ -226,9 +226,19 @@ class PrivateRay:
         times in all) if the cluster was stopped under it (by an outside `ray stop`)."""
         for _ in range(RUNS):
             done = self.run_dreamer(args, timeout)
-            if done.returncode == 0 or self.alive():
+            if done.returncode == 0 or not self.stopping():
                 break
         return done
+
+    def stopping(self) -> bool:
+        """Whether the cluster is gone, or going: a command can fail on a lost worker before
+        the outside stop has ended the GCS and raylet."""
+        deadline = time.monotonic() + GONE_AFTER_S
+        while self.alive():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
 
     def run_dreamer(self, args: tuple[str, ...], timeout: float) -> subprocess.CompletedProcess:
         return subprocess.run(self.command(*args), env=self.environment(), capture_output=True,
