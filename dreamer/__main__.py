@@ -364,6 +364,8 @@ RESUMABLE = ("zoom", "video", "batch")
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
+    from .engine import shown_once
+
     keep_freed_memory()
     argv = list(sys.argv[1:] if argv is None else argv)
     with warnings.catch_warnings():  # restores the caller's warning display afterwards
@@ -376,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
             else:  # tqdm.write: a warning during a dream gets its own line, above the bar
                 tqdm.write(f"warning: {message}", file=sys.stderr)
 
-        warnings.showwarning = show
+        warnings.showwarning = shown_once(show)  # not once per frame of a zoom or video
         try:
             if argv and argv[0] in SUBCOMMANDS:
                 module, function = SUBCOMMANDS[argv[0]]

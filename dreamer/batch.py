@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from converters.bounded import read_bounded
 from converters.images import load_rgb
 from converters.network import Network
 from converters.ownership import (
@@ -40,6 +41,7 @@ from .image_io import save_rgb
 from .networks import open_network
 from .work import Still
 
+MAX_LIST_BYTES = 64 << 20  # a list of images: about a million paths
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 
 
@@ -94,7 +96,7 @@ def listed_images(listing: Path) -> list[Path]:
     """The images a text file lists, one a line (relative to the file's folder; blank lines
     and # comments skipped), as absolute paths."""
     try:
-        lines = listing.read_bytes().decode().splitlines()
+        lines = read_bounded(listing, MAX_LIST_BYTES, "list of images").decode().splitlines()
     except UnicodeDecodeError as e:
         raise ValueError(f"{listing}: not a text file listing images (byte {e.start} is not "
                          f"UTF-8)") from None

@@ -208,6 +208,18 @@ def test_a_device_in_a_batch_fails_that_image_only(capsys, tiny_cli_args, tmp_pa
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["a.png"]
 
 
+def test_a_huge_batch_list_is_refused_unread(capsys, tiny_cli_args, tmp_path):
+    listing = tmp_path / "list.txt"
+    with open(listing, "wb") as file:
+        file.truncate(100 << 20)  # sparse: nothing is written to the disk
+    code = main(["batch", str(listing), *DREAM, *tiny_cli_args, "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith(f"error: {listing}: too large for a list of "
+                                               "images")
+    assert not (tmp_path / "out").exists()
+
+
 # --- image modes, orientation, size --------------------------------------------------------
 
 

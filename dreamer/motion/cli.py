@@ -147,8 +147,6 @@ def zoom_main(argv: list[str]) -> int:
     network, _ = prepared(network, targets, options)
     rgb = scaled_down(load_rgb(args.src), args.max_side)
     check_zoom(rgb, network, targets, motion, args.frames, options)
-    if not args.fps > 0:
-        raise ValueError(f"--fps must be positive (got {args.fps})")
     if out.suffix.lower() == ".gif":
         check_gif_rate(args.fps)
     folder = frames_folder(args, out, zoom_settings(rgb, network, targets, iterations, rate,
