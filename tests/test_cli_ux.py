@@ -26,10 +26,13 @@ from models.registry import Source, ZooModel
 
 
 def dreamer_process(cwd: Path, *argv: str, stdout=subprocess.DEVNULL) -> subprocess.Popen:
-    """`python -m dreamer ARGV` started in `cwd`, its stderr piped."""
+    """`python -m dreamer ARGV` started in `cwd`, its stderr piped, with Ctrl-C's default
+    handling: a shell that starts a job in the background (`make test &`, CI runners)
+    ignores SIGINT, and every process below it would inherit that."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "dreamer", *map(str, argv)], cwd=cwd,
-                            env=env, stdout=stdout, stderr=subprocess.PIPE)
+                            env=env, stdout=stdout, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def stderr_lines(text: bytes) -> list[str]:
