@@ -18,8 +18,9 @@ from converters.spec import ConversionError
 
 from .registry import REGISTRY, Source, ZooModel, did_you_mean, is_zoo_name, lookup
 
-# A converted model's directory name: no path separators, no leading dot.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# A converted model's directory name: no path separators, no leading dot, at most 100
+# characters (file systems refuse names over 255 bytes).
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def models_root() -> Path:

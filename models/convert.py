@@ -143,7 +143,8 @@ def convert_files(name: str, prototxt: Path | None = None, caffemodel: Path | No
                   ) -> Converted:
     """Convert a net that is not in the zoo into models/<name>/ (no preprocessing recorded)."""
     if not NAME_PATTERN.fullmatch(name):
-        raise ConversionError(f"NAME={name!r}: use letters, digits, '.', '_' and '-' only")
+        raise ConversionError(f"NAME={name!r}: use letters, digits, '.', '_' and '-' only, "
+                              "at most 100")
     if lookup(name) is not None:
         raise ConversionError(f"NAME={name!r} is a zoo model's name; choose another, or use "
                               f"MODEL={name} for the zoo model")

@@ -18,8 +18,9 @@ Inputs (the fixture folder, shared by all cases) must come out unchanged either 
 Anything else is a finding, named by a short symptom (`traceback MemoryError`, `hang`,
 `wrote what it was not asked for`...). A case gives at most one option (or positional) a
 bad value, the others good ones, so that the bad one reaches past the other checks; run
-here (not in the suite), an error that names neither that option nor its value is a
-finding too (a heuristic: `--no-messages` leaves it out).
+with `--messages`, an error that names neither that option nor its value is a finding too
+(a heuristic, noisy where the good values of two options conflict; off in the suite and in
+`make fuzz`).
 
 Importing torch costs seconds, so cases do not start a Python each: a worker process
 imports everything once, then forks a child per case. The child changes into a fresh
@@ -817,9 +818,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "cli-fuzz",
                         help="folder for findings.txt")
     parser.add_argument("--verbose", action="store_true", help="print every case")
-    parser.add_argument("--no-messages", action="store_true", help="do not report errors "
-                        "that name neither the bad option nor its value (a heuristic; the "
-                        "suite leaves it out)")
+    parser.add_argument("--messages", action="store_true", help="also report errors that "
+                        "name neither the bad option nor its value (a heuristic, noisy)")
     parser.add_argument("--repro", nargs=argparse.REMAINDER, metavar="COMMAND ARG")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -832,7 +832,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dreamzoo-cli-fuzz-") as scratch:
-        runner = Runner(Path(scratch), args.seconds, not args.no_messages)
+        runner = Runner(Path(scratch), args.seconds, args.messages)
 
         def progress(outcome: Outcome) -> None:
             if args.verbose:

@@ -287,6 +287,15 @@ def test_make_convert_any_caffe_net(zoo_dirs):
         convert_files("nin", tiny / "deploy.prototxt", tiny / "tiny.caffemodel")
 
 
+def test_a_name_no_folder_can_have_is_refused_before_anything_is_made(zoo_dirs, tmp_path):
+    tiny = shared_path("models", "tiny")
+    for name in ("a" * 300, "../up", ".hidden"):
+        with pytest.raises(ConversionError, match=r"NAME=.*: use letters, digits"):
+            convert_files(name, tiny / "deploy.prototxt", tiny / "tiny.caffemodel",
+                          root=tmp_path / "zoo")
+    assert not (tmp_path / "zoo").exists()
+
+
 def test_make_convert_torch7_net(zoo_dirs):
     net_file = shared_path("models", "torch7", "stl10_model.net")
     result = make("convert", f"T7={net_file}", "NAME=stl10", env=zoo_dirs)
