@@ -518,16 +518,9 @@ class Worker:
     """The worker process, and the pipe it answers on."""
 
     def __init__(self, log: Path, fixture: Path) -> None:
-        read_fd, write_fd = os.pipe()
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
-                                                          os.environ.get("PYTHONPATH")]))}
-        with open(log, "ab") as stderr:
-            self.process = subprocess.Popen(
-                [sys.executable, __file__, "--worker", str(write_fd), str(fixture)],
-                stdin=subprocess.PIPE, stdout=stderr, stderr=stderr, pass_fds=(write_fd,),
-                env=env, cwd=ROOT)
-        os.close(write_fd)
+        from fuzz import start_worker  # the reader fuzz's (tests/fuzz.py)
+
+        self.process, read_fd = start_worker(__file__, [str(fixture)], log, stdout=None)
         self.answers = os.fdopen(read_fd, "r")
         if not select.select([self.answers], [], [], STARTUP_SECONDS)[0] or \
                 self.answers.readline().strip() != "ready":

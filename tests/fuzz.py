@@ -126,21 +126,30 @@ def worker(answer_fd: int, names: list[str]) -> None:
 
 # --- the driver -----------------------------------------------------------------------------
 
+def start_worker(script: str, args: list[str], log: Path, stdout=subprocess.DEVNULL
+                 ) -> tuple[subprocess.Popen, int]:
+    """`python SCRIPT --worker FD ARGS` in the repository, one thread, its stderr added to
+    `log` (its stdout too if `stdout` is None): the process (requests go to its stdin) and
+    the end of the pipe it answers on (FD)."""
+    read_fd, write_fd = os.pipe()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
+                                                      os.environ.get("PYTHONPATH")]))}
+    with open(log, "ab") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, script, "--worker", str(write_fd), *args],
+            stdin=subprocess.PIPE, stdout=stderr if stdout is None else stdout,
+            stderr=stderr, pass_fds=(write_fd,), env=env, cwd=ROOT)
+    os.close(write_fd)
+    return process, read_fd
+
+
 class Worker:
     """A worker process and the pipe it answers on."""
 
     def __init__(self, names: list[str], log: Path) -> None:
-        read_fd, write_fd = os.pipe()
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
-                                                          os.environ.get("PYTHONPATH")]))}
-        with open(log, "ab") as stderr:
-            self.process = subprocess.Popen(
-                [sys.executable, __file__, "--worker", str(write_fd), *names],
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr,
-                pass_fds=(write_fd,), env=env, cwd=ROOT)
-        os.close(write_fd)
-        self.answers, self.buffer = read_fd, b""
+        self.process, self.answers = start_worker(__file__, names, log)
+        self.buffer = b""
         if self.read_line(STARTUP_SECONDS) != "ready":
             self.close()
             raise RuntimeError(f"the fuzz worker did not start; see {log}")
