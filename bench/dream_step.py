@@ -16,7 +16,7 @@ of the 1-thread cases (which leaves out the time other processes held the core) 
 ratios that hold on a busy machine too.
 
 Faults: minor page faults per iteration. The dreamzoo cases keep freed memory in the
-heap as the command line does (dreamer/allocator.py); the peer runs as a user's script,
+heap as the command line does (dreamer/runtime/allocator.py); the peer runs as a user's script,
 and once more with the same allocator setting, to show what of the ratio that is.
 
 Roofline: the convolutions' FLOPs (forward + gradient to the input, from the layer
@@ -70,8 +70,8 @@ def timed(step, iterations: int) -> tuple[list[float], list[float]]:
 def dreamzoo_step(args: argparse.Namespace):
     import torch
 
-    from dreamer.allocator import keep_freed_memory
-    from dreamer.gradient import DreamGradient, Target
+    from dreamer.loops.gradient import DreamGradient, Target
+    from dreamer.runtime.allocator import keep_freed_memory
 
     keep_freed_memory()  # as `python -m dreamer` does
     network = open_googlenet(args.model)
@@ -118,7 +118,7 @@ def sgemm_step(args: argparse.Namespace):
 
 def peer_kept_step(args: argparse.Namespace):
     """The peer with dreamzoo's allocator setting: what of the ratio is the allocator."""
-    from dreamer.allocator import keep_freed_memory
+    from dreamer.runtime.allocator import keep_freed_memory
 
     keep_freed_memory()
     return peer_step(args)

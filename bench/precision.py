@@ -39,8 +39,8 @@ def main() -> int:
     import torch
 
     import dreamer
-    from dreamer.devices import resolve_device
-    from dreamer.precision import PRECISIONS, auto_precision, native
+    from dreamer.runtime.devices import resolve_device
+    from dreamer.runtime.precision import PRECISIONS, auto_precision, native
 
     sys.path.insert(0, str(ROOT / "tests"))
     from compare import psnr

@@ -5,8 +5,8 @@
                           preset="google")          # H×W×3 uint8 RGB
 """
 
-from .dream import Options, dream
-from .motion.video import dream_video
-from .motion.zoom import dream_zoom
+from dreamer.dream import Options, dream
+from dreamer.motion.video import dream_video
+from dreamer.motion.zoom import dream_zoom
 
 __all__ = ["Options", "dream", "dream_video", "dream_zoom"]

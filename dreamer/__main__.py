@@ -22,11 +22,10 @@ from pathlib import Path
 
 from converters.cli import broken_pipe, flushed, interrupted
 from converters.spec import ConversionError
-
-from .allocator import keep_freed_memory
-from .cli_numbers import ITERATIONS, RATE
-from .image_io import MAX_SIDE_HELP, ImageError
-from .networks import UnofficialWeights
+from dreamer.image_io import MAX_SIDE_HELP, ImageError
+from dreamer.networks import UnofficialWeights
+from dreamer.plan.numbers import ITERATIONS, RATE
+from dreamer.runtime.allocator import keep_freed_memory
 
 DESCRIPTION = """\
 DeepDream on classic Caffe/Torch7 nets: SRC dreamed at LAYER, ITERATIONS steps per octave
@@ -71,10 +70,10 @@ objectives (the output gradient dy sent back from the layer):
 def add_dream_options(parser: argparse.ArgumentParser) -> None:
     """The options of a dream, shared by the still dreamer and every subcommand that
     dreams (each then reads them with `dream_options` and `prepare_dream`)."""
-    from . import cli_numbers as numbers
-    from .google_loop import STEP_NORMS
-    from .objectives import OBJECTIVE_HELP
-    from .precision import PRECISIONS
+    from dreamer.loops.google import STEP_NORMS
+    from dreamer.plan import numbers as numbers
+    from dreamer.plan.objectives import OBJECTIVE_HELP
+    from dreamer.runtime.precision import PRECISIONS
 
     parser.add_argument("--model", help="zoo name (default nin), converted directory, .t7, "
                         ".onnx, or prototxt (with --weights)")
@@ -134,15 +133,14 @@ def add_dream_options(parser: argparse.ArgumentParser) -> None:
 def dream_options(args: argparse.Namespace) -> dict:
     """The keyword options of `dreamer.dream()` (the fields of its Options) given on the
     command line."""
-    from .dream import Options
+    from dreamer.dream import Options
 
     return {field.name: getattr(args, field.name) for field in dataclasses.fields(Options)}
 
 
 def build_parser() -> argparse.ArgumentParser:
     from converters.ownership import OVERWRITE_HELP
-
-    from .objectives import OBJECTIVE_HELP
+    from dreamer.plan.objectives import OBJECTIVE_HELP
 
     objectives = "\n".join(f"  {k:<8} {v}" for k, v in OBJECTIVE_HELP.items())
     objectives += "\n  (--guide IMG replaces the objective by the notebook's guided dream)"
@@ -180,8 +178,8 @@ def split_positionals(args: argparse.Namespace) -> tuple[str | None, int | None,
 
 def class_targets(network, args: argparse.Namespace) -> list:
     """The targets of `--class`, named with `--labels` or the model's own class list."""
-    from .classes import class_targets as targets_of
-    from .classes import classifier_of, labels_for
+    from dreamer.classes import class_targets as targets_of
+    from dreamer.classes import classifier_of, labels_for
 
     labels = labels_for(args.model, args.labels, classifier_of(network).classes)
     return targets_of(network, args.class_, labels)
@@ -190,9 +188,9 @@ def class_targets(network, args: argparse.Namespace) -> list:
 def prepare_dream(network, args: argparse.Namespace) -> tuple[list, int | None, float | None]:
     """(targets, ITERATIONS, RATE) of the command line, with everything about them that can
     be refused refused now, before any output or progress bar."""
-    from .dream import Options, parse_targets, validate
-    from .gradient import receptive_field
-    from .layers import dream_layer_default
+    from dreamer.dream import Options, parse_targets, validate
+    from dreamer.loops.gradient import receptive_field
+    from dreamer.plan.layers import dream_layer_default
 
     layer, iterations, rate = split_positionals(args)
     targets = class_targets(network, args) if args.class_ is not None else []
@@ -232,10 +230,8 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
 
     from converters.images import load_rgb
     from converters.ownership import check_writable_folder, marker
-
-    from .deepdraw import noise_canvas, schedule
-    from .dream import Options, check_size, dream, quantise_result
-    from .image_io import (
+    from dreamer.dream import Options, check_size, dream, quantise_result
+    from dreamer.image_io import (
         check_image_output,
         check_max_side,
         check_octave_folder,
@@ -245,8 +241,9 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         save_rgb,
         scaled_down,
     )
-    from .networks import open_network
-    from .settings import network_digest
+    from dreamer.loops.deepdraw import noise_canvas, schedule
+    from dreamer.networks import open_network
+    from dreamer.plan.record import network_digest
 
     replayed, made_by, cwd = args.from_png, None, os.getcwd()
     if replayed:
@@ -364,7 +361,7 @@ RESUMABLE = ("zoom", "video", "batch")
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
-    from .engine import shown_once
+    from dreamer.jobs.engine import shown_once
 
     keep_freed_memory()
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -2,7 +2,7 @@
 dreamer on many images. INPUT is a folder (searched recursively), a quoted glob, or a text
 file listing images (one a line). Each output is the PNG `python -m dreamer` writes for its
 image, at the image's relative path in OUTDIR; a rerun skips the finished ones, and other
-settings than OUTDIR's are refused unless --force (see dreamer/batch_record.py).
+settings than OUTDIR's are refused unless --force (see dreamer/jobs/batch_record.py).
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from converters.ownership import (
     resolved,
     same_file,
 )
-
-from .__main__ import add_dream_options, dream_options, prepare_dream
-from .batch_record import SETTINGS_FILE, Record, settings_of
-from .engine import (
+from dreamer.__main__ import add_dream_options, dream_options, prepare_dream
+from dreamer.image_io import save_rgb
+from dreamer.jobs.batch_record import SETTINGS_FILE, Record, settings_of
+from dreamer.jobs.engine import (
     Report,
     Task,
     add_engine_options,
@@ -37,9 +37,8 @@ from .engine import (
     run_job,
     work_options,
 )
-from .image_io import save_rgb
-from .networks import open_network
-from .work import Still
+from dreamer.jobs.work import Still
+from dreamer.networks import open_network
 
 MAX_LIST_BYTES = 64 << 20  # a list of images: about a million paths
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
@@ -196,7 +195,7 @@ class Dream:
 
 def image_task(image: Path, name: str, out: Path, dream: Dream, record: Record) -> Task:
     """Read (and size-check) the image when it is sent; write its output when it is back."""
-    from .dream import Options, check_size
+    from dreamer.dream import Options, check_size
 
     def prepare() -> Still:
         rgb = load_rgb(image)

@@ -21,11 +21,10 @@ from torch import Tensor
 from converters.network import Network
 from converters.shapes import Unfit
 from converters.spec import ConversionError
+from dreamer.loops.gradient import Target, split_weight
+from dreamer.networks import DEFAULT_MODEL, open_network
+from dreamer.plan.numbers import COUNT
 from models.labels import ClassList, class_index, read_labels, search
-
-from .cli_numbers import COUNT
-from .gradient import Target, split_weight
-from .networks import DEFAULT_MODEL, open_network
 
 LABELS_FILE = "labels.txt"  # in a converted model's folder (written by models/convert.py)
 

@@ -25,20 +25,25 @@ import torch
 from converters.images import load_rgb
 from converters.network import Network
 from converters.preprocessing import Preprocessing
-
-from . import cli_numbers as numbers
-from .classes import cropped, size_problem_for
-from .devices import check_device, resolve_device
-from .google_loop import STEP_NORMS, OctaveSettings, dream_octaves, octave_sizes, plan_octaves
-from .gradient import DreamGradient, Target, split_weight
-from .image_io import quantise
-from .large_step import warn_if_noise
-from .layers import resolve_layer
-from .memory import DreamMemory, plan_tile
-from .networks import open_network
-from .precision import check_precision, resolve_precision
-from .torch7_preset import MAX_OCTAVES as TORCH7_OCTAVES
-from .torch7_preset import SIZE as TORCH7_SIZE
+from dreamer.classes import cropped, size_problem_for
+from dreamer.image_io import quantise
+from dreamer.loops.google import (
+    STEP_NORMS,
+    OctaveSettings,
+    dream_octaves,
+    octave_sizes,
+    plan_octaves,
+)
+from dreamer.loops.gradient import DreamGradient, Target, split_weight
+from dreamer.loops.torch7 import MAX_OCTAVES as TORCH7_OCTAVES
+from dreamer.loops.torch7 import SIZE as TORCH7_SIZE
+from dreamer.networks import open_network
+from dreamer.plan import numbers as numbers
+from dreamer.plan.large_step import warn_if_noise
+from dreamer.plan.layers import resolve_layer
+from dreamer.runtime.devices import check_device, resolve_device
+from dreamer.runtime.memory import DreamMemory, plan_tile
+from dreamer.runtime.precision import check_precision, resolve_precision
 
 PRESETS = ("google", "torch7", "deepdraw")
 # Presets that reproduce their framework's numbers: `auto` precision keeps them in fp32.
@@ -108,11 +113,11 @@ def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | i
 
     Options (see `Options`): preset, octaves, octave_scale, jitter, step_norm, channel,
     objective, topk, guide, blur, laplacian, tile, tile_margin, seed, device (auto: a GPU
-    if there is one), precision (auto, fp32, bf16, fp16; see dreamer/precision.py). `trace`
+    if there is one), precision (auto, fp32, bf16, fp16; see dreamer/runtime/precision.py). `trace`
     (a dict) receives the first octave's input, first gradient, steps and jitter shifts
     in the net's input space (Google modes). A largest octave that does not fit in the
     memory the machine can give is tiled (a warning) or refused (a ValueError naming the
-    size that fits) before any compute (dreamer/memory.py).
+    size that fits) before any compute (dreamer/runtime/memory.py).
     """
     opts = Options(**options)
     opts.device = resolve_device(opts.device)
@@ -121,8 +126,8 @@ def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | i
     rgb = input_rgb(image)
     if opts.preset in ("deepdraw", "torch7"):  # these read the image's 8-bit values
         rgb = quantise(rgb)
-    if opts.preset == "deepdraw":  # class visualisation: its own schedule (dreamer/deepdraw.py)
-        from .deepdraw import check_canvas, dream_deepdraw
+    if opts.preset == "deepdraw":  # class visualisation (dreamer/loops/deepdraw.py)
+        from dreamer.loops.deepdraw import check_canvas, dream_deepdraw
         validate(1 if iterations is None else iterations, 1.0 if rate is None else rate, opts)
         check_canvas(net, rgb, vars(opts))
         result = dream_deepdraw(rgb, on_device(net, opts.device), parse_targets(net, layer),
@@ -169,13 +174,13 @@ def on_device(net: Network, device: str) -> Network:
 def quantise_result(rgb: np.ndarray, preset: str | None) -> np.ndarray:
     """Float RGB -> uint8 as the preset's framework wrote its PNG."""
     if preset == "torch7":
-        from .torch7_image import torch7_png_bytes
+        from dreamer.loops.torch7_image import torch7_png_bytes
         return torch7_png_bytes(rgb.transpose(2, 0, 1))
     return quantise(rgb)
 
 
 def validate(iterations: int, rate: float, opts: Options) -> None:
-    """Refuse, with the option's name, a setting out of its range (dreamer/cli_numbers.py)."""
+    """Refuse, with the option's name, a setting out of its range (dreamer/plan/numbers.py)."""
     numbers.ITERATIONS.check(iterations, "ITERATIONS")
     numbers.RATE.check(rate, "RATE")
     if opts.preset not in (None, *PRESETS):
@@ -211,10 +216,10 @@ def check_size(net: Network, targets: list[Target], rgb: np.ndarray, opts: Optio
     by the image's standard deviation, which must not be 0."""
     layers = [t.layer for t in targets]
     if opts.preset == "deepdraw":
-        from .deepdraw import check_canvas
+        from dreamer.loops.deepdraw import check_canvas
         return check_canvas(net, rgb, vars(opts))
     if opts.preset == "torch7":
-        from .torch7_image import torch7_stats
+        from dreamer.loops.torch7_image import torch7_stats
         if torch7_stats(rgb)[1] == 0:
             raise ValueError("--preset torch7 normalises the image by its standard "
                              "deviation, and this image has none (one colour)")
@@ -243,7 +248,7 @@ def memory_tile(net: Network, targets: list[Target], shape: tuple[int, ...], opt
                 dtype: torch.dtype | None) -> int | None:
     """The tile a Google-loop dream of an image of `shape` runs with: `opts.tile`, or one
     chosen (with a warning) because the largest octave does not fit in memory whole; a
-    ValueError naming the size that fits where none does (dreamer/memory.py)."""
+    ValueError naming the size that fits where none does (dreamer/runtime/memory.py)."""
     settings = octave_settings(opts, 1, 1.0)
     sizes = octave_sizes(*shape[:2], settings.octaves, settings.octave_scale)
     element_size = 4 if dtype is None else torch.finfo(dtype).bits // 8
@@ -289,8 +294,8 @@ def _dream_google(rgb, net, targets, iterations, rate, opts, on_step, on_octave,
 
 
 def _dream_torch7(rgb, net, targets, iterations, rate, opts, on_step, dtype):
-    from .torch7_image import torch7_normalise, torch7_postprocess
-    from .torch7_preset import dream_torch7
+    from dreamer.loops.torch7 import dream_torch7
+    from dreamer.loops.torch7_image import torch7_normalise, torch7_postprocess
 
     unsupported = [name for name in ("octave_scale", "jitter", "step_norm", "tile", "guide")
                    if getattr(opts, name) is not None]

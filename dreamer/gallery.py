@@ -1,6 +1,6 @@
 """`python -m dreamer gallery SRC --model M [--layers a,b,...]`: one PNG grid, one cell
 per layer (a short dream at that layer), each labelled with the layer's name. The cells
-are work items of the engine (dreamer/engine.py), so `--ray` spreads them over workers."""
+are work items of the engine (dreamer/jobs/engine.py), so `--ray` spreads them over workers."""
 
 from __future__ import annotations
 
@@ -15,15 +15,14 @@ from converters.images import load_rgb
 from converters.layer_types import LAYER_TYPES
 from converters.network import Network
 from converters.ownership import OVERWRITE_HELP
-
-from . import cli_numbers as numbers
-from .classes import class_cells, fit_input
-from .engine import add_engine_options, dream_cells, open_pool
-from .gradient import receptive_field
-from .image_io import check_image_output, save_rgb
-from .layers import resolve_layer
-from .networks import open_network
-from .work import Still
+from dreamer.classes import class_cells, fit_input
+from dreamer.image_io import check_image_output, save_rgb
+from dreamer.jobs.engine import add_engine_options, dream_cells, open_pool
+from dreamer.jobs.work import Still
+from dreamer.loops.gradient import receptive_field
+from dreamer.networks import open_network
+from dreamer.plan import numbers as numbers
+from dreamer.plan.layers import resolve_layer
 
 LABEL_HEIGHT = 18
 

@@ -1,7 +1,7 @@
 """`python -m dreamer sweep SRC [LAYERS [ITERATIONS RATE]] --channels 0-3 [options]`: a
 labelled contact sheet of one net, one row per layer and one column per channel, each cell
 a dream of that channel alone (every option of the dreamer applies). The cells are work
-items of the engine (dreamer/engine.py), so `--ray` spreads them over workers.
+items of the engine (dreamer/jobs/engine.py), so `--ray` spreads them over workers.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from pathlib import Path
 
 from converters.images import load_rgb
 from converters.ownership import OVERWRITE_HELP
-
-from .__main__ import add_dream_options, check_channel, dream_options, prepare_dream
-from .cli_numbers import CELL_SIZE
-from .engine import add_engine_options, dream_cells, open_pool, work_options
-from .gallery import default_layers, fit, grid
-from .image_io import check_image_output, save_rgb
-from .networks import open_network
-from .work import Still
+from dreamer.__main__ import add_dream_options, check_channel, dream_options, prepare_dream
+from dreamer.gallery import default_layers, fit, grid
+from dreamer.image_io import check_image_output, save_rgb
+from dreamer.jobs.engine import add_engine_options, dream_cells, open_pool, work_options
+from dreamer.jobs.work import Still
+from dreamer.networks import open_network
+from dreamer.plan.numbers import CELL_SIZE
 
 DEFAULT_LAYERS = 4
 MAX_CELLS = 4096
@@ -62,7 +61,7 @@ def parse_channels(text: str) -> list[int]:
 
 
 def sweep_main(argv: list[str]) -> int:
-    from .dream import Options, check_size
+    from dreamer.dream import Options, check_size
 
     args = build_parser().parse_intermixed_args(argv)
     if args.channel is not None or args.class_ is not None:

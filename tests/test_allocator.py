@@ -1,4 +1,4 @@
-"""dreamer/allocator.py: after keep_freed_memory(), memory a step frees serves the next
+"""dreamer/runtime/allocator.py: after keep_freed_memory(), memory a step frees serves the next
 step without page faults (each case in its own process: the setting is process-wide)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from conftest import ROOT
 ROUNDS = textwrap.dedent("""
     import resource, sys
     import numpy as np
-    from dreamer.allocator import keep_freed_memory
+    from dreamer.runtime.allocator import keep_freed_memory
     if sys.argv[1] == "keep":
         assert keep_freed_memory()
     def round_faults():

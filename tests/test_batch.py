@@ -29,7 +29,7 @@ from converters.spec import ConversionError
 from converters.store import from_bytes, to_bytes
 from dreamer import batch
 from dreamer.__main__ import main
-from dreamer.batch_record import LOG_FILE
+from dreamer.jobs.batch_record import LOG_FILE
 
 DREAM = ("conv2", "2", "0.05", "--octaves", "3")  # LAYER ITERATIONS RATE, small and quick
 # The folder: two levels of subfolders, PNG and JPEG (a JPEG's output is a PNG).

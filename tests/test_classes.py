@@ -21,9 +21,9 @@ from dreamer.classes import (
     probabilities,
     size_problem_for,
 )
-from dreamer.deepdraw import noise_canvas, schedule
 from dreamer.dream import dream
-from dreamer.gradient import Target
+from dreamer.loops.deepdraw import noise_canvas, schedule
+from dreamer.loops.gradient import Target
 from models.convert import convert_zoo
 from models.labels import class_index, read_labels
 from models.registry import lookup

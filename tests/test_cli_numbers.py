@@ -1,4 +1,4 @@
-"""Every number of the command line is checked where it is parsed (dreamer/cli_numbers.py):
+"""Every number of the command line is checked where it is parsed (dreamer/plan/numbers.py):
 a NaN, an infinity, a negative or a huge value is refused before any work, with exit
 status 2, a last line on stderr naming the option, and nothing written. `--help` states
 the ranges and defaults. Octaves past where the image ends are capped with a warning.
@@ -20,11 +20,11 @@ from conftest import shared_path
 from motion_clips import texture, write_clip
 from PIL import Image
 
-from dreamer import cli_numbers as numbers
 from dreamer.__main__ import main
-from dreamer.cli_numbers import Bounds
 from dreamer.dream import dream
-from dreamer.google_loop import octave_sizes
+from dreamer.loops.google import octave_sizes
+from dreamer.plan import numbers as numbers
+from dreamer.plan.numbers import Bounds
 
 STILL = ("photo.png", "conv2", "1", "0.05")  # SRC LAYER ITERATIONS RATE
 ZOOM = ("zoom", *STILL, "--frames", "2", "-o", "z.gif")

@@ -29,7 +29,7 @@ from PIL import Image
 import dreamer
 from converters.spec import ConversionError
 from dreamer.dream import Options, make_gradient, parse_targets
-from dreamer.gradient import DreamGradient, Target, gaussian_blur, laplacian_normalise
+from dreamer.loops.gradient import DreamGradient, Target, gaussian_blur, laplacian_normalise
 
 pytestmark = pytest.mark.numerical
 CAFFE_MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32).reshape(3, 1, 1)

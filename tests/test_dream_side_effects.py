@@ -12,7 +12,7 @@ import torch
 
 import dreamer
 from dreamer.dream import on_device
-from dreamer.gradient import DreamGradient, Target
+from dreamer.loops.gradient import DreamGradient, Target
 
 
 def network_state(net: torch.nn.Module) -> dict:

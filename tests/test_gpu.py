@@ -15,8 +15,8 @@ from compare import psnr
 from test_dream_options import cat
 
 import dreamer
-from dreamer.devices import resolve_device
-from dreamer.gradient import Target
+from dreamer.loops.gradient import Target
+from dreamer.runtime.devices import resolve_device
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 # Each host-synchronising Tensor method: on a GPU each waits for the queued work.

@@ -30,7 +30,7 @@ from converters.onnx.format import METADATA_KEY
 from converters.onnx.reader import read_onnx
 from converters.store import DESCRIPTION_FILE, MAX_DESCRIPTION_BYTES, save
 from dreamer.__main__ import main
-from dreamer.batch_record import SETTINGS_FILE, read_log, read_settings
+from dreamer.jobs.batch_record import SETTINGS_FILE, read_log, read_settings
 from dreamer.motion.frames import FramesFolder, carry_name
 from dreamer.motion.frames import read_settings as read_frames_settings
 from models.labels import MAX_BYTES, read_labels

@@ -24,7 +24,7 @@ from converters.shapes import output_shapes
 from converters.spec import Layer, NetSpec, blob_key
 from converters.torch7.modules import MODULE_READERS
 from dreamer.gallery import default_layers
-from dreamer.gradient import receptive_field
+from dreamer.loops.gradient import receptive_field
 
 # The per-consumer tables that the registry replaced.
 OLD_TABLES = ("LAYER_BUILDERS", "SHAPE_RULES", "EMITTERS", "POINTWISE", "FEATURE_TYPES",

@@ -1,4 +1,4 @@
-"""Memory planned before compute (dreamer/memory.py): the estimate against a measured peak,
+"""Memory planned before compute (dreamer/runtime/memory.py): the estimate against a measured peak,
 a tile chosen when the largest octave does not fit (the same dream), a one-line refusal
 naming the size that fits, and absurd layer sizes refused when a model is loaded.
 
@@ -23,10 +23,10 @@ import converters
 import dreamer
 from dreamer.__main__ import main
 from dreamer.dream import parse_targets
-from dreamer.google_loop import octave_sizes
-from dreamer.gradient import DreamGradient
 from dreamer.image_io import quantise
-from dreamer.memory import (
+from dreamer.loops.google import octave_sizes
+from dreamer.loops.gradient import DreamGradient
+from dreamer.runtime.memory import (
     HEADROOM,
     LIMIT_VARIABLE,
     DreamMemory,
@@ -43,9 +43,9 @@ MEASURE = """
 import json, sys
 import numpy as np, torch
 import converters, dreamer
-from dreamer.allocator import keep_freed_memory
+from dreamer.runtime.allocator import keep_freed_memory
 from dreamer.dream import parse_targets
-from dreamer.memory import DreamMemory
+from dreamer.runtime.memory import DreamMemory
 keep_freed_memory()
 torch.set_num_threads(1)
 prototxt, caffemodel, layer, size = sys.argv[1:5]

@@ -1,4 +1,4 @@
-"""Tiling by output tiles (dreamer/gradient.py): the tiles split the targets' units
+"""Tiling by output tiles (dreamer/loops/gradient.py): the tiles split the targets' units
 between them, each window holds its units' receptive fields, and the summed gradient is
 the untiled one for targets of different strides (the single-target cases are in
 test_dream_options.py). Measured: GoogLeNet inception_3b + 4c at 420×420, tile 96 (2×2
@@ -13,7 +13,7 @@ import torch
 from compare import assert_gradient_close
 from test_dream_options import caffe_input, cat
 
-from dreamer.gradient import DreamGradient, Span, Target, field_spans, output_tiles, units_in
+from dreamer.loops.gradient import DreamGradient, Span, Target, field_spans, output_tiles, units_in
 
 
 @pytest.mark.parametrize("size, tile", [(4000, 512), (3000, 512), (300, 100), (40, 64)])

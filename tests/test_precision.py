@@ -25,8 +25,8 @@ from conftest import ROOT
 from test_dream_options import cat
 
 import dreamer
-from dreamer.gradient import DreamGradient, Target
-from dreamer.precision import cpu_native, reduced_precision, resolve_precision
+from dreamer.loops.gradient import DreamGradient, Target
+from dreamer.runtime.precision import cpu_native, reduced_precision, resolve_precision
 
 AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 CPU = torch.device("cpu")
@@ -35,7 +35,7 @@ CPU = torch.device("cpu")
 def test_auto_is_fp32_on_avx2_kernels():
     """With the kernels limited to AVX2 (as `make test-avx2` runs) no CPU computes bf16
     natively: auto must be fp32, whatever the CPU has."""
-    code = ("import torch; from dreamer.precision import auto_precision, cpu_native; "
+    code = ("import torch; from dreamer.runtime.precision import auto_precision, cpu_native; "
             "print(auto_precision(torch.device('cpu')), cpu_native('bf16'))")
     env = {**os.environ, **AVX2_ONLY, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,

@@ -15,8 +15,8 @@ import pytest
 from conftest import shared_path
 from ray_cluster import checkout_environment, free_port
 
-from dreamer import ray_pool
 from dreamer.__main__ import main
+from dreamer.jobs import ray_pool
 
 pytest.importorskip("ray")
 

@@ -24,7 +24,7 @@ from converters.layer_types import build_module
 from converters.shapes import min_input_sizes, walk_shapes
 from converters.spec import ConversionError, NetSpec
 from converters.torch7 import read_torch7
-from dreamer.google_loop import OctaveSettings, dream_octaves, octave_pyramid, octave_sizes
+from dreamer.loops.google import OctaveSettings, dream_octaves, octave_pyramid, octave_sizes
 
 CAFFE_DEPLOYS = sorted(str(p.relative_to(SHARED)) for p in SHARED.glob("models/*/*.prot*txt")
                        if "deploy" in p.name)

@@ -1,4 +1,4 @@
-"""dreamer.torch7_preset against one real seed-script run: tiny net, cat.jpg, layer_max 4
+"""dreamer.loops.torch7 against one real seed-script run: tiny net, cat.jpg, layer_max 4
 (the LRN output), 10 iterations, rate 0.01 (shared/reference/torch7/dream/, README §2).
 
 Measured: the octave-1 input is bit-exact; first gradient 1.6e-7 L2-relative (checked
@@ -20,8 +20,8 @@ from conftest import shared_path
 from PIL import Image
 
 import converters
-from dreamer.torch7_image import torch7_normalise, torch7_png_bytes, torch7_postprocess
-from dreamer.torch7_preset import ascent_step, dream_torch7, octave_sizes
+from dreamer.loops.torch7 import ascent_step, dream_torch7, octave_sizes
+from dreamer.loops.torch7_image import torch7_normalise, torch7_png_bytes, torch7_postprocess
 
 pytestmark = pytest.mark.numerical
 DREAM = ("reference", "torch7", "dream", "tiny_cat_l4_i10_r0.01")

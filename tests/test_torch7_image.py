@@ -1,4 +1,4 @@
-"""dreamer.torch7_image against real Torch7: every `image.scale` case of
+"""dreamer.loops.torch7_image against real Torch7: every `image.scale` case of
 shared/reference/torch7/image (README §8), the seed normalisation of cat.jpg and the
 seed's first bilinear scale of it (README §1, §3), and the PNG byte rule (§1, §2).
 
@@ -15,7 +15,7 @@ import torchfile
 from conftest import SHARED, shared_path
 from PIL import Image
 
-from dreamer.torch7_image import (
+from dreamer.loops.torch7_image import (
     scale,
     torch7_normalise,
     torch7_png_bytes,

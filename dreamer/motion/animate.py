@@ -8,12 +8,11 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from converters.network import Network
-
-from .. import settings
-from ..dream import dream, on_device, parse_targets
-from ..gradient import Target
-from ..networks import open_network
-from .frames import FramesFolder
+from dreamer.dream import dream, on_device, parse_targets
+from dreamer.loops.gradient import Target
+from dreamer.motion.frames import FramesFolder
+from dreamer.networks import open_network
+from dreamer.plan import record as settings
 
 FORMAT = 1  # of settings.json; a change of how frames are made raises it
 

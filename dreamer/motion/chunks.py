@@ -17,13 +17,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from converters.network import Network
-
-from ..gradient import Target
-from ..image_io import quantise
-from .flow import CUT_FRACTION, consistent, flow, gray
-from .frames import FramesFolder, frame_name, warm_name
-from .media import read_frames
-from .video import VideoJob, video_frames
+from dreamer.image_io import quantise
+from dreamer.loops.gradient import Target
+from dreamer.motion.flow import CUT_FRACTION, consistent, flow, gray
+from dreamer.motion.frames import FramesFolder, frame_name, warm_name
+from dreamer.motion.media import read_frames
+from dreamer.motion.video import VideoJob, video_frames
 
 # Warm-up frames of a chunk, the cross-fade's length (measured: README "A video in chunks").
 WARMUP = 4
@@ -139,7 +138,7 @@ def dream_in_chunks(args: argparse.Namespace, job: VideoJob, network: Network,
                     folder: FramesFolder) -> list[Chunk] | None:
     """Every chunk not finished in `folder` dreamed on the pool `args` asks for, its PNGs
     saved as it comes back; the chunks, or None when one failed (reported)."""
-    from ..engine import Task, open_pool, run_job, work_options
+    from dreamer.jobs.engine import Task, open_pool, run_job, work_options
 
     cuts, end = scan_cuts(job)
     chunks = plan_chunks(cuts, end, args.chunk, chunk_warmup(args.blend))

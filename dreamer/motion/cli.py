@@ -13,17 +13,16 @@ from pathlib import Path
 
 from converters import ownership
 from converters.atomic import OutputError, is_temporary, replacing_folder
-
-from .. import cli_numbers as numbers
-from ..image_io import MAX_SIDE_HELP, check_max_side, scaled_down
-from .frames import FRAME, FramesFolder, frame_name
+from dreamer.image_io import MAX_SIDE_HELP, check_max_side, scaled_down
+from dreamer.motion.frames import FRAME, FramesFolder, frame_name
+from dreamer.plan import numbers as numbers
 
 OUTPUTS = (".mp4", ".gif")
 
 
 def motion_parser(prog: str, source: str, description: str,
                   outputs: str) -> argparse.ArgumentParser:
-    from ..__main__ import add_dream_options
+    from dreamer.__main__ import add_dream_options
 
     wrapped = "\n".join(textwrap.fill(line, 88) for line in description.splitlines())
     parser = argparse.ArgumentParser(prog=f"python -m dreamer {prog}", description=wrapped,
@@ -113,12 +112,11 @@ def progress(args: argparse.Namespace, total: int | None, initial: int):
 
 def zoom_main(argv: list[str]) -> int:
     from converters.images import load_rgb
-
-    from ..__main__ import dream_options, prepare_dream
-    from ..networks import open_network
-    from .animate import prepared
-    from .media import check_gif_rate, write_gif, write_mp4
-    from .zoom import Motion, check_zoom, zoom_frames, zoom_settings
+    from dreamer.__main__ import dream_options, prepare_dream
+    from dreamer.motion.animate import prepared
+    from dreamer.motion.media import check_gif_rate, write_gif, write_mp4
+    from dreamer.motion.zoom import Motion, check_zoom, zoom_frames, zoom_settings
+    from dreamer.networks import open_network
 
     parser = motion_parser("zoom", "SRC", "Google's endless zoom: each frame dreamed from the "
                            "previous one, zoomed, rotated and panned (in float). Defaults as "
@@ -178,13 +176,12 @@ def parse_pan(text: str) -> tuple[float, float]:
 
 
 def video_main(argv: list[str]) -> int:
-    from ..__main__ import dream_options, prepare_dream
-    from ..engine import add_engine_options, check_engine_options
-    from ..networks import open_network
-    from .animate import prepared
-    from .chunks import WARMUP, chunk_warmup, dream_in_chunks, stitched
-    from .media import write_mp4
-    from .video import (
+    from dreamer.__main__ import dream_options, prepare_dream
+    from dreamer.jobs.engine import add_engine_options, check_engine_options
+    from dreamer.motion.animate import prepared
+    from dreamer.motion.chunks import WARMUP, chunk_warmup, dream_in_chunks, stitched
+    from dreamer.motion.media import write_mp4
+    from dreamer.motion.video import (
         BLEND,
         ITERATIONS,
         OCTAVES,
@@ -194,6 +191,7 @@ def video_main(argv: list[str]) -> int:
         video_rate,
         video_settings,
     )
+    from dreamer.networks import open_network
 
     parser = motion_parser(
         "video", "IN", "Dream a video: each frame starts from its raw frame plus the previous "
@@ -260,7 +258,7 @@ def video_main(argv: list[str]) -> int:
 def dream_in_order(args: argparse.Namespace, job, network, targets, iterations, rate,
                    folder: FramesFolder) -> int:
     """The frames not yet in `folder`, each from the one before; the frame count."""
-    from .video import video_frames
+    from dreamer.motion.video import video_frames
 
     total = job.count or (job.info.frames - job.first if job.info.frames else None)
     note_resume(folder, folder.complete(), total)

@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from converters.network import Network
-
-from ..dream import Options, check_size
-from ..gradient import Target
-from ..image_io import scaled_down, scaled_size
-from .animate import all_frames, continue_frames, dream_settings, dream_step, prepared
-from .flow import start_image
-from .frames import FramesFolder
-from .media import Sound, VideoInfo, probe, read_frames
+from dreamer.dream import Options, check_size
+from dreamer.image_io import scaled_down, scaled_size
+from dreamer.loops.gradient import Target
+from dreamer.motion.animate import all_frames, continue_frames, dream_settings, dream_step, prepared
+from dreamer.motion.flow import start_image
+from dreamer.motion.frames import FramesFolder
+from dreamer.motion.media import Sound, VideoInfo, probe, read_frames
 
 # Per-frame defaults (measured: see README "Dreams that move").
 BLEND = 0.8

@@ -11,11 +11,10 @@ import numpy as np
 
 from converters.images import load_rgb
 from converters.network import Network
-
-from ..dream import Options, check_size
-from ..gradient import Target
-from .animate import all_frames, continue_frames, dream_settings, dream_step, prepared
-from .frames import FramesFolder
+from dreamer.dream import Options, check_size
+from dreamer.loops.gradient import Target
+from dreamer.motion.animate import all_frames, continue_frames, dream_settings, dream_step, prepared
+from dreamer.motion.frames import FramesFolder
 
 
 @dataclass(frozen=True)

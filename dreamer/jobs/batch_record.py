@@ -17,9 +17,8 @@ from converters.atomic import OutputError, append_line, write_bytes
 from converters.bounded import load_json, read_bounded, read_json
 from converters.errors import ConversionError
 from converters.network import Network
+from dreamer.plan.record import changed, dream_settings
 from models.download import file_digest
-
-from .settings import changed, dream_settings
 
 SETTINGS_FILE = "dreamzoo-batch.json"
 LOG_FILE = "dreamzoo-batch.log"

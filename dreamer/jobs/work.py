@@ -1,4 +1,4 @@
-"""Work items: what a worker holding the network runs (dreamer/engine.py hands them out).
+"""Work items: what a worker holding the network runs (dreamer/jobs/engine.py hands them out).
 Each is small to send; `run` returns what the task's `finish` needs, or a `Failure`."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class Still:
     options: dict  # `dreamer.dream()`'s keyword options
 
     def run(self, network: Network) -> np.ndarray:
-        from .dream import dream
+        from dreamer.dream import dream
 
         return dream(self.rgb, network, self.targets, self.iterations, self.rate,
                      **self.options)

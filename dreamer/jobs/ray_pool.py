@@ -17,8 +17,7 @@ from typing import Any
 from converters.network import Network
 from converters.spec import ConversionError
 from converters.store import from_bytes, to_bytes
-
-from .work import Failure, WorkItem, run_item
+from dreamer.jobs.work import Failure, WorkItem, run_item
 
 MAX_ATTEMPTS = 3  # an item whose worker died this often (each time) is reported failed
 IN_FLIGHT = 2  # items queued per worker: the next one is there when the last one ends
@@ -45,8 +44,8 @@ class DreamWorker:
     def __init__(self, model: tuple[bytes, bytes], threads: int, device: str) -> None:
         import torch
 
-        from .allocator import keep_freed_memory
-        from .dream import on_device
+        from dreamer.dream import on_device
+        from dreamer.runtime.allocator import keep_freed_memory
 
         keep_freed_memory()
         torch.set_num_threads(threads)
@@ -196,7 +195,7 @@ def next_job(items: Iterator[tuple[int, WorkItem]]) -> tuple[int, WorkItem, int]
 def worker_count(resources: dict[str, float], workers: int | None, cpus: int,
                  gpus: float) -> int:
     """`workers`, or as many as the cluster holds; refused when it cannot hold them (the
-    counts themselves are checked where they are parsed: dreamer/engine.py)."""
+    counts themselves are checked where they are parsed: dreamer/jobs/engine.py)."""
     have_cpus, have_gpus = resources.get("CPU", 0), resources.get("GPU", 0)
     room = int(have_cpus // cpus)
     if gpus > 0:

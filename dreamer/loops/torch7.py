@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .torch7_image import scale, torch7_normalise
+from dreamer.loops.torch7_image import scale, torch7_normalise
 
 DROP_SCALE = 1.25 / 1.4
 SIZE = 224  # the script's working size: every octave is dreamed at SIZE×SIZE

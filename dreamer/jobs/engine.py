@@ -1,6 +1,6 @@
 """The engine of the commands that dream many times with one network (batch, gallery,
 sweep): a job is an ordered list of tasks, and each task's work item runs on a worker that
-holds the network, in this process or on Ray actors (`dreamer/ray_pool.py`). Results come
+holds the network, in this process or on Ray actors (`dreamer/jobs/ray_pool.py`). Results come
 back to this process, which alone writes outputs, so a worker that dies has written
 nothing and its items are simply run again.
 
@@ -8,7 +8,7 @@ A task, in this process:
   prepare() -> work item   just before the item is sent (reads its input; an error there
                            fails this task only)
   finish(result)           when the item's result arrives (writes the output)
-A work item (dreamer/work.py) has `run(network) -> result`, called on the worker. `Still`
+A work item (dreamer/jobs/work.py) has `run(network) -> result`, called on the worker. `Still`
 is one dream of one image; another kind of work (a chunk of a video's frames) is another
 such class.
 """
@@ -27,9 +27,8 @@ import numpy as np
 
 from converters.network import Network
 from converters.spec import ConversionError
-
-from . import cli_numbers as numbers
-from .work import Failure, Still, WorkItem, run_item
+from dreamer.jobs.work import Failure, Still, WorkItem, run_item
+from dreamer.plan import numbers as numbers
 
 # What refuses one task (its input, its output), leaving the others to go on.
 TASK_ERRORS = (ConversionError, ValueError)
@@ -55,7 +54,7 @@ class LocalPool:
     retried = 0
 
     def __init__(self, network: Network, device: str) -> None:
-        from .dream import on_device
+        from dreamer.dream import on_device
 
         self.network = on_device(network, device)  # moved once, not once per item
         self.device = device
@@ -134,7 +133,7 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
 
 def ray_address(text: str) -> str:
     """--ray: `auto` or HOST:PORT (optionally ray://HOST:PORT)."""
-    from .ray_pool import host_port
+    from dreamer.jobs.ray_pool import host_port
 
     if text != "auto":
         try:
@@ -147,7 +146,7 @@ def ray_address(text: str) -> str:
 def check_engine_options(args: argparse.Namespace) -> None:
     """Refuse, before any work, Ray options without --ray, and --ray without Ray."""
     if args.ray is not None:
-        from .ray_pool import import_ray
+        from dreamer.jobs.ray_pool import import_ray
 
         import_ray()
         return
@@ -166,7 +165,7 @@ def open_pool(args: argparse.Namespace, network: Network, device: str) -> Iterat
     if args.ray is None:
         yield LocalPool(network, device)
         return
-    from .ray_pool import RayPool
+    from dreamer.jobs.ray_pool import RayPool
 
     pool = RayPool(args.ray, network, workers=args.workers, cpus=args.cpus_per_worker,
                    gpus=args.gpus_per_worker, device=device)

@@ -1,5 +1,6 @@
-"""What decides a dream's outputs, as JSON can hold it: a batch's record (dreamer/batch_record.py)
-and an animation's frames folder (dreamer/motion) compare these to refuse mixing two runs."""
+"""What decides a dream's outputs, as JSON can hold it: a batch's record
+(dreamer/jobs/batch_record.py) and an animation's frames folder (dreamer/motion) compare
+these to refuse mixing two runs."""
 
 from __future__ import annotations
 
@@ -12,10 +13,9 @@ import numpy as np
 import torch
 
 from converters.network import Network
+from dreamer.dream import Options
+from dreamer.loops.gradient import Target
 from models.download import file_digest
-
-from .dream import Options
-from .gradient import Target
 
 NOT_SETTINGS = ("device",)  # where a dream runs, not what it computes
 

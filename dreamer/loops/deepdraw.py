@@ -21,8 +21,7 @@ import scipy.ndimage as nd
 import torch
 
 from converters.network import Network
-
-from .gradient import DreamGradient, Target
+from dreamer.loops.gradient import DreamGradient, Target
 
 BACKGROUND = 200.0  # the noise canvas: normal(200, 8) per pixel and channel
 NOISE = 8.0

@@ -26,9 +26,8 @@ import torch
 from converters.network import Network
 from converters.shapes import closed_form, walk_shapes
 from converters.spec import ConversionError
-
-from .classes import crop_size
-from .gradient import DreamGradient, Target
+from dreamer.classes import crop_size
+from dreamer.loops.gradient import DreamGradient, Target
 
 LIMIT_VARIABLE = "DREAMZOO_MEMORY_LIMIT"  # bytes (or 512M, 2G) in place of the machine's
 # Extra float32-sized tensors kept for backward per output element, beyond the output.
