@@ -1,0 +1,310 @@
+"""The dream gradient: d(objective)/d(input) for one or several target layers.
+
+`DreamGradient(x)` runs the net only up to the deepest target, applies each target's
+objective (with its weight and optional single channel) and returns the input
+gradient. Optional stages, in this order: tiling (bounded memory for large images,
+exact), Gaussian blur, Laplacian-pyramid normalisation.
+
+Tiling cuts the targets' output into tiles: each tile's share of the gradient, Jᵀ·dy
+with dy zero outside the tile, is computed on the input window its units see and added
+in (`output_tiles`); the windows overlap by one receptive field. Where the field's
+position is not known (a layer type below whose entry has a window but no `padding`, or
+`moves_field`), or with an explicit `tile_margin`, tiles of the input are computed on the
+tile widened by the margin on each side and only the tile is kept (overlap: two
+receptive fields).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from itertools import product
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from converters.layer_types import layer_type
+from converters.network import Network
+from converters.spec import ConversionError
+from dreamer.plan.numbers import WEIGHT
+from dreamer.plan.objectives import OBJECTIVES, Objective, guide, mean, only_channel, top_k
+from dreamer.runtime.precision import reduced_precision
+
+
+@dataclass(frozen=True)
+class Target:
+    layer: str
+    weight: float = 1.0
+    channel: int | None = None  # a class target: raise this channel's score (dy = 1 there)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Output unit u of a blob sees input rows (axis 0) or columns (axis 1)
+    start[axis] + u·jump ... end[axis] + u·jump."""
+    start: tuple[int, int]
+    end: tuple[int, int]
+    jump: int
+
+
+WEIGHT_SUFFIX = re.compile(r"(.+):([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+                           r"|[-+]?(?i:nan|inf|infinity))")
+
+
+def split_weight(part: str, option: str = "LAYER") -> tuple[str, float]:
+    """`name:0.5` -> ("name", 0.5); a part without a numeric suffix keeps weight 1. A
+    weight out of range (nan, 1e999) is a ValueError naming `option`."""
+    match = WEIGHT_SUFFIX.fullmatch(part)
+    if match is None:
+        return part, 1.0
+    return match[1], WEIGHT.parse(match[2], f"{option} {part}: the weight")
+
+
+class DreamGradient:
+    """Callable: input x (1×C×H×W) -> gradient of the weighted objectives, same shape."""
+
+    def __init__(self, network: Network, targets: list[Target], objective: str = "l2",
+                 channel: int | None = None, topk: float = 0.01,
+                 guide_features: dict[str, Tensor] | None = None, tile: int | None = None,
+                 tile_margin: int | None = None, blur: float = 0.0,
+                 laplacian: int = 0, dtype: torch.dtype | None = None) -> None:
+        if not targets:
+            raise ValueError("no target layer")
+        self.network, self.targets = network, targets
+        self.objectives = [only_channel(mean, t.channel) if t.channel is not None else
+                           self._objective(t.layer, objective, channel, topk, guide_features)
+                           for t in targets]
+        self.tile, self.blur, self.laplacian = tile, blur, laplacian
+        self.dtype = dtype  # the network's autocast dtype; None: float32
+        self.spans = None  # per target, where the output is tiled (see output_tiled)
+        if tile is not None:
+            layers = [t.layer for t in targets]
+            size, self.tile_align = receptive_field(network, layers)
+            self.tile_margin = size if tile_margin is None else tile_margin
+            spans = field_spans(network, layers) if tile_margin is None else None
+            if spans is not None:
+                self.spans = [spans[layer] for layer in layers]
+                self.output_align = math.lcm(*(s.jump for s in self.spans))
+                self.reach = max(max(s.end[a] - s.start[a] for a in (0, 1)) for s in self.spans)
+
+    @staticmethod
+    def _objective(layer: str, name: str, channel: int | None, topk: float,
+                   guide_features: dict[str, Tensor] | None) -> Objective:
+        if guide_features is not None:
+            chosen = guide(guide_features[layer])
+        elif name == "topk":
+            chosen = top_k(topk)
+        elif name in OBJECTIVES:
+            chosen = OBJECTIVES[name]
+        else:
+            raise ValueError(f"unknown objective {name!r}")
+        return chosen if channel is None else only_channel(chosen, channel)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if not self.tile:
+            grad = self.plain(x)
+        else:
+            grad = self.tiled(x) if self.spans is None else self.output_tiled(x)
+        if self.blur > 0:
+            grad = gaussian_blur(grad, self.blur)
+        if self.laplacian > 0:
+            grad = laplacian_normalise(grad, self.laplacian)
+        return grad
+
+    def largest_window(self, height: int, width: int) -> tuple[int, int]:
+        """(rows, columns) of the largest input window a step on height×width computes on."""
+        if not self.tile:
+            return height, width
+        if self.spans is None:
+            return tuple(max(end - start for *_, start, end in
+                             tile_windows(n, self.tile, self.tile_margin, self.tile_align))
+                         for n in (height, width))
+        return tuple(max(w.stop - w.start for _, w in
+                         output_tiles(n, self.tile, self.output_align, self.reach))
+                     for n in (height, width))
+
+    def plain(self, x: Tensor, units: list[tuple[slice, slice]] | None = None) -> Tensor:
+        """The gradient over the whole input at once; with `units` (per target, its rows
+        and columns of output), only theirs."""
+        # oneDNN's convolutions are faster channels-last (and cuDNN's tensor-core ones), and
+        # PyTorch's convolution runs channels-last when its input is: the caller's network
+        # stays as it is.
+        if x.device.type in ("cpu", "cuda"):
+            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            with reduced_precision(self.network, x.device.type, self.dtype):
+                outs = self.network.forward_to(x, [t.layer for t in self.targets])
+            ys = [outs[t.layer].float() for t in self.targets]  # objectives in float32
+            dys = [objective(y.detach()) * t.weight
+                   for objective, t, y in zip(self.objectives, self.targets, ys)]
+            if units is not None:
+                dys = [_only(dy, rows, cols) for dy, (rows, cols) in zip(dys, units)]
+            (grad,) = torch.autograd.grad(ys, x, dys)
+        return grad
+
+    def tiled(self, x: Tensor) -> Tensor:
+        """The gradient tile by tile: each tile's gradient is computed on the tile
+        widened by the margin (its start aligned to the target's stride, so pooling
+        windows fall where they fall on the whole image) and only the tile is kept."""
+        grad = torch.empty_like(x)
+        height, width = x.shape[2:]
+        for top, bottom, y0, y1 in tile_windows(height, self.tile, self.tile_margin,
+                                                self.tile_align):
+            for left, right, x0, x1 in tile_windows(width, self.tile, self.tile_margin,
+                                                    self.tile_align):
+                window = self.plain(x[:, :, y0:y1, x0:x1])
+                grad[:, :, top:bottom, left:right] = \
+                    window[:, :, top - y0:bottom - y0, left - x0:right - x0]
+        return grad
+
+    def output_tiled(self, x: Tensor) -> Tensor:
+        """The gradient as the sum of each output tile's (see the module docstring)."""
+        grad = torch.zeros_like(x)
+        tiles = [output_tiles(n, self.tile, self.output_align, self.reach) for n in x.shape[2:]]
+        for (rows, row_window), (cols, col_window) in product(*tiles):
+            window = x[:, :, row_window, col_window]
+            units = [(units_in(rows, row_window, s, 0), units_in(cols, col_window, s, 1))
+                     for s in self.spans]
+            grad[:, :, row_window, col_window] += self.plain(window, units)
+        return grad
+
+
+def _only(dy: Tensor, rows: slice, cols: slice) -> Tensor:
+    kept = torch.zeros_like(dy)
+    kept[..., rows, cols] = dy[..., rows, cols]
+    return kept
+
+
+def output_tiles(size: int, tile: int, align: int, reach: int
+                 ) -> list[tuple[tuple[float, float], slice]]:
+    """Along one axis: ((first, end) of the tile's field starts, input window) per tile.
+    Tiles are multiples of `align` long; the first and last take every field start
+    before/after them; a last tile shorter than `reach` joins the one before."""
+    step = max(align, tile // align * align)
+    bounds = list(range(0, size, step))[1:]
+    while bounds and size - bounds[-1] <= reach:
+        bounds.pop()
+    edges = [-math.inf, *bounds, math.inf]
+    return [((lo, hi), slice(max(0, int(lo)) if lo > -math.inf else 0,
+                             size if hi == math.inf else min(size, int(hi) + reach)))
+            for lo, hi in zip(edges, edges[1:])]
+
+
+def units_in(starts: tuple[float, float], window: slice, span: Span, axis: int) -> slice:
+    """The window's output units whose fields start in [starts): unit j of the window is
+    unit j + window.start / jump of the image."""
+    offset = window.start // span.jump
+    first, end = (0 if v == -math.inf else None if v == math.inf else
+                  max(0, math.ceil((v - span.start[axis]) / span.jump) - offset)
+                  for v in starts)
+    return slice(first, end)
+
+
+def field_spans(network: Network, layers: list[str]) -> dict[str, Span] | None:
+    """Each target's `Span`, from each layer's field rule and padding; None where a layer
+    widens the field with a padding this does not know, or mixes strides."""
+    spans = {network.spec.input_name: Span((0, 0), (0, 0), 1)}
+    last = max(network.layer_index[name] for name in layers)
+    result = {}
+    for layer in network.spec.layers[:last + 1]:
+        seen = [spans[b] for b in layer.bottoms if b in spans] or [Span((0, 0), (0, 0), 1)]
+        jump = seen[0].jump
+        entry = layer_type(layer)
+        widened = entry.field(layer, (1, jump))
+        if widened is None or entry.moves_field or any(s.jump != jump for s in seen):
+            return None
+        growth = widened[0] - 1
+        if entry.padding is None and growth:
+            return None
+        pad = entry.padding(entry.params(layer)) if entry.padding else (0, 0)
+        span = Span(tuple(min(s.start[a] for s in seen) - pad[a] * jump for a in (0, 1)),
+                    tuple(max(s.end[a] for s in seen) + growth - pad[a] * jump
+                          for a in (0, 1)), widened[1])
+        for top in layer.tops:
+            spans[top] = span
+        if layer.name in layers:
+            result[layer.name] = span
+    return result
+
+
+def tile_windows(size: int, tile: int, margin: int, align: int
+                 ) -> list[tuple[int, int, int, int]]:
+    """(start, end, window start, window end) per tile along one axis."""
+    out = []
+    for start in range(0, size, tile):
+        end = min(size, start + tile)
+        window_start = max(0, start - margin) // align * align
+        out.append((start, end, window_start, min(size, end + margin)))
+    return out
+
+
+def receptive_field(network: Network, layers: list[str]) -> tuple[int, int]:
+    """(size, stride) of the union of the targets' receptive fields, in input pixels.
+
+    Each layer type's entry says how it widens the field; a fully connected or global
+    layer sees everything, so such a target cannot be tiled.
+    """
+    field = {network.spec.input_name: (1, 1)}
+    last = max(network.layer_index[name] for name in layers)
+    result = (1, 1)
+    for layer in network.spec.layers[:last + 1]:
+        seen = max((field.get(b, (1, 1)) for b in layer.bottoms), default=(1, 1))
+        widened = layer_type(layer).field(layer, seen)
+        if widened is None:
+            raise ConversionError(f"cannot tile a dream whose target depends on layer "
+                                  f"{layer.name!r} ({layer.type}): it sees the whole image")
+        for top in layer.tops:
+            field[top] = widened
+        if layer.name in layers:
+            result = max(result, widened)
+    return result
+
+
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian smoothing per channel, truncated at 3σ, reflecting edges."""
+    radius = max(1, math.ceil(3 * sigma))
+    taps = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    channels = x.shape[1]
+    pad = min(radius, x.shape[2] - 1, x.shape[3] - 1)
+    if pad < radius:  # reflection needs the image to be wider than the kernel
+        x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    else:
+        x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
+
+
+def _binomial(x: Tensor) -> Tensor:
+    k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=x.dtype, device=x.device)
+    k2 = torch.outer(k, k) / 256.0
+    return k2.expand(x.shape[1], 1, 5, 5).contiguous()
+
+
+def laplacian_split(x: Tensor, levels: int) -> list[Tensor]:
+    """Laplacian pyramid: band-pass levels, finest first, then the low-pass residual."""
+    bands, kernel = [], _binomial(x)
+    for _ in range(levels - 1):
+        if min(x.shape[2:]) < 4:
+            break
+        low = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), kernel, stride=2,
+                       groups=x.shape[1])
+        up = F.interpolate(low, size=x.shape[2:], mode="bilinear", align_corners=False)
+        bands.append(x - up)
+        x = low
+    return [*bands, x]
+
+
+def laplacian_normalise(grad: Tensor, levels: int) -> Tensor:
+    """Scale each Laplacian level of the gradient to unit standard deviation and merge:
+    low and high frequencies then contribute alike (the TensorFlow tutorial's trick)."""
+    bands = laplacian_split(grad, levels)
+    out = bands[-1] / (bands[-1].std() + 1e-8)
+    for band in reversed(bands[:-1]):
+        out = F.interpolate(out, size=band.shape[2:], mode="bilinear", align_corners=False)
+        out = out + band / (band.std() + 1e-8)
+    return out
