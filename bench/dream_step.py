@@ -70,14 +70,16 @@ def timed(step, iterations: int) -> tuple[list[float], list[float]]:
 def dreamzoo_step(args: argparse.Namespace):
     import torch
 
-    from dreamer.loops.gradient import DreamGradient, Target
+    from dreamer.loops.gradient import DreamGradient
+    from dreamer.plan.plan import objective_for
+    from dreamer.plan.targets import Target
     from dreamer.runtime.allocator import keep_freed_memory
 
     keep_freed_memory()  # as `python -m dreamer` does
     network = open_googlenet(args.model)
     width, height = (int(v) for v in args.size.split("x"))
     x = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0)) * 50
-    gradient = DreamGradient(network, [Target(args.layer)])
+    gradient = DreamGradient(network, objective_for(tuple([Target(args.layer)])))
     return lambda: gradient(x)
 
 

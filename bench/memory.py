@@ -6,7 +6,7 @@ One `dreamer.dream()` iteration (1 octave, no jitter, fp32) on real GoogLeNet to
 inception_4c/output, each case in its own process so that its max RSS is its own:
 untiled 1920×1080, untiled 4000×3000, tiled 4000×3000 (`--tile`, default
 576, `TILE`), then the tiled/untiled time ratio. Each case also prints the RSS before the
-dream and the estimate of what the dream adds to it (`dreamer/runtime/memory.py`, which plans
+dream and the estimate of what the dream adds to it (`dreamer/loops/memory.py`, which plans
 memory before a dream from this estimate; measured: 0.97 to 1.24 of the real increase).
 Threads: all of the machine's by default (4000×3000 untiled takes about 100 s on 1
 thread); `--threads 1` is the issue's setting. `--quick` runs only the 1920×1080 case.
@@ -35,9 +35,9 @@ def measure(args: argparse.Namespace) -> dict:
     import torch
 
     import dreamer
-    from dreamer.dream import parse_targets
+    from dreamer.loops.memory import DreamMemory
+    from dreamer.plan.targets import parse_targets
     from dreamer.runtime.allocator import keep_freed_memory
-    from dreamer.runtime.memory import DreamMemory
 
     keep_freed_memory()  # as `python -m dreamer` does
     torch.set_num_threads(args.threads)

@@ -3,10 +3,16 @@
     import dreamer
     image = dreamer.dream("sky.jpg", "googlenet", "inception_4c/output", 10, 1.5,
                           preset="google")          # H×W×3 uint8 RGB
+
+    plan = dreamer.make_plan(network, "inception_4c/output", 10, 0.03)   # checked once
+    image = dreamer.dream_with_plan("sky.jpg", network, plan)
 """
 
-from dreamer.dream import Options, dream
+from dreamer.dream import dream
+from dreamer.loops.run import dream_with_plan
 from dreamer.motion.video import dream_video
 from dreamer.motion.zoom import dream_zoom
+from dreamer.plan.plan import DreamPlan, Options, make_plan
 
-__all__ = ["Options", "dream", "dream_video", "dream_zoom"]
+__all__ = ["DreamPlan", "Options", "dream", "dream_video", "dream_with_plan", "dream_zoom",
+           "make_plan"]

@@ -20,12 +20,49 @@ import warnings
 from importlib import import_module
 from pathlib import Path
 
+import numpy as np
+from tqdm import tqdm
+
 from converters.cli import broken_pipe, flushed, interrupted
-from converters.spec import ConversionError
-from dreamer.image_io import MAX_SIDE_HELP, ImageError
-from dreamer.networks import UnofficialWeights
+from converters.errors import DreamzooError
+from converters.images import ImageError, load_rgb
+from converters.ownership import OVERWRITE_HELP, check_writable_folder, marker, read_stored_run
+from dreamer.image_io import (
+    MAX_SIDE_HELP,
+    check_image_output,
+    check_max_side,
+    check_octave_folder,
+    check_raw_output,
+    quantise,
+    save_array,
+    save_octave,
+    save_rgb,
+    scaled_down,
+)
+from dreamer.jobs.engine import shown_once
+from dreamer.loops.deepdraw import noise_canvas
+from dreamer.loops.gradient import receptive_field
+from dreamer.loops.run import check_image, dream_with_plan, loop_of
+from dreamer.networks import UnofficialWeights, open_network
+from dreamer.plan import numbers
 from dreamer.plan.numbers import ITERATIONS, RATE
+from dreamer.plan.objectives import RULES
+from dreamer.plan.plan import DreamPlan, Options, make_plan
+from dreamer.plan.presets import PRESET_NAMES, STEP_NORMS, preset_named
+from dreamer.plan.record import network_digest
+from dreamer.plan.targets import (
+    class_targets as targets_of,
+)
+from dreamer.plan.targets import (
+    classifier_of,
+    dream_layer_default,
+    labels_for,
+    parse_targets,
+)
 from dreamer.runtime.allocator import keep_freed_memory
+from dreamer.runtime.precision import PRECISIONS
+
+OBJECTIVE_HELP = {name: rule.help for name, rule in RULES.items()}
 
 DESCRIPTION = """\
 DeepDream on classic Caffe/Torch7 nets: SRC dreamed at LAYER, ITERATIONS steps per octave
@@ -70,11 +107,6 @@ objectives (the output gradient dy sent back from the layer):
 def add_dream_options(parser: argparse.ArgumentParser) -> None:
     """The options of a dream, shared by the still dreamer and every subcommand that
     dreams (each then reads them with `dream_options` and `prepare_dream`)."""
-    from dreamer.loops.google import STEP_NORMS
-    from dreamer.plan import numbers as numbers
-    from dreamer.plan.objectives import OBJECTIVE_HELP
-    from dreamer.runtime.precision import PRECISIONS
-
     parser.add_argument("--model", help="zoo name (default nin), converted directory, .t7, "
                         ".onnx, or prototxt (with --weights)")
     parser.add_argument("--weights", help="the caffemodel of a prototxt --model")
@@ -85,7 +117,7 @@ def add_dream_options(parser: argparse.ArgumentParser) -> None:
                         "or synonyms, case-insensitive, or indices); with a LAYER, both")
     parser.add_argument("--labels", help="class list for --class (default: the model's "
                         "labels.txt)")
-    parser.add_argument("--preset", choices=("google", "torch7", "deepdraw"),
+    parser.add_argument("--preset", choices=PRESET_NAMES,
                         help="see presets below (default: none)")
     parser.add_argument("--octaves", type=numbers.OCTAVES, help="octaves of the pyramid, "
                         f"{numbers.OCTAVES.describe()} (default 4; video 2; torch7 8), at most "
@@ -133,15 +165,10 @@ def add_dream_options(parser: argparse.ArgumentParser) -> None:
 def dream_options(args: argparse.Namespace) -> dict:
     """The keyword options of `dreamer.dream()` (the fields of its Options) given on the
     command line."""
-    from dreamer.dream import Options
-
     return {field.name: getattr(args, field.name) for field in dataclasses.fields(Options)}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from converters.ownership import OVERWRITE_HELP
-    from dreamer.plan.objectives import OBJECTIVE_HELP
-
     objectives = "\n".join(f"  {k:<8} {v}" for k, v in OBJECTIVE_HELP.items())
     objectives += "\n  (--guide IMG replaces the objective by the notebook's guided dream)"
     parser = argparse.ArgumentParser(
@@ -178,32 +205,32 @@ def split_positionals(args: argparse.Namespace) -> tuple[str | None, int | None,
 
 def class_targets(network, args: argparse.Namespace) -> list:
     """The targets of `--class`, named with `--labels` or the model's own class list."""
-    from dreamer.classes import class_targets as targets_of
-    from dreamer.classes import classifier_of, labels_for
-
     labels = labels_for(args.model, args.labels, classifier_of(network).classes)
     return targets_of(network, args.class_, labels)
 
 
-def prepare_dream(network, args: argparse.Namespace) -> tuple[list, int | None, float | None]:
-    """(targets, ITERATIONS, RATE) of the command line, with everything about them that can
-    be refused refused now, before any output or progress bar."""
-    from dreamer.dream import Options, parse_targets, validate
-    from dreamer.loops.gradient import receptive_field
-    from dreamer.plan.layers import dream_layer_default
-
-    layer, iterations, rate = split_positionals(args)
+def plan_from_args(network, args: argparse.Namespace, *, motion: bool = False,
+                   octaves: int | None = None, iterations: int | None = None) -> DreamPlan:
+    """The dream plan of the command line, with everything about it that can be refused
+    refused now, before any output or progress bar. `motion`: RATE's default is the
+    preset's for a video frame; `octaves`, `iterations`: the command's own defaults."""
+    layer, given_iterations, rate = split_positionals(args)
+    iterations = given_iterations or iterations
     targets = class_targets(network, args) if args.class_ is not None else []
     if layer or not targets:
         targets = parse_targets(network, layer or dream_layer_default(network),
                                 "--layer" if args.layer else "LAYER") + targets
-    validate(10 if iterations is None else iterations, 1.0 if rate is None else rate,
-             Options(**dream_options(args)))
+    options = dream_options(args)
+    if octaves is not None and options["octaves"] is None:
+        options["octaves"] = octaves
+    if motion and rate is None:
+        rate = preset_named(args.preset).motion_rate
+    plan = make_plan(network, targets, iterations, rate, **options)
     if args.channel is not None:
         check_channel(network, targets, args.channel)
     if args.tile is not None:
         receptive_field(network, [t.layer for t in targets])
-    return targets, iterations, rate
+    return plan
 
 
 def check_channel(network, targets: list, *channels: int) -> None:
@@ -225,26 +252,6 @@ OUTPUT_FLAGS = ("-o", "--output", "--save-raw", "--save-octaves", "--from-png")
 
 
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
-    import numpy as np
-    from tqdm import tqdm
-
-    from converters.images import load_rgb
-    from converters.ownership import check_writable_folder, marker
-    from dreamer.dream import Options, check_size, dream, quantise_result
-    from dreamer.image_io import (
-        check_image_output,
-        check_max_side,
-        check_octave_folder,
-        check_raw_output,
-        save_array,
-        save_octave,
-        save_rgb,
-        scaled_down,
-    )
-    from dreamer.loops.deepdraw import noise_canvas, schedule
-    from dreamer.networks import open_network
-    from dreamer.plan.record import network_digest
-
     replayed, made_by, cwd = args.from_png, None, os.getcwd()
     if replayed:
         args, stored = replay_args(args)
@@ -253,15 +260,15 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     if args.list_layers:
         print(network.layer_table())
         return 0
-    if args.src is None and args.preset != "deepdraw":  # deepdraw: a noise canvas
+    preset = preset_named(args.preset)
+    if args.src is None and not preset.noise_source:
         raise ValueError("give a source image (see --help)")
     digest = f"{network.name} {network_digest(network)}"
     if made_by is not None and made_by != digest:
         raise ValueError(f"{replayed}: was dreamed with another model ({made_by}); "
                          f"the model {args.model or 'nin'} is {digest}")
-    targets, iterations, rate = prepare_dream(network, args)
-    options = dream_options(args)
-    noise = args.preset == "deepdraw" and (args.src or "noise") == "noise" \
+    plan = plan_from_args(network, args)
+    noise = preset.noise_source and (args.src or "noise") == "noise" \
         and not Path("noise").exists()
     inputs = [replayed, *(getattr(args, name) for name in PATH_OPTIONS)]
     out = check_image_output(args.output or f"{Path(args.src or 'noise').stem}_dream.png",
@@ -273,22 +280,19 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     check_max_side(args.max_side)
     rgb = noise_canvas(*network.spec.input_shape[-2:], args.seed) if noise \
         else scaled_down(load_rgb(args.src), args.max_side)
-    check_size(network, targets, rgb, Options(**options))
+    check_image(network, plan, rgb)
     check_writable_folder(out, rgb.size + rgb.shape[0] + (1 << 16))  # PNG: at most raw + rows
     if args.save_raw:
         check_writable_folder(Path(args.save_raw), rgb.size * 4 + 128)
 
     def on_octave(k: int, octave_rgb: np.ndarray) -> None:
-        save_octave(octave_dir, k + 1, quantise_result(octave_rgb, None))
+        save_octave(octave_dir, k + 1, quantise(octave_rgb))
 
-    octaves = args.octaves or {"torch7": 8}.get(args.preset or "", 4)
-    steps = octaves * (10 if iterations is None else iterations)
-    if args.preset == "deepdraw":
-        steps = sum(o.iterations for o in schedule(iterations, args.octaves))
-    with tqdm(total=steps, disable=args.quiet, unit="step", leave=False) as bar:
-        result = dream(rgb, network, targets, iterations, rate, raw=True, on_step=bar.update,
-                       on_octave=on_octave if octave_dir else None, **options)
-    save_rgb(out, quantise_result(result, args.preset),
+    loop = loop_of(plan)
+    with tqdm(total=loop.steps(plan), disable=args.quiet, unit="step", leave=False) as bar:
+        result = dream_with_plan(rgb, network, plan, raw=True, on_step=bar.update,
+                                 on_octave=on_octave if octave_dir else None)
+    save_rgb(out, loop.quantise(result),
              marker(argv=without_outputs(sys.argv[1:] if argv is None else argv), cwd=cwd,
                     network=digest))
     if args.save_raw:
@@ -316,9 +320,6 @@ def replay_args(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
     """The arguments stored in the dream PNG `args.from_png` (its paths read from the folder
     the dream was made in), with the output options of `args`; and what the PNG stores
     (`argv`, `cwd`, `network`: the digest of the model it was dreamed with)."""
-    from converters.images import ImageError
-    from converters.ownership import read_stored_run
-
     if args.src is not None or args.positional:
         raise ValueError("--from-png takes the whole command from the PNG: give no SRC, "
                          "LAYER, ITERATIONS or RATE")
@@ -359,10 +360,6 @@ RESUMABLE = ("zoom", "video", "batch")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tqdm import tqdm
-
-    from dreamer.jobs.engine import shown_once
-
     keep_freed_memory()
     argv = list(sys.argv[1:] if argv is None else argv)
     with warnings.catch_warnings():  # restores the caller's warning display afterwards
@@ -385,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
             for reminder in reminders:
                 print(reminder, file=sys.stderr)
             return flushed(status)
-        except (ConversionError, ImageError, ValueError) as e:
+        except (DreamzooError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:

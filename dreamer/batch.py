@@ -25,7 +25,7 @@ from converters.ownership import (
     resolved,
     same_file,
 )
-from dreamer.__main__ import add_dream_options, dream_options, prepare_dream
+from dreamer.__main__ import add_dream_options, plan_from_args
 from dreamer.image_io import save_rgb
 from dreamer.jobs.batch_record import SETTINGS_FILE, Record, settings_of
 from dreamer.jobs.engine import (
@@ -35,10 +35,12 @@ from dreamer.jobs.engine import (
     check_engine_options,
     open_pool,
     run_job,
-    work_options,
+    work_plan,
 )
 from dreamer.jobs.work import Still
+from dreamer.loops.run import check_image
 from dreamer.networks import open_network
+from dreamer.plan.plan import DreamPlan
 
 MAX_LIST_BYTES = 64 << 20  # a list of images: about a million paths
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
@@ -129,16 +131,15 @@ def batch_main(argv: list[str]) -> int:
     args = build_parser().parse_intermixed_args(argv)
     check_engine_options(args)
     network = open_network(args.model, args.weights)
-    targets, iterations, rate = prepare_dream(network, args)
+    plan = plan_from_args(network, args)
     outdir = Path(args.output)
     check_not_input(outdir, [args.model, args.weights, args.guide, args.labels])
     check_writable_folder(outdir / SETTINGS_FILE)
     outputs, refused = contained(output_paths(find_inputs(args.input, outdir), outdir), outdir)
-    options = dream_options(args)
-    record = Record(outdir, settings_of(network, targets, iterations, rate, options), args.force)
+    record = Record(outdir, settings_of(network, plan), args.force)
     todo = outputs_to_dream(outputs, record, args.overwrite)
     with open_pool(args, network, args.device) as pool:  # Ray refuses before OUTDIR is made
-        dream = Dream(network, targets, iterations, rate, work_options(pool, options))
+        dream = Dream(network, work_plan(pool, plan))
         outdir.mkdir(parents=True, exist_ok=True)  # once every check passed (the guide read)
         record.save_settings()
         print(f"batch: {len(outputs)} images, {len(outputs) - len(todo)} finished before, "
@@ -187,20 +188,15 @@ class Dream:
     """What every image of the batch is dreamed with."""
 
     network: Network
-    targets: list
-    iterations: int | None
-    rate: float | None
-    options: dict
+    plan: DreamPlan
 
 
 def image_task(image: Path, name: str, out: Path, dream: Dream, record: Record) -> Task:
     """Read (and size-check) the image when it is sent; write its output when it is back."""
-    from dreamer.dream import Options, check_size
-
     def prepare() -> Still:
         rgb = load_rgb(image)
-        check_size(dream.network, dream.targets, rgb, Options(**dream.options))
-        return Still(rgb, dream.targets, dream.iterations, dream.rate, dream.options)
+        check_image(dream.network, dream.plan, rgb)
+        return Still(rgb, dream.plan)
 
     def finish(result) -> None:
         record.writing(name)

@@ -15,14 +15,15 @@ from converters.images import load_rgb
 from converters.layer_types import LAYER_TYPES
 from converters.network import Network
 from converters.ownership import OVERWRITE_HELP
-from dreamer.classes import class_cells, fit_input
+from dreamer.classes import fit_input
 from dreamer.image_io import check_image_output, save_rgb
 from dreamer.jobs.engine import add_engine_options, dream_cells, open_pool
 from dreamer.jobs.work import Still
 from dreamer.loops.gradient import receptive_field
 from dreamer.networks import open_network
 from dreamer.plan import numbers as numbers
-from dreamer.plan.layers import resolve_layer
+from dreamer.plan.plan import make_plan
+from dreamer.plan.targets import class_cells, resolve_layer
 
 LABEL_HEIGHT = 18
 
@@ -122,7 +123,8 @@ def gallery_main(argv: list[str]) -> int:
     with open_pool(args, network, "cpu") as pool:
         options = {"octaves": args.octaves or (1 if args.classes else 3), "seed": args.seed,
                    "device": pool.device}
-        cells = dream_cells([(label, Still(source, target, args.iterations, args.rate, options))
+        cells = dream_cells([(label, Still(source, make_plan(network, target, args.iterations,
+                                                             args.rate, **options)))
                              for label, target in jobs], pool, quiet=args.quiet)
     save_rgb(out, grid([("source", source), *cells], args.columns))
     print(f"gallery of {len(jobs)} {'classes' if args.classes else 'layers'} written to {out}")

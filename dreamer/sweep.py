@@ -12,13 +12,15 @@ from pathlib import Path
 
 from converters.images import load_rgb
 from converters.ownership import OVERWRITE_HELP
-from dreamer.__main__ import add_dream_options, check_channel, dream_options, prepare_dream
+from dreamer.__main__ import add_dream_options, check_channel, dream_options, plan_from_args
 from dreamer.gallery import default_layers, fit, grid
 from dreamer.image_io import check_image_output, save_rgb
-from dreamer.jobs.engine import add_engine_options, dream_cells, open_pool, work_options
+from dreamer.jobs.engine import add_engine_options, dream_cells, open_pool
 from dreamer.jobs.work import Still
+from dreamer.loops.run import check_image
 from dreamer.networks import open_network
 from dreamer.plan.numbers import CELL_SIZE
+from dreamer.plan.plan import make_plan
 
 DEFAULT_LAYERS = 4
 MAX_CELLS = 4096
@@ -61,8 +63,6 @@ def parse_channels(text: str) -> list[int]:
 
 
 def sweep_main(argv: list[str]) -> int:
-    from dreamer.dream import Options, check_size
-
     args = build_parser().parse_intermixed_args(argv)
     if args.channel is not None or args.class_ is not None:
         raise ValueError("sweep: give the channels with --channels (and no --class)")
@@ -73,16 +73,18 @@ def sweep_main(argv: list[str]) -> int:
     network = open_network(args.model, args.weights)
     if args.layer is None and not args.positional:
         args.layer = ",".join(default_layers(network, DEFAULT_LAYERS))
-    targets, iterations, rate = prepare_dream(network, args)
-    check_channel(network, targets, *channels)  # one shape inference for all
+    plan = plan_from_args(network, args)
+    check_channel(network, plan.targets, *channels)  # one shape inference for all
     source = fit(load_rgb(args.src), args.size)
-    check_size(network, targets, source, Options(**dream_options(args)))
+    check_image(network, plan, source)
+    iterations, rate = plan.given_numbers
     with open_pool(args, network, args.device) as pool:
-        options = work_options(pool, dream_options(args))
+        options = {**dream_options(args), "device": pool.device}
         cells = [(f"{target.layer} #{channel}",
-                  Still(source, [target], iterations, rate, {**options, "channel": channel}))
-                 for target in targets for channel in channels]
+                  Still(source, make_plan(network, [target], iterations, rate,
+                                          **{**options, "channel": channel})))
+                 for target in plan.targets for channel in channels]
         sheet = dream_cells(cells, pool, quiet=args.quiet)
     save_rgb(out, grid(sheet, len(channels)))
-    print(f"sweep of {len(targets)} layers × {len(channels)} channels written to {out}")
+    print(f"sweep of {len(plan.targets)} layers × {len(channels)} channels written to {out}")
     return 0

@@ -13,17 +13,11 @@ import converters
 from converters.images import load_rgb
 from converters.spec import ConversionError
 from dreamer.__main__ import main
-from dreamer.classes import (
-    class_targets,
-    classifier_of,
-    crop_size,
-    fit_input,
-    probabilities,
-    size_problem_for,
-)
+from dreamer.classes import fit_input, probabilities
 from dreamer.dream import dream
+from dreamer.loops.crops import crop_size, size_problem_for
 from dreamer.loops.deepdraw import noise_canvas, schedule
-from dreamer.loops.gradient import Target
+from dreamer.plan.targets import Target, class_targets, classifier_of
 from models.convert import convert_zoo
 from models.labels import class_index, read_labels
 from models.registry import lookup

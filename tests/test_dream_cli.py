@@ -26,7 +26,7 @@ import converters
 import dreamer
 from converters.spec import ConversionError
 from dreamer.__main__ import main
-from dreamer.plan.layers import resolve_layer
+from dreamer.plan.targets import resolve_layer
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from conftest import shared_path
 from PIL import Image
 
 import dreamer
-from dreamer.dream import quantise_result
+from dreamer.loops.run import LOOPS
 
 pytestmark = pytest.mark.numerical
 
@@ -38,4 +38,4 @@ def test_google_preset_reproduces_the_caffe_notebook(tiny, jitter):
     assert result.shape == ref["result"].shape == (72, 128, 3)
     assert psnr(result, ref["result"]) >= 60  # measured: 149 dB
     png = np.asarray(Image.open(run / "result.png"))
-    assert psnr(quantise_result(result, "google"), png) >= 45
+    assert psnr(LOOPS["google"].quantise(result), png) >= 45

@@ -28,8 +28,11 @@ from PIL import Image
 
 import dreamer
 from converters.spec import ConversionError
-from dreamer.dream import Options, make_gradient, parse_targets
-from dreamer.loops.gradient import DreamGradient, Target, gaussian_blur, laplacian_normalise
+from dreamer.loops.google import guide_features
+from dreamer.loops.gradient import DreamGradient
+from dreamer.plan.plan import Options, objective_for
+from dreamer.plan.stages import gaussian_blur, gradient_stages, laplacian_normalise
+from dreamer.plan.targets import Target, parse_targets
 
 pytestmark = pytest.mark.numerical
 CAFFE_MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32).reshape(3, 1, 1)
@@ -164,8 +167,8 @@ def test_topk_keeps_the_requested_fraction(tiny):
     x = caffe_input(cat(41, 39))
     y = tiny.forward_to(x, ["conv2"])["conv2"]
     for fraction in (0.01, 0.05, 0.3):
-        gradient = DreamGradient(tiny, [Target("conv2")], "topk", topk=fraction)
-        dy = gradient.objectives[0](y)  # the first target's
+        gradient = objective_for((Target("conv2"),), Options(objective="topk", topk=fraction))
+        dy = gradient.terms({"conv2": y})[0][1]  # the first target's
         kept = int((dy != 0).sum())
         assert kept == max(1, round(y.numel() * fraction))
         assert float(y[dy == 0].max()) <= float(y[dy != 0].min())  # the largest ones
@@ -185,7 +188,7 @@ def test_objective_matches_finite_differences_of_its_loss(tiny, objective):
     documented loss along random directions."""
     net = copy.deepcopy(tiny).double()
     x = caffe_input(cat(23, 21)).double()
-    grad = DreamGradient(net, [Target("norm1")], objective)(x)
+    grad = DreamGradient(net, objective_for((Target("norm1"),), Options(objective=objective)))(x)
     rng = np.random.RandomState(1)
 
     def loss(z):
@@ -207,7 +210,8 @@ def test_guide_dy_is_the_best_matching_guide_feature(tiny):
     rgb, guide_rgb = cat(29, 31), cat(60, 52)[::-1, ::-1]  # a different picture
     x, g = caffe_input(rgb), caffe_input(np.ascontiguousarray(guide_rgb))
     pre = tiny.spec.input_preprocessing()
-    gradient = make_gradient(tiny, [Target("norm1")], Options(guide=guide_rgb), pre)
+    gradient = DreamGradient(tiny, objective_for((Target("norm1"),), Options(guide=guide_rgb))
+                             .bound(guide_features(tiny, pre, "cpu")))
     grad = gradient(x)
 
     with torch.no_grad():
@@ -240,7 +244,8 @@ def test_guide_dy_is_the_best_matching_guide_feature(tiny):
 def test_blur_is_a_gaussian_filter_of_the_gradient(tiny, sigma):
     x = caffe_input(cat(64, 56))
     plain = vjp(tiny, x, {"conv2": lambda y: y})[0].numpy().astype(np.float64)
-    blurred = DreamGradient(tiny, [Target("conv2")], blur=sigma)(x)[0].numpy()
+    blurred = DreamGradient(tiny, objective_for((Target("conv2"),)),
+                            gradient_stages(sigma, 0))(x)[0].numpy()
     reference = nd.gaussian_filter(plain, (0, sigma, sigma), truncate=3.0)
     r = int(3 * sigma + 0.5)
     inner = (slice(None), slice(r, -r), slice(r, -r))
@@ -303,7 +308,8 @@ def laplacian_reference(grad: np.ndarray, levels: int) -> tuple[np.ndarray, list
 def test_laplacian_normalises_each_pyramid_level(tiny, levels):
     x = caffe_input(cat(61, 50))
     plain = vjp(tiny, x, {"conv2": lambda y: y})[0].numpy().astype(np.float64)
-    ours = DreamGradient(tiny, [Target("conv2")], laplacian=levels)(x)[0].numpy()
+    ours = DreamGradient(tiny, objective_for((Target("conv2"),)),
+                         gradient_stages(0.0, levels))(x)[0].numpy()
     reference, _ = laplacian_reference(plain, levels)
     assert rel(ours, reference) <= 1e-4
     if levels == 1:
@@ -328,7 +334,8 @@ def test_laplacian_balances_low_and_high_frequencies():
 def test_blur_then_laplacian(tiny):
     x = caffe_input(cat(50, 47))
     plain = vjp(tiny, x, {"norm1": lambda y: y})[0].numpy().astype(np.float64)
-    ours = DreamGradient(tiny, [Target("norm1")], blur=1.5, laplacian=3)(x)[0].numpy()
+    ours = DreamGradient(tiny, objective_for((Target("norm1"),)),
+                         gradient_stages(1.5, 3))(x)[0].numpy()
     blurred = nd.gaussian_filter(plain, (0, 1.5, 1.5), truncate=3.0, mode="mirror")
     assert rel(ours, laplacian_reference(blurred, 3)[0]) <= 1e-4
 
@@ -346,8 +353,8 @@ def test_tiled_gradient_equals_the_whole_one(request, case):
     net = request.getfixturevalue(case)
     layer, (height, width), tile = TILE_CASES[case]
     x = caffe_input(cat(width, height))
-    whole = DreamGradient(net, [Target(layer)])(x)[0]
-    tiled = DreamGradient(net, [Target(layer)], tile=tile)(x)[0]
+    whole = DreamGradient(net, objective_for(tuple([Target(layer)])))(x)[0]
+    tiled = DreamGradient(net, objective_for(tuple([Target(layer)])), tile=tile)(x)[0]
     assert tiled.shape == whole.shape
     assert_gradient_close(tiled, whole, "tiled vs whole")
     # ...and the untiled one is Jᵀ·y (up to a ReLU kink or two: float32 rounding in a
@@ -359,9 +366,10 @@ def test_tiled_gradient_equals_the_whole_one(request, case):
 def test_tiled_with_a_small_margin_equals_away_from_tile_borders(googlenet):
     layer, field = "inception_3b/output", 91  # 7 + 2·2 + 2·4 + 2·4 + 4·8 + 4·8 (5×5 paths)
     x = caffe_input(cat(400, 300))
-    whole = DreamGradient(googlenet, [Target(layer)])(x)[0].numpy()
+    whole = DreamGradient(googlenet, objective_for(tuple([Target(layer)])))(x)[0].numpy()
     tile, margin = 200, 16
-    tiled = DreamGradient(googlenet, [Target(layer)], tile=tile, tile_margin=margin)(x)[0]
+    tiled = DreamGradient(googlenet, objective_for(tuple([Target(layer)])), tile=tile,
+                          tile_margin=margin)(x)[0]
     tiled = tiled.numpy()
     rows, cols = np.arange(300)[:, None], np.arange(400)[None, :]
     far = (np.abs(rows - tile) >= field) & (np.abs(cols - tile) >= field)
@@ -374,7 +382,7 @@ def test_tiled_with_a_small_margin_equals_away_from_tile_borders(googlenet):
 
 def test_tiling_behind_a_fully_connected_layer_is_a_clear_error(tiny):
     with pytest.raises(ConversionError, match=r"cannot tile .*'fc3' \(InnerProduct\)"):
-        DreamGradient(tiny, [Target("fc3")], tile=16)
+        DreamGradient(tiny, objective_for(tuple([Target("fc3")])), tile=16)
     with pytest.raises(ConversionError, match="cannot tile"):
         dreamer.dream(cat(40, 40), tiny, "fc3", 1, 0.01, tile=16, octaves=1)
 

@@ -11,8 +11,10 @@ import pytest
 import torch
 
 import dreamer
-from dreamer.dream import on_device
-from dreamer.loops.gradient import DreamGradient, Target
+from dreamer.loops.gradient import DreamGradient
+from dreamer.loops.run import on_device
+from dreamer.plan.plan import objective_for
+from dreamer.plan.targets import Target
 
 
 def network_state(net: torch.nn.Module) -> dict:
@@ -58,8 +60,8 @@ def test_dream_leaves_network_and_random_state(caller_net, options):
 def test_dream_gradient_leaves_the_network(caller_net):
     net_before = network_state(caller_net)
     x = torch.from_numpy(image().transpose(2, 0, 1).astype(np.float32))[None]
-    for gradient in (DreamGradient(caller_net, [Target("conv2")]),
-                     DreamGradient(caller_net, [Target("norm1")], tile=16)):
+    for gradient in (DreamGradient(caller_net, objective_for(tuple([Target("conv2")]))),
+                     DreamGradient(caller_net, objective_for(tuple([Target("norm1")])), tile=16)):
         assert gradient(x).shape == x.shape
         assert network_state(caller_net) == net_before
 

@@ -15,7 +15,7 @@ from compare import psnr
 from test_dream_options import cat
 
 import dreamer
-from dreamer.loops.gradient import Target
+from dreamer.plan.targets import Target
 from dreamer.runtime.devices import resolve_device
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

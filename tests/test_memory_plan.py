@@ -1,4 +1,4 @@
-"""Memory planned before compute (dreamer/runtime/memory.py): the estimate against a measured peak,
+"""Memory planned before compute (dreamer/loops/memory.py): the estimate against a measured peak,
 a tile chosen when the largest octave does not fit (the same dream), a one-line refusal
 naming the size that fits, and absurd layer sizes refused when a model is loaded.
 
@@ -22,17 +22,18 @@ from PIL import Image
 import converters
 import dreamer
 from dreamer.__main__ import main
-from dreamer.dream import parse_targets
 from dreamer.image_io import quantise
 from dreamer.loops.google import octave_sizes
 from dreamer.loops.gradient import DreamGradient
-from dreamer.runtime.memory import (
+from dreamer.loops.memory import (
     HEADROOM,
     LIMIT_VARIABLE,
     DreamMemory,
     available,
     limit_from_environment,
 )
+from dreamer.plan.plan import objective_for
+from dreamer.plan.targets import parse_targets
 
 # Measured peak / estimate stays within this factor (0.97 to 1.24 measured, bench/memory.py).
 FACTOR = 1.5
@@ -44,8 +45,8 @@ import json, sys
 import numpy as np, torch
 import converters, dreamer
 from dreamer.runtime.allocator import keep_freed_memory
-from dreamer.dream import parse_targets
-from dreamer.runtime.memory import DreamMemory
+from dreamer.plan.targets import parse_targets
+from dreamer.loops.memory import DreamMemory
 keep_freed_memory()
 torch.set_num_threads(1)
 prototxt, caffemodel, layer, size = sys.argv[1:5]
@@ -78,7 +79,7 @@ def test_estimate_is_within_a_factor_of_the_measured_peak():
 def test_the_largest_window_is_the_one_the_tiled_gradient_computes_on(tiny, monkeypatch,
                                                                        margin):
     targets = parse_targets(tiny, "conv2")
-    gradient = DreamGradient(tiny, targets, tile=64, tile_margin=margin)
+    gradient = DreamGradient(tiny, objective_for(tuple(targets)), tile=64, tile_margin=margin)
     seen = []
     plain = DreamGradient.plain
     monkeypatch.setattr(DreamGradient, "plain",

@@ -13,7 +13,9 @@ import torch
 from compare import assert_gradient_close
 from test_dream_options import caffe_input, cat
 
-from dreamer.loops.gradient import DreamGradient, Span, Target, field_spans, output_tiles, units_in
+from dreamer.loops.gradient import DreamGradient, Span, field_spans, output_tiles, units_in
+from dreamer.plan.plan import objective_for
+from dreamer.plan.targets import Target
 
 
 @pytest.mark.parametrize("size, tile", [(4000, 512), (3000, 512), (300, 100), (40, 64)])
@@ -50,8 +52,8 @@ def test_field_spans_of_googlenet(googlenet):
 def test_targets_of_two_strides_tiled_equal_whole(googlenet):
     targets = [Target("inception_3b/output"), Target("inception_4c/output", 0.5)]
     x = caffe_input(cat(420, 420))
-    whole = DreamGradient(googlenet, targets)(x)[0]
-    tiled = DreamGradient(googlenet, targets, tile=96)(x)[0]
+    whole = DreamGradient(googlenet, objective_for(tuple(targets)))(x)[0]
+    tiled = DreamGradient(googlenet, objective_for(tuple(targets)), tile=96)(x)[0]
     assert len(output_tiles(420, 96, 16, 298)) == 2  # 2×2 windows, not one
     assert isinstance(tiled, torch.Tensor) and tiled.shape == whole.shape
     assert_gradient_close(tiled.numpy(), whole.numpy(), "tiled vs whole")

@@ -25,7 +25,9 @@ from conftest import ROOT
 from test_dream_options import cat
 
 import dreamer
-from dreamer.loops.gradient import DreamGradient, Target
+from dreamer.loops.gradient import DreamGradient
+from dreamer.plan.plan import objective_for
+from dreamer.plan.targets import Target
 from dreamer.runtime.precision import cpu_native, reduced_precision, resolve_precision
 
 AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
@@ -86,7 +88,7 @@ def test_lrn_and_the_gradient_stay_float32_under_bf16(tiny):
     handles = [modules[n].register_forward_hook(record(n)) for n in (lrn, conv)]
     x = torch.randn(1, 3, 40, 40) * 50
     try:
-        grad = DreamGradient(tiny, [Target("conv2")], dtype=torch.bfloat16)(x)
+        grad = DreamGradient(tiny, objective_for(tuple([Target("conv2")])), dtype=torch.bfloat16)(x)
     finally:
         for handle in handles:
             handle.remove()

@@ -17,7 +17,8 @@ from converters.atomic import OutputError, append_line, write_bytes
 from converters.bounded import load_json, read_bounded, read_json
 from converters.errors import ConversionError
 from converters.network import Network
-from dreamer.plan.record import changed, dream_settings
+from dreamer.plan.plan import DreamPlan
+from dreamer.plan.record import changed
 from models.download import file_digest
 
 SETTINGS_FILE = "dreamzoo-batch.json"
@@ -27,11 +28,9 @@ MAX_SETTINGS_BYTES = 1 << 20
 MAX_LOG_BYTES = 256 << 20  # two lines of about 130 bytes an output: a million outputs
 
 
-def settings_of(network: Network, targets: list, iterations: int | None, rate: float | None,
-                options: dict) -> dict:
+def settings_of(network: Network, plan: DreamPlan) -> dict:
     """Everything that decides the outputs, as the file will hold it (tuples become lists)."""
-    return json.loads(json.dumps(
-        dream_settings("batch", network, targets, iterations, rate, options)))
+    return json.loads(json.dumps(plan.record("batch", network)))
 
 
 def settings_digest(settings: dict) -> str:

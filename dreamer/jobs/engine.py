@@ -20,7 +20,6 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,10 @@ import numpy as np
 from converters.network import Network
 from converters.spec import ConversionError
 from dreamer.jobs.work import Failure, Still, WorkItem, run_item
+from dreamer.loops.run import on_device
 from dreamer.plan import numbers as numbers
+from dreamer.plan.plan import DreamPlan
+from dreamer.runtime.devices import resolve_device
 
 # What refuses one task (its input, its output), leaving the others to go on.
 TASK_ERRORS = (ConversionError, ValueError)
@@ -54,10 +56,8 @@ class LocalPool:
     retried = 0
 
     def __init__(self, network: Network, device: str) -> None:
-        from dreamer.dream import on_device
-
-        self.network = on_device(network, device)  # moved once, not once per item
-        self.device = device
+        self.device = resolve_device(device)
+        self.network = on_device(network, self.device)  # moved once, not once per item
 
     def describe(self) -> str:
         return "in this process"
@@ -175,14 +175,10 @@ def open_pool(args: argparse.Namespace, network: Network, device: str) -> Iterat
         pool.close()
 
 
-def work_options(pool, options: dict) -> dict:
-    """The dream options as the pool's workers need them: their device, and the guide
-    image read here (workers on other machines may not see the file)."""
-    from converters.images import load_rgb
-
-    guide = options.get("guide")
-    return {**options, "device": pool.device,
-            "guide": load_rgb(guide) if isinstance(guide, str | Path) else guide}
+def work_plan(pool, plan: DreamPlan) -> DreamPlan:
+    """The plan as the pool's workers run it: on their device (a guide image is in the
+    plan already, read here: workers on other machines may not see the file)."""
+    return plan.on(pool.device)
 
 
 def dream_cells(cells: list[tuple[str, Still]], pool, *, quiet: bool

@@ -44,7 +44,7 @@ class DreamWorker:
     def __init__(self, model: tuple[bytes, bytes], threads: int, device: str) -> None:
         import torch
 
-        from dreamer.dream import on_device
+        from dreamer.loops.run import on_device
         from dreamer.runtime.allocator import keep_freed_memory
 
         keep_freed_memory()
@@ -66,7 +66,8 @@ class RayPool:
         if self.started_ray:
             connect(ray, address)
         self.workers, self.retried = [], 0
-        self.device = "cuda" if gpus > 0 else device
+        # a worker without GPUs of its own sees none (Ray hides them): `auto` is its cpu
+        self.device = "cuda" if gpus > 0 else "cpu" if device == "auto" else device
         self.cpus, self.gpus = cpus, gpus
         try:
             self.count = worker_count(ray.cluster_resources(), workers, cpus, gpus)

@@ -9,6 +9,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from converters.network import Network
+from dreamer.loops.run import dream_with_plan
+from dreamer.plan.plan import DreamPlan
 
 
 class WorkItem(Protocol):
@@ -21,16 +23,10 @@ class Still:
     """One dream of one image, as `python -m dreamer` computes it: uint8 RGB."""
 
     rgb: np.ndarray
-    targets: list
-    iterations: int | None
-    rate: float | None
-    options: dict  # `dreamer.dream()`'s keyword options
+    plan: DreamPlan
 
     def run(self, network: Network) -> np.ndarray:
-        from dreamer.dream import dream
-
-        return dream(self.rgb, network, self.targets, self.iterations, self.rate,
-                     **self.options)
+        return dream_with_plan(self.rgb, network, self.plan)
 
 
 @dataclass

@@ -20,8 +20,11 @@ import numpy as np
 import scipy.ndimage as nd
 import torch
 
+from converters.errors import UsageError
 from converters.network import Network
-from dreamer.loops.gradient import DreamGradient, Target
+from dreamer.loops.gradient import DreamGradient
+from dreamer.plan.objectives import Objective
+from dreamer.plan.plan import DreamPlan
 
 BACKGROUND = 200.0  # the noise canvas: normal(200, 8) per pixel and channel
 NOISE = 8.0
@@ -62,14 +65,14 @@ def schedule(iterations: int | None, octaves: int | None) -> list[DrawOctave]:
             for o in chosen]
 
 
-def octave_targets(net: Network, targets: list[Target], octave: DrawOctave) -> list[Target]:
-    """Class targets moved to the octave's auxiliary classifier, where the net has one."""
+def octave_objective(net: Network, objective: Objective, octave: DrawOctave) -> Objective:
+    """The class scores read from the octave's auxiliary classifier, where the net has one."""
     if octave.aux is None or octave.aux not in net.layer_index:
-        return targets
-    return [replace(t, layer=octave.aux) if t.channel is not None else t for t in targets]
+        return objective
+    return objective.classes_at(octave.aux)
 
 
-def draw(canvas: np.ndarray, net: Network, targets: list[Target], plan: list[DrawOctave],
+def draw(canvas: np.ndarray, net: Network, objective: Objective, plan: list[DrawOctave],
          rate: float, low: np.ndarray, high: np.ndarray, seed: int, device: str,
          on_step: Callable[[], None] | None = None, dtype: torch.dtype | None = None
          ) -> np.ndarray:
@@ -79,7 +82,7 @@ def draw(canvas: np.ndarray, net: Network, targets: list[Target], plan: list[Dra
     for octave in plan:
         if octave.scale != 1.0:
             canvas = nd.zoom(canvas, (1, octave.scale, octave.scale))
-        gradient = DreamGradient(net, octave_targets(net, targets, octave), dtype=dtype)
+        gradient = DreamGradient(net, octave_objective(net, objective, octave), dtype=dtype)
         for i in range(octave.iterations):
             top, left = (_offset(rng, size, crop) for size, crop in
                          zip(canvas.shape[1:], (h, w)))
@@ -105,28 +108,25 @@ def _offset(rng: np.random.RandomState, size: int, crop: int) -> int:
     return int(np.clip(rng.normal(room / 2, room * 0.3), 0, room))
 
 
-def dream_deepdraw(rgb: np.ndarray, net: Network, targets: list[Target],
-                   iterations: int | None, rate: float | None, octaves: int | None,
-                   seed: int, device: str, on_step: Callable[[], None] | None = None,
-                   dtype: torch.dtype | None = None) -> np.ndarray:
+def dream_deepdraw(rgb: np.ndarray, net: Network, plan: DreamPlan, on_step=None,
+                   on_octave=None, trace: dict | None = None) -> np.ndarray:
     """The preset on H×W×3 RGB: float RGB of the final canvas. ITERATIONS is the total
     number of steps (default the schedule's 500), RATE multiplies its step sizes."""
+    check_canvas(net, plan, rgb)
     pre = net.spec.input_preprocessing()
     low, high = (v.astype(np.float32) for v in pre.input_range())
-    canvas = draw(pre.to_net(rgb), net, targets, schedule(iterations, octaves),
-                  1.0 if rate is None else rate, low, high, seed, device, on_step, dtype)
+    canvas = draw(pre.to_net(rgb), net, plan.objective, schedule(plan.iterations, plan.octaves),
+                  plan.rate, low, high, plan.seed, plan.device, on_step, plan.dtype)
     return pre.to_rgb(canvas)
 
 
-def check_canvas(net: Network, rgb: np.ndarray, options: dict[str, object]) -> None:
-    """The canvas must hold one crop of the net's declared size; `options` (the dream's
-    Options as a dict) of the other presets are refused."""
-    unsupported = [name for name in ("octave_scale", "jitter", "step_norm", "tile", "guide",
-                                     "channel") if options[name] is not None]
-    if unsupported or options["objective"] != "l2":
-        option = unsupported[0].replace("_", "-") if unsupported else "objective"
-        raise ValueError(f"--preset deepdraw does not take --{option}")
+def check_canvas(net: Network, plan: DreamPlan, rgb: np.ndarray) -> None:
+    """The canvas must hold one crop of the net's declared size."""
     h, w = net.spec.input_shape[-2:]
     if rgb.shape[0] < h or rgb.shape[1] < w:
-        raise ValueError(f"--preset deepdraw draws on crops of {w}×{h}: the image "
+        raise UsageError(f"--preset deepdraw draws on crops of {w}×{h}: the image "
                          f"({rgb.shape[1]}×{rgb.shape[0]}) is smaller")
+
+
+def total_steps(plan: DreamPlan) -> int:
+    return sum(o.iterations for o in schedule(plan.iterations, plan.octaves))

@@ -1,4 +1,5 @@
-"""The octave loop of Google's DeepDream notebook, in the net's input space.
+"""The octave loop of Google's DeepDream notebook, in the net's input space (the loop of
+the default and google presets: `dream_google`).
 
 `dream_octaves` follows `deepdream()` / `make_step()` of the notebook: an octave
 pyramid made with order-1 `scipy.ndimage.zoom`, smallest octave first, the detail
@@ -12,18 +13,26 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.ndimage as nd
 import torch
 from torch import Tensor
 
+from converters.errors import UsageError
+from converters.network import Network
+from converters.preprocessing import Preprocessing
 from converters.shapes import Unfit
+from dreamer.loops.crops import cropped, size_problem_for
+from dreamer.loops.gradient import DreamGradient
+from dreamer.loops.memory import DreamMemory, plan_tile
+from dreamer.plan.large_step import warn_if_noise
+from dreamer.plan.plan import DreamPlan
+from dreamer.plan.presets import NOTEBOOK_GOOGLENET_MEAN, Preset
 
 Gradient = Callable[[Tensor], Tensor]
 SizeProblem = Callable[[int, int], "Unfit | None"]
-STEP_NORMS = ("mean", "max", "l2", "none")
 
 
 @dataclass
@@ -171,3 +180,78 @@ def _octave(data: np.ndarray, gradient: Gradient, settings: OctaveSettings, low:
         if on_step is not None:
             on_step()
     return x[0].cpu().numpy()
+
+
+def preprocessing_for(net: Network, preset: Preset) -> Preprocessing:
+    """The net's preprocessing; the notebook's mean where the preset uses it (GoogLeNet,
+    and nets without a mean of their own)."""
+    pre = net.spec.input_preprocessing()
+    zoo = (net.spec.source.get("zoo") or {}).get("model", "")
+    if preset.notebook_mean and (net.spec.preprocessing is None or zoo == "googlenet"):
+        pre = replace(pre, mean=NOTEBOOK_GOOGLENET_MEAN)
+    return pre
+
+
+def octave_settings(plan: DreamPlan, step: float) -> OctaveSettings:
+    return OctaveSettings(iterations=plan.iterations, step=step, octaves=plan.octaves,
+                          octave_scale=plan.octave_scale, jitter=plan.jitter,
+                          step_norm=plan.step_norm, clip=plan.preset.clip)
+
+
+def memory_tile(net: Network, plan: DreamPlan, shape: tuple[int, ...]) -> int | None:
+    """The tile a dream of an image of `shape` runs with: the plan's, or one chosen (with
+    a warning) because the largest octave does not fit in memory whole; a ValueError
+    naming the size that fits where none does (dreamer/loops/memory.py)."""
+    sizes = octave_sizes(*shape[:2], plan.octaves, plan.octave_scale)
+    element_size = 4 if plan.dtype is None else torch.finfo(plan.dtype).bits // 8
+    memory = DreamMemory(net, list(plan.targets), element_size, plan.tile_margin)
+    return plan_tile(memory, sizes, plan.tile, plan.device)
+
+
+def check_google(net: Network, plan: DreamPlan, rgb: np.ndarray) -> None:
+    """Refuse, before any compute, an image with no octave large enough for the targets
+    (a ValueError naming the size needed), or one that does not fit in memory."""
+    plan_octaves(octave_sizes(*rgb.shape[:2], plan.octaves, plan.octave_scale),
+                 size_problem_for(net, list(plan.targets)))
+    with warnings.catch_warnings():  # the dream warns, once, of what it chooses
+        warnings.simplefilter("ignore")
+        memory_tile(net, plan, rgb.shape)
+
+
+def guide_features(net: Network, pre: Preprocessing, device: str):
+    """`features(rgb, layers)`: a guide image's outputs at `layers`, for a guided dream."""
+    def features(rgb: np.ndarray, layers: list[str]) -> dict[str, Tensor]:
+        problem = net.size_problem(*rgb.shape[:2], layers)
+        if problem is not None:
+            raise UsageError(f"the guide image cannot be used: {problem.reason}")
+        x = torch.from_numpy(pre.to_net(rgb))[None].to(device)
+        with torch.no_grad():
+            return net.forward_to(x, layers)
+    return features
+
+
+def dream_google(rgb: np.ndarray, net: Network, plan: DreamPlan, on_step=None, on_octave=None,
+                 trace: dict | None = None) -> np.ndarray:
+    """The octave loop on H×W×3 RGB, as the plan says: float RGB at the same size."""
+    pre = preprocessing_for(net, plan.preset)
+    base = pre.to_net(rgb)
+    std = float(base.std())
+    warn_if_noise(plan.iterations, plan.rate if plan.preset.rate_in_std
+                  else plan.rate / max(std, 1.0))
+    tile = memory_tile(net, plan, rgb.shape)
+    step = plan.rate * std if plan.preset.rate_in_std else plan.rate
+    low, high = pre.input_range()
+    objective = plan.objective.bound(guide_features(net, pre, plan.device))
+    # a fully connected classifier target sees random crops of its declared size
+    gradient = cropped(net, list(plan.targets),
+                       DreamGradient(net, objective, plan.stages, tile, plan.tile_margin,
+                                     plan.dtype), plan.seed + 1)
+    octave_hook = None
+    if on_octave is not None:
+        def octave_hook(k: int, data: np.ndarray) -> None:
+            on_octave(k, pre.to_rgb(data))
+    result = dream_octaves(base, gradient, octave_settings(plan, step), low.astype(np.float32),
+                           high.astype(np.float32), np.random.RandomState(plan.seed),
+                           plan.device, on_step, octave_hook, trace,
+                           size_problem_for(net, list(plan.targets)), overwrite_base=True)
+    return pre.to_rgb(result)

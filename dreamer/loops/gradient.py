@@ -1,9 +1,9 @@
 """The dream gradient: d(objective)/d(input) for one or several target layers.
 
-`DreamGradient(x)` runs the net only up to the deepest target, applies each target's
-objective (with its weight and optional single channel) and returns the input
-gradient. Optional stages, in this order: tiling (bounded memory for large images,
-exact), Gaussian blur, Laplacian-pyramid normalisation.
+`DreamGradient(x)` runs the net only up to the deepest target, takes the objective's
+output gradients (dreamer/plan/objectives.py) back to the input, optionally in tiles
+(bounded memory for large images, exact), and passes the result through the plan's
+gradient stages (dreamer/plan/stages.py: blur, Laplacian normalisation).
 
 Tiling cuts the targets' output into tiles: each tile's share of the gradient, Jᵀ·dy
 with dy zero outside the tile, is computed on the input window its units see and added
@@ -17,7 +17,6 @@ receptive fields).
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from itertools import product
 
@@ -25,19 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from converters.errors import ConversionError, UsageError
 from converters.layer_types import layer_type
 from converters.network import Network
-from converters.spec import ConversionError
-from dreamer.plan.numbers import WEIGHT
-from dreamer.plan.objectives import OBJECTIVES, Objective, guide, mean, only_channel, top_k
+from dreamer.plan.objectives import Objective
+from dreamer.plan.stages import GradientStage
 from dreamer.runtime.precision import reduced_precision
-
-
-@dataclass(frozen=True)
-class Target:
-    layer: str
-    weight: float = 1.0
-    channel: int | None = None  # a class target: raise this channel's score (dy = 1 there)
 
 
 @dataclass(frozen=True)
@@ -49,68 +41,38 @@ class Span:
     jump: int
 
 
-WEIGHT_SUFFIX = re.compile(r"(.+):([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-                           r"|[-+]?(?i:nan|inf|infinity))")
-
-
-def split_weight(part: str, option: str = "LAYER") -> tuple[str, float]:
-    """`name:0.5` -> ("name", 0.5); a part without a numeric suffix keeps weight 1. A
-    weight out of range (nan, 1e999) is a ValueError naming `option`."""
-    match = WEIGHT_SUFFIX.fullmatch(part)
-    if match is None:
-        return part, 1.0
-    return match[1], WEIGHT.parse(match[2], f"{option} {part}: the weight")
-
 
 class DreamGradient:
-    """Callable: input x (1×C×H×W) -> gradient of the weighted objectives, same shape."""
+    """Callable: input x (1×C×H×W) -> the input gradient of `objective`'s output
+    gradients, through `stages` in order (blur, Laplacian normalisation), same shape."""
 
-    def __init__(self, network: Network, targets: list[Target], objective: str = "l2",
-                 channel: int | None = None, topk: float = 0.01,
-                 guide_features: dict[str, Tensor] | None = None, tile: int | None = None,
-                 tile_margin: int | None = None, blur: float = 0.0,
-                 laplacian: int = 0, dtype: torch.dtype | None = None) -> None:
-        if not targets:
-            raise ValueError("no target layer")
-        self.network, self.targets = network, targets
-        self.objectives = [only_channel(mean, t.channel) if t.channel is not None else
-                           self._objective(t.layer, objective, channel, topk, guide_features)
-                           for t in targets]
-        self.tile, self.blur, self.laplacian = tile, blur, laplacian
+    def __init__(self, network: Network, objective: Objective,
+                 stages: tuple[GradientStage, ...] = (), tile: int | None = None,
+                 tile_margin: int | None = None, dtype: torch.dtype | None = None) -> None:
+        if not objective.layers:
+            raise UsageError("no target layer")
+        self.network, self.objective, self.stages = network, objective, stages
+        self.layers = list(objective.layers)
+        self.tile = tile
         self.dtype = dtype  # the network's autocast dtype; None: float32
-        self.spans = None  # per target, where the output is tiled (see output_tiled)
+        self.spans = None  # per target layer, where the output is tiled (see output_tiled)
         if tile is not None:
-            layers = [t.layer for t in targets]
-            size, self.tile_align = receptive_field(network, layers)
+            size, self.tile_align = receptive_field(network, self.layers)
             self.tile_margin = size if tile_margin is None else tile_margin
-            spans = field_spans(network, layers) if tile_margin is None else None
+            spans = field_spans(network, self.layers) if tile_margin is None else None
             if spans is not None:
-                self.spans = [spans[layer] for layer in layers]
-                self.output_align = math.lcm(*(s.jump for s in self.spans))
-                self.reach = max(max(s.end[a] - s.start[a] for a in (0, 1)) for s in self.spans)
-
-    @staticmethod
-    def _objective(layer: str, name: str, channel: int | None, topk: float,
-                   guide_features: dict[str, Tensor] | None) -> Objective:
-        if guide_features is not None:
-            chosen = guide(guide_features[layer])
-        elif name == "topk":
-            chosen = top_k(topk)
-        elif name in OBJECTIVES:
-            chosen = OBJECTIVES[name]
-        else:
-            raise ValueError(f"unknown objective {name!r}")
-        return chosen if channel is None else only_channel(chosen, channel)
+                self.spans = spans
+                self.output_align = math.lcm(*(s.jump for s in spans.values()))
+                self.reach = max(max(s.end[a] - s.start[a] for a in (0, 1))
+                                 for s in spans.values())
 
     def __call__(self, x: Tensor) -> Tensor:
         if not self.tile:
             grad = self.plain(x)
         else:
             grad = self.tiled(x) if self.spans is None else self.output_tiled(x)
-        if self.blur > 0:
-            grad = gaussian_blur(grad, self.blur)
-        if self.laplacian > 0:
-            grad = laplacian_normalise(grad, self.laplacian)
+        for stage in self.stages:
+            grad = stage(grad)
         return grad
 
     def largest_window(self, height: int, width: int) -> tuple[int, int]:
@@ -125,9 +87,9 @@ class DreamGradient:
                          output_tiles(n, self.tile, self.output_align, self.reach))
                      for n in (height, width))
 
-    def plain(self, x: Tensor, units: list[tuple[slice, slice]] | None = None) -> Tensor:
-        """The gradient over the whole input at once; with `units` (per target, its rows
-        and columns of output), only theirs."""
+    def plain(self, x: Tensor, units: dict[str, tuple[slice, slice]] | None = None) -> Tensor:
+        """The gradient over the whole input at once; with `units` (per target layer, its
+        rows and columns of output), only theirs."""
         # oneDNN's convolutions are faster channels-last (and cuDNN's tensor-core ones), and
         # PyTorch's convolution runs channels-last when its input is: the caller's network
         # stays as it is.
@@ -136,12 +98,14 @@ class DreamGradient:
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
             with reduced_precision(self.network, x.device.type, self.dtype):
-                outs = self.network.forward_to(x, [t.layer for t in self.targets])
-            ys = [outs[t.layer].float() for t in self.targets]  # objectives in float32
-            dys = [objective(y.detach()) * t.weight
-                   for objective, t, y in zip(self.objectives, self.targets, ys)]
+                outs = self.network.forward_to(x, self.layers)
+            # objectives in float32; one output per term, as each target had its own
+            terms = self.objective.terms({name: outs[name].float().detach()
+                                          for name in self.layers})
+            ys = [outs[layer].float() for layer, _ in terms]
+            dys = [dy for _, dy in terms]
             if units is not None:
-                dys = [_only(dy, rows, cols) for dy, (rows, cols) in zip(dys, units)]
+                dys = [_only(dy, *units[layer]) for dy, (layer, _) in zip(dys, terms)]
             (grad,) = torch.autograd.grad(ys, x, dys)
         return grad
 
@@ -166,8 +130,8 @@ class DreamGradient:
         tiles = [output_tiles(n, self.tile, self.output_align, self.reach) for n in x.shape[2:]]
         for (rows, row_window), (cols, col_window) in product(*tiles):
             window = x[:, :, row_window, col_window]
-            units = [(units_in(rows, row_window, s, 0), units_in(cols, col_window, s, 1))
-                     for s in self.spans]
+            units = {layer: (units_in(rows, row_window, s, 0), units_in(cols, col_window, s, 1))
+                     for layer, s in self.spans.items()}
             grad[:, :, row_window, col_window] += self.plain(window, units)
         return grad
 

@@ -10,12 +10,24 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from dreamer.loops.torch7_image import scale, torch7_normalise
+from converters.errors import UsageError
+from converters.network import Network
+from dreamer.loops.gradient import DreamGradient
+from dreamer.loops.torch7_image import (
+    scale,
+    torch7_normalise,
+    torch7_png_bytes,
+    torch7_postprocess,
+    torch7_stats,
+)
+from dreamer.plan.large_step import warn_if_noise
+from dreamer.plan.plan import DreamPlan
 
 DROP_SCALE = 1.25 / 1.4
 SIZE = 224  # the script's working size: every octave is dreamed at SIZE×SIZE
@@ -86,3 +98,36 @@ def _record(trace: dict, k: int, it: int, g: np.ndarray, x: np.ndarray,
         trace["oct1_grad1"] = g.copy()
     if k == 1 and it <= 3:
         trace[f"oct1_step{it}"] = x.copy()
+
+
+def check_torch7(net: Network, plan: DreamPlan, rgb: np.ndarray) -> None:
+    """The preset dreams at SIZE×SIZE whatever the image, but divides by the image's
+    standard deviation, which must not be 0."""
+    if torch7_stats(rgb)[1] == 0:
+        raise UsageError("--preset torch7 normalises the image by its standard deviation, "
+                         "and this image has none (one colour)")
+    problem = net.size_problem(SIZE, SIZE, plan.layers)
+    if problem is not None:
+        raise UsageError(f"--preset torch7 dreams at {SIZE}×{SIZE}: {problem.reason}")
+
+
+def dream_torch7_plan(rgb: np.ndarray, net: Network, plan: DreamPlan, on_step=None,
+                      on_octave=None, trace: dict | None = None) -> np.ndarray:
+    """The seed script on H×W×3 uint8 RGB, as the plan says: float RGB, SIZE×SIZE."""
+    warn_if_noise(plan.iterations, plan.rate)
+    gradient = DreamGradient(net, plan.objective, plan.stages, dtype=plan.dtype)
+    check_torch7(net, plan, rgb)
+    octaves = plan.octaves
+    if octaves > MAX_OCTAVES:
+        warnings.warn(f"--octaves {octaves}: --preset torch7 holds only {MAX_OCTAVES} "
+                      f"octaves (the smallest 1×1); dreaming {MAX_OCTAVES}", stacklevel=2)
+        octaves = MAX_OCTAVES
+    final = dream_torch7(rgb, lambda x: gradient(x.to(plan.device)).cpu(), plan.iterations,
+                         plan.rate, octaves=octaves, on_step=on_step)
+    _, mean, std = torch7_normalise(rgb)
+    return torch7_postprocess(final, mean, std).transpose(1, 2, 0)
+
+
+def torch7_quantised(rgb: np.ndarray) -> np.ndarray:
+    """Float RGB -> uint8 as the seed script's PNG writer rounds it."""
+    return torch7_png_bytes(rgb.transpose(2, 0, 1))

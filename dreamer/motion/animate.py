@@ -7,44 +7,39 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from converters.errors import UsageError
 from converters.network import Network
-from dreamer.dream import dream, on_device, parse_targets
-from dreamer.loops.gradient import Target
+from dreamer.loops.run import dream_with_plan, on_device
 from dreamer.motion.frames import FramesFolder
 from dreamer.networks import open_network
-from dreamer.plan import record as settings
+from dreamer.plan.plan import DreamPlan
 
 FORMAT = 1  # of settings.json; a change of how frames are made raises it
 
 
-def dream_step(start: np.ndarray, network: Network, targets: list[Target],
-               iterations: int | None, rate: float | None, index: int, options: dict,
+def dream_step(start: np.ndarray, network: Network, plan: DreamPlan, index: int,
                on_step: Callable[[], None] | None = None) -> np.ndarray:
     """Frame `index`'s dream from its float32 start image: float32 RGB clipped to 0..255
-    (not rounded). Its random seed is the --seed plus the frame index, so any frame can
+    (not rounded). Its random seed is the plan's plus the frame index, so any frame can
     be dreamed again alone and come out the same."""
-    opts = {**options, "seed": options.get("seed", 0) + index}
-    result = dream(np.asarray(start, np.float32), network, targets, iterations, rate,
-                   raw=True, on_step=on_step, **opts)
+    result = dream_with_plan(np.asarray(start, np.float32), network, plan.for_frame(index),
+                             raw=True, on_step=on_step)
     return np.clip(result, 0, 255).astype(np.float32)
 
 
-def prepared(network: Network | str, layer, options: dict) -> tuple[Network, list[Target]]:
-    """The network on the options' device (moved once, not per frame) and its targets."""
+def prepared(network: Network | str, plan: DreamPlan) -> Network:
+    """The network on the plan's device (moved once, not per frame); a preset that does
+    not animate refused."""
     net = network if isinstance(network, Network) else open_network(network)
-    net = on_device(net, options.get("device") or "auto")
-    if options.get("preset") in ("torch7", "deepdraw"):
-        raise ValueError(f"--preset {options['preset']} does not animate (it changes the "
+    if not plan.preset.animates:
+        raise UsageError(f"--preset {plan.preset.name} does not animate (it changes the "
                          "image size or starts from noise); use none or google")
-    return net, parse_targets(net, layer)
+    return on_device(net, plan.device)
 
 
-def dream_settings(kind: str, source, net: Network, targets: list[Target],
-                   iterations: int | None, rate: float | None, options: dict,
-                   **motion) -> dict:
+def dream_settings(kind: str, source, net: Network, plan: DreamPlan, **motion) -> dict:
     """Everything that decides the frames of a `kind` ("zoom"/"video") animation."""
-    return {"format": FORMAT, **settings.dream_settings(
-        kind, net, targets, iterations, rate, options, source=source, **motion)}
+    return {"format": FORMAT, **plan.record(kind, net, source=source, **motion)}
 
 
 def continue_frames(folder: FramesFolder | None, count: int | None,

@@ -18,11 +18,12 @@ import numpy as np
 
 from converters.network import Network
 from dreamer.image_io import quantise
-from dreamer.loops.gradient import Target
+from dreamer.jobs.engine import Task, open_pool, run_job, work_plan
 from dreamer.motion.flow import CUT_FRACTION, consistent, flow, gray
 from dreamer.motion.frames import FramesFolder, frame_name, warm_name
 from dreamer.motion.media import read_frames
 from dreamer.motion.video import VideoJob, video_frames
+from dreamer.plan.plan import DreamPlan
 
 # Warm-up frames of a chunk, the cross-fade's length (measured: README "A video in chunks").
 WARMUP = 4
@@ -38,9 +39,7 @@ class VideoChunk:
 
     job: VideoJob  # with a path every worker can read (a shared folder on a cluster)
     warmup: int
-    targets: list[Target]
-    iterations: int
-    rate: float | None
+    plan: DreamPlan
     blend: float
 
     @property
@@ -53,7 +52,7 @@ class VideoChunk:
 
     def run(self, network: Network) -> list[np.ndarray]:
         frames = [quantise(frame) for _, frame in video_frames(
-            self.job, network, self.targets, self.iterations, self.rate, self.blend)]
+            self.job, network, self.plan, self.blend)]
         if len(frames) != self.end - self.start + self.warmup:
             raise ValueError(f"{self.job.path}: frames {self.start} to {self.end} are not all "
                              "there (the video changed?)")
@@ -124,21 +123,18 @@ def stitched(folder: FramesFolder, chunks: list[Chunk], first: int) -> Iterator[
         yield rgb
 
 
-def chunk_items(job: VideoJob, chunks: list[Chunk], targets: list[Target],
-                iterations: int, rate: float | None, blend: float,
-                options: dict) -> Iterator[VideoChunk]:
+def chunk_items(job: VideoJob, chunks: list[Chunk], plan: DreamPlan, blend: float
+                ) -> Iterator[VideoChunk]:
     path = job.path.resolve()  # workers do not share this process's working folder
     for start, end, warmup in chunks:
-        part = replace(job, path=path, first=start - warmup, end=end, options=options)
-        yield VideoChunk(part, warmup, targets, iterations, rate, blend)
+        part = replace(job, path=path, first=start - warmup, end=end)
+        yield VideoChunk(part, warmup, plan, blend)
 
 
 def dream_in_chunks(args: argparse.Namespace, job: VideoJob, network: Network,
-                    targets: list[Target], iterations: int, rate: float | None,
-                    folder: FramesFolder) -> list[Chunk] | None:
+                    plan: DreamPlan, folder: FramesFolder) -> list[Chunk] | None:
     """Every chunk not finished in `folder` dreamed on the pool `args` asks for, its PNGs
     saved as it comes back; the chunks, or None when one failed (reported)."""
-    from dreamer.jobs.engine import Task, open_pool, run_job, work_options
 
     cuts, end = scan_cuts(job)
     chunks = plan_chunks(cuts, end, args.chunk, chunk_warmup(args.blend))
@@ -155,8 +151,7 @@ def dream_in_chunks(args: argparse.Namespace, job: VideoJob, network: Network,
     with open_pool(args, network, args.device) as pool:
         print(f"video: {len(chunks)} chunks ({len(cuts) - 1} cuts), {len(chunks) - len(todo)} "
               f"finished before, {len(todo)} to dream {pool.describe()}", flush=True)
-        items = chunk_items(job, todo, targets, iterations, rate, args.blend,
-                            work_options(pool, job.options))
+        items = chunk_items(job, todo, work_plan(pool, plan), args.blend)
         report = run_job([task(item) for item in items], pool, quiet=args.quiet, unit="chunk")
     for label, reason in report.failed:
         print(f"failed: {label}: {reason}", file=sys.stderr)

@@ -112,7 +112,7 @@ def progress(args: argparse.Namespace, total: int | None, initial: int):
 
 def zoom_main(argv: list[str]) -> int:
     from converters.images import load_rgb
-    from dreamer.__main__ import dream_options, prepare_dream
+    from dreamer.__main__ import plan_from_args
     from dreamer.motion.animate import prepared
     from dreamer.motion.media import check_gif_rate, write_gif, write_mp4
     from dreamer.motion.zoom import Motion, check_zoom, zoom_frames, zoom_settings
@@ -140,20 +140,17 @@ def zoom_main(argv: list[str]) -> int:
     out = check_output(Path(args.output), True, inputs_of(args), args.overwrite)
     motion = Motion(args.zoom, args.rotate, args.pan)
     network = open_network(args.model, args.weights)
-    targets, iterations, rate = prepare_dream(network, args)
-    options = dream_options(args)
-    network, _ = prepared(network, targets, options)
+    plan = plan_from_args(network, args)
+    network = prepared(network, plan)
     rgb = scaled_down(load_rgb(args.src), args.max_side)
-    check_zoom(rgb, network, targets, motion, args.frames, options)
+    check_zoom(rgb, network, plan, motion, args.frames)
     if out.suffix.lower() == ".gif":
         check_gif_rate(args.fps)
-    folder = frames_folder(args, out, zoom_settings(rgb, network, targets, iterations, rate,
-                                                    motion, options))
+    folder = frames_folder(args, out, zoom_settings(rgb, network, plan, motion))
     done = min(folder.complete(), args.frames)
     note_resume(folder, done, args.frames)
     with progress(args, args.frames, done) as bar:
-        for _ in zoom_frames(rgb, network, targets, iterations, rate, motion, args.frames,
-                             options, folder):
+        for _ in zoom_frames(rgb, network, plan, motion, args.frames, folder):
             bar.update()
     fps = Fraction(args.fps).limit_denominator(1001)
     if out.suffix.lower() == ".mp4":
@@ -176,7 +173,7 @@ def parse_pan(text: str) -> tuple[float, float]:
 
 
 def video_main(argv: list[str]) -> int:
-    from dreamer.__main__ import dream_options, prepare_dream
+    from dreamer.__main__ import plan_from_args
     from dreamer.jobs.engine import add_engine_options, check_engine_options
     from dreamer.motion.animate import prepared
     from dreamer.motion.chunks import WARMUP, chunk_warmup, dream_in_chunks, stitched
@@ -188,7 +185,6 @@ def video_main(argv: list[str]) -> int:
         RATE,
         frame_times,
         video_job,
-        video_rate,
         video_settings,
     )
     from dreamer.networks import open_network
@@ -224,26 +220,22 @@ def video_main(argv: list[str]) -> int:
     check_max_side(args.max_side)
     out = check_output(Path(args.output), False, inputs_of(args), args.overwrite)
     network = open_network(args.model, args.weights)
-    targets, iterations, rate = prepare_dream(network, args)
-    iterations = iterations or ITERATIONS
-    options = dream_options(args)
-    rate = video_rate(rate, options)
-    network, _ = prepared(network, targets, options)
-    job = video_job(args.src, network, targets, args.blend, args.start, args.end, options,
-                    args.max_side)
-    settings = video_settings(job.path, network, targets, iterations, rate, args.blend,
-                              job.first, job.options, job.max_side)
+    plan = plan_from_args(network, args, motion=True, octaves=OCTAVES,
+                          iterations=ITERATIONS)
+    network = prepared(network, plan)
+    job = video_job(args.src, network, plan, args.blend, args.start, args.end, args.max_side)
+    settings = video_settings(job.path, network, plan, args.blend, job.first, job.max_side)
     if args.chunk is not None:
         settings.update(chunk=args.chunk, warmup=chunk_warmup(args.blend))
     folder = frames_folder(args, out, settings)
     if args.chunk is not None:
-        chunks = dream_in_chunks(args, job, network, targets, iterations, rate, folder)
+        chunks = dream_in_chunks(args, job, network, plan, folder)
         if chunks is None:
             return 1
         count = chunks[-1][1] - job.first if chunks else 0
         frames = stitched(folder, chunks, job.first)
     else:
-        count = dream_in_order(args, job, network, targets, iterations, rate, folder)
+        count = dream_in_order(args, job, network, plan, folder)
         frames = folder.frames(count)
     if count == 0:
         raise ValueError(f"{args.src}: no frames from --start {args.start}")
@@ -255,14 +247,13 @@ def video_main(argv: list[str]) -> int:
     return 0
 
 
-def dream_in_order(args: argparse.Namespace, job, network, targets, iterations, rate,
-                   folder: FramesFolder) -> int:
+def dream_in_order(args: argparse.Namespace, job, network, plan, folder: FramesFolder) -> int:
     """The frames not yet in `folder`, each from the one before; the frame count."""
     from dreamer.motion.video import video_frames
 
     total = job.count or (job.info.frames - job.first if job.info.frames else None)
     note_resume(folder, folder.complete(), total)
     with progress(args, total, folder.complete()) as bar:
-        for _ in video_frames(job, network, targets, iterations, rate, args.blend, folder):
+        for _ in video_frames(job, network, plan, args.blend, folder):
             bar.update()
     return min(folder.complete(), job.count or folder.complete())

@@ -13,14 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
+from converters.errors import UsageError
 from converters.network import Network
-from dreamer.dream import Options, check_size
 from dreamer.image_io import scaled_down, scaled_size
-from dreamer.loops.gradient import Target
+from dreamer.loops.run import check_image
 from dreamer.motion.animate import all_frames, continue_frames, dream_settings, dream_step, prepared
 from dreamer.motion.flow import start_image
 from dreamer.motion.frames import FramesFolder
 from dreamer.motion.media import Sound, VideoInfo, probe, read_frames
+from dreamer.networks import open_network
+from dreamer.plan.plan import DreamPlan, make_plan
+from dreamer.plan.presets import preset_named
 
 # Per-frame defaults (measured: see README "Dreams that move").
 BLEND = 0.8
@@ -31,16 +34,16 @@ TIME = re.compile(r"(?:(\d+):)?(\d+(?:\.\d*)?|\.\d+)s?", re.ASCII)
 
 
 def dream_frame(raw: np.ndarray, previous_raw: np.ndarray | None,
-                previous_dream: np.ndarray | None, network: Network, targets: list[Target],
-                iterations: int, rate: float | None, blend: float, index: int,
-                options: dict, on_step: Callable[[], None] | None = None) -> np.ndarray:
+                previous_dream: np.ndarray | None, network: Network, plan: DreamPlan,
+                blend: float, index: int,
+                on_step: Callable[[], None] | None = None) -> np.ndarray:
     """One video frame's dream (float32 RGB) from its raw frame and the previous frame's
     raw and dream (None for the first frame): the step a worker can run on its own.
     `index` is the frame's number in the source, from which its random seed derives."""
     start, carried = start_image(previous_raw, previous_dream, raw, blend)
     if carried:
-        iterations = top_up(iterations, blend)
-    return dream_step(start, network, targets, iterations, rate, index, options, on_step)
+        plan = replace(plan, iterations=top_up(plan.iterations, blend))
+    return dream_step(start, network, plan, index, on_step)
 
 
 def top_up(iterations: int, blend: float) -> int:
@@ -50,9 +53,14 @@ def top_up(iterations: int, blend: float) -> int:
     return max(1, round(iterations * (1 - blend)))
 
 
-def video_rate(rate: float | None, options: dict) -> float | None:
-    """RATE, with the video's default where none is given and no preset sets one."""
-    return RATE if rate is None and not options.get("preset") else rate
+def video_plan(net: Network, layer, iterations: int | None, rate: float | None,
+               **options) -> DreamPlan:
+    """The plan of every frame: the per-frame defaults ITERATIONS, the preset's frame
+    RATE and OCTAVES where none is given."""
+    if rate is None:
+        rate = preset_named(options.get("preset")).motion_rate
+    return make_plan(net, layer, iterations or ITERATIONS, rate,
+                     **{**options, "octaves": options.get("octaves") or OCTAVES})
 
 
 def frame_at(position: str | int | None, info: VideoInfo, name: str) -> int | None:
@@ -73,12 +81,10 @@ def frame_at(position: str | int | None, info: VideoInfo, name: str) -> int | No
     return math.ceil(seconds * info.rate)
 
 
-def video_settings(path: Path, net: Network, targets: list[Target], iterations, rate,
-                   blend: float, first: int, options: dict, max_side: int | None = None
-                   ) -> dict:
+def video_settings(path: Path, net: Network, plan: DreamPlan, blend: float, first: int,
+                   max_side: int | None = None) -> dict:
     size = {"max_side": max_side} if max_side is not None else {}  # earlier folders match
-    return dream_settings("video", Path(path), net, targets, iterations, rate, options,
-                          blend=blend, start=first, **size)
+    return dream_settings("video", Path(path), net, plan, blend=blend, start=first, **size)
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,6 @@ class VideoJob:
     info: VideoInfo
     first: int
     end: int | None
-    options: dict
     max_side: int | None = None  # frames scaled down to this longer side (--max-side)
 
     @property
@@ -98,29 +103,27 @@ class VideoJob:
         return None if self.end is None else self.end - self.first
 
 
-def video_job(path: str | Path, net: Network, targets: list[Target], blend: float,
-              start, end, options: dict, max_side: int | None = None) -> VideoJob:
-    """Refuse, before any dream, what cannot be done; per-frame octave default applied.
-    With `max_side`, the frames are scaled down (`info` gives the size dreamed)."""
+def video_job(path: str | Path, net: Network, plan: DreamPlan, blend: float, start, end,
+              max_side: int | None = None) -> VideoJob:
+    """Refuse, before any dream, what cannot be done. With `max_side`, the frames are
+    scaled down (`info` gives the size dreamed)."""
     info = probe(path)
     width, height = scaled_size(info.width, info.height, max_side)
     info = replace(info, width=width, height=height)
     if not 0 <= blend < 1:
-        raise ValueError(f"--blend must be at least 0 and below 1 (got {blend}): the carried "
+        raise UsageError(f"--blend must be at least 0 and below 1 (got {blend}): the carried "
                          "detail must fade")
     first, last = frame_at(start, info, "start") or 0, frame_at(end, info, "end")
     if first < 0 or (last is not None and last <= first):
         raise ValueError(f"--start/--end select no frames ({first} to {last})")
     if info.frames and first >= info.frames:
         raise ValueError(f"{path}: --start {start} is past the last frame ({info.frames})")
-    options = {**options, "octaves": options.get("octaves") or OCTAVES}
-    check_size(net, targets, np.zeros((info.height, info.width, 3), np.uint8),
-               Options(**options))
-    return VideoJob(Path(path), info, first, last, options, max_side)
+    check_image(net, plan, np.zeros((info.height, info.width, 3), np.uint8))
+    return VideoJob(Path(path), info, first, last, max_side)
 
 
-def video_frames(job: VideoJob, net: Network, targets: list[Target], iterations: int,
-                 rate: float | None, blend: float, folder: FramesFolder | None = None,
+def video_frames(job: VideoJob, net: Network, plan: DreamPlan, blend: float,
+                 folder: FramesFolder | None = None,
                  on_step: Callable[[], None] | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """(k, frame k) for the frames not yet in `folder` (frame 1 is source frame `first`)."""
     done = folder.complete() if folder is not None else 0
@@ -134,8 +137,8 @@ def video_frames(job: VideoJob, net: Network, targets: list[Target], iterations:
         if raw is None:
             return None
         rgb = scaled_down(raw.rgb, job.max_side)
-        dreamed = dream_frame(rgb, previous_raw, previous, net, targets, iterations,
-                              rate, blend, raw.index, job.options, on_step)
+        dreamed = dream_frame(rgb, previous_raw, previous, net, plan, blend, raw.index,
+                              on_step)
         previous_raw = rgb
         return dreamed
 
@@ -166,13 +169,12 @@ def dream_video(video: str | Path, network: Network | str, layer,
     `start` to `end` (frame numbers or times, as --start/--end). Arguments as
     `dreamer.dream()`, with per-frame defaults ITERATIONS, RATE and OCTAVES; with `folder`, each
     frame is saved there and a rerun continues where the last one stopped."""
-    net, targets = prepared(network, layer, options)
-    iterations = iterations or ITERATIONS
-    rate = video_rate(rate, options)
-    job = video_job(video, net, targets, blend, start, end, options)
+    net = network if isinstance(network, Network) else open_network(network)
+    plan = video_plan(net, layer, iterations, rate, **options)
+    net = prepared(net, plan)
+    job = video_job(video, net, plan, blend, start, end)
     store = None
     if folder is not None:
-        store = FramesFolder(folder, video_settings(job.path, net, targets, iterations, rate,
-                                                    blend, job.first, job.options), force)
-    return all_frames(store, video_frames(job, net, targets, iterations, rate, blend, store,
-                                          on_step), job.count)
+        store = FramesFolder(folder, video_settings(job.path, net, plan, blend, job.first),
+                             force)
+    return all_frames(store, video_frames(job, net, plan, blend, store, on_step), job.count)

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
+from converters.errors import UsageError
 from converters.images import load_rgb
 from converters.network import Network
-from dreamer.dream import Options, check_size
-from dreamer.loops.gradient import Target
+from dreamer.loops.run import check_image
 from dreamer.motion.animate import all_frames, continue_frames, dream_settings, dream_step, prepared
 from dreamer.motion.frames import FramesFolder
+from dreamer.networks import open_network
+from dreamer.plan.plan import DreamPlan, make_plan
 
 
 @dataclass(frozen=True)
@@ -29,9 +31,9 @@ class Motion:
 
     def check(self) -> None:
         if not (self.zoom > 0 and np.isfinite(self.zoom)):
-            raise ValueError(f"--zoom must be a positive factor (got {self.zoom})")
+            raise UsageError(f"--zoom must be a positive factor (got {self.zoom})")
         if not all(np.isfinite([self.rotate, *self.pan])):
-            raise ValueError("--rotate and --pan must be finite numbers")
+            raise UsageError("--rotate and --pan must be finite numbers")
 
 
 def moved(rgb: np.ndarray, motion: Motion) -> np.ndarray:
@@ -47,33 +49,30 @@ def moved(rgb: np.ndarray, motion: Motion) -> np.ndarray:
     return np.clip(out, 0, 255)
 
 
-def zoom_frames(rgb: np.ndarray, net: Network, targets: list[Target], iterations: int | None,
-                rate: float | None, motion: Motion, count: int, options: dict,
+def zoom_frames(rgb: np.ndarray, net: Network, plan: DreamPlan, motion: Motion, count: int,
                 folder: FramesFolder | None = None,
                 on_step: Callable[[], None] | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """(k, frame k) for the frames not yet in `folder`: frame 1 is the source dreamed,
     frame k+1 the dream of frame k moved."""
-
     def next_frame(k: int, previous: np.ndarray | None) -> np.ndarray:
         start = rgb.astype(np.float32) if previous is None else moved(previous, motion)
-        return dream_step(start, net, targets, iterations, rate, k, options, on_step)
+        return dream_step(start, net, plan, k, on_step)
 
     return continue_frames(folder, count, next_frame)
 
 
-def zoom_settings(rgb: np.ndarray, net: Network, targets: list[Target], iterations, rate,
-                  motion: Motion, options: dict) -> dict:
-    return dream_settings("zoom", rgb, net, targets, iterations, rate, options,
-                          zoom=motion.zoom, rotate=motion.rotate, pan=list(motion.pan))
+def zoom_settings(rgb: np.ndarray, net: Network, plan: DreamPlan, motion: Motion) -> dict:
+    return dream_settings("zoom", rgb, net, plan, zoom=motion.zoom, rotate=motion.rotate,
+                          pan=list(motion.pan))
 
 
-def check_zoom(rgb: np.ndarray, net: Network, targets: list[Target], motion: Motion,
-               count: int, options: dict) -> None:
+def check_zoom(rgb: np.ndarray, net: Network, plan: DreamPlan, motion: Motion,
+               count: int) -> None:
     """Refuse, before any dream, what cannot be animated."""
     if count < 1:
-        raise ValueError(f"--frames must be at least 1 (got {count})")
+        raise UsageError(f"--frames must be at least 1 (got {count})")
     motion.check()
-    check_size(net, targets, rgb, Options(**options))
+    check_image(net, plan, rgb)
 
 
 def dream_zoom(image: str | Path | np.ndarray, network: Network | str, layer,
@@ -86,13 +85,12 @@ def dream_zoom(image: str | Path | np.ndarray, network: Network | str, layer,
     there as it is made and a rerun continues where the last one stopped (frames already
     there are read back as saved, 8-bit)."""
     rgb = load_rgb(image) if isinstance(image, (str, Path)) else np.asarray(image)
-    net, targets = prepared(network, layer, options)
+    net = network if isinstance(network, Network) else open_network(network)
+    plan = make_plan(net, layer, iterations, rate, **options)
+    net = prepared(net, plan)
     motion = Motion(zoom, rotate, (float(pan[0]), float(pan[1])))
-    check_zoom(rgb, net, targets, motion, frames, options)
+    check_zoom(rgb, net, plan, motion, frames)
     store = None
     if folder is not None:
-        settings = zoom_settings(rgb, net, targets, iterations, rate, motion, options)
-        store = FramesFolder(folder, settings, force)
-    new = zoom_frames(rgb, net, targets, iterations, rate, motion, frames, options, store,
-                      on_step)
-    return all_frames(store, new, frames)
+        store = FramesFolder(folder, zoom_settings(rgb, net, plan, motion), force)
+    return all_frames(store, zoom_frames(rgb, net, plan, motion, frames, store, on_step), frames)

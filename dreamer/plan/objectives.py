@@ -1,81 +1,227 @@
-"""Output-gradient choices: what the dream amplifies at the target layer.
+"""What a dream amplifies: objectives that combine with `+` and `*`, as lucent's do.
 
-DeepDream backpropagates an output gradient dy from the target layer to the input.
-Each objective below maps the layer's output y (N×C×H×W, or N×F) to dy; the input
-gradient is then Jᵀ dy. `OBJECTIVES` is the table the command line offers.
+DeepDream backpropagates an output gradient dy from each target layer to the input (the
+input gradient is Jᵀ dy). An `Objective` maps the outputs of the layers it reads to its dy
+terms; `a + b` sends both, `0.5 * a` scales a's. The leaves:
+
+- `LayerObjective(layer, rule)`: dy = rule(y) on a layer's output (`RULES` below: l2, the
+  classic dy = y, mean, sign, square, topk), optionally on one channel only;
+- `ClassLogit(layer, index)`: raise one class score (dy = 1 on that channel);
+- `Guided(layer, rgb)`: the notebook's guided dream towards a guide image's features.
+
+A new rule with a parameter is one class registered in `RULES` (its dataclass fields are
+its parameters; `rule_from_name` fills them from the options that name them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
-Objective = Callable[[Tensor], Tensor]
+from converters.errors import UsageError
+
+Rule = Callable[[Tensor], Tensor]
+RULES: dict[str, type] = {}
 
 
-def l2(y: Tensor) -> Tensor:
-    """dy = y: the gradient of ½‖y‖², amplify whatever the layer already sees (classic)."""
-    return y
+def rule(name: str, help: str):
+    """Register a rule class under `name`, with its --help line."""
+    def register(cls: type) -> type:
+        cls.name, cls.help = name, help
+        RULES[name] = cls
+        return cls
+    return register
 
 
-def mean(y: Tensor) -> Tensor:
-    """dy = 1: raise every activation alike (the gradient of Σy)."""
-    return torch.ones_like(y)
+@rule("l2", "dy = y (DeepDream's ½‖y‖², the default)")
+@dataclass(frozen=True)
+class L2:
+    def __call__(self, y: Tensor) -> Tensor:
+        return y
 
 
-def sign(y: Tensor) -> Tensor:
-    """dy = sign(y): the gradient of ‖y‖₁; strong and weak features count the same."""
-    return torch.sign(y)
+@rule("mean", "dy = 1 (raise every activation of the layer)")
+@dataclass(frozen=True)
+class Mean:
+    def __call__(self, y: Tensor) -> Tensor:
+        return torch.ones_like(y)
 
 
-def square(y: Tensor) -> Tensor:
-    """dy = y²: the gradient of Σy³/3; favours the strongest activations even more than y."""
-    return y * y
+@rule("sign", "dy = sign(y) (‖y‖₁: all active features alike)")
+@dataclass(frozen=True)
+class Sign:
+    def __call__(self, y: Tensor) -> Tensor:
+        return torch.sign(y)
 
 
-def top_k(fraction: float) -> Objective:
-    """dy = y on the `fraction` largest activations, 0 elsewhere: only the dominant features."""
-    def objective(y: Tensor) -> Tensor:
+@rule("square", "dy = y² (Σy³/3: the strongest features dominate)")
+@dataclass(frozen=True)
+class Square:
+    def __call__(self, y: Tensor) -> Tensor:
+        return y * y
+
+
+@rule("topk", "dy = y on the largest --topk fraction of activations, 0 elsewhere")
+@dataclass(frozen=True)
+class TopK:
+    fraction: float = 0.01
+
+    def __call__(self, y: Tensor) -> Tensor:
         flat = y.flatten()
-        count = max(1, int(round(flat.numel() * fraction)))
+        count = max(1, int(round(flat.numel() * self.fraction)))
         threshold = flat.topk(count).values[-1]
         return torch.where(y >= threshold, y, torch.zeros_like(y))
-    return objective
 
 
-def guide(features: Tensor) -> Objective:
+def rule_from_name(name: str, **parameters) -> Rule:
+    """The rule `name` with those of `parameters` it takes (by field name)."""
+    if name not in RULES:
+        raise UsageError(f"unknown objective {name!r} (choose from {', '.join(RULES)})")
+    cls = RULES[name]
+    return cls(**{f.name: parameters[f.name] for f in fields(cls) if f.name in parameters})
+
+
+def only_channel(dy: Tensor, channel: int) -> Tensor:
+    """`dy` kept on one channel, zero on every other."""
+    if dy.dim() < 2 or not 0 <= channel < dy.shape[1]:
+        raise UsageError(f"channel {channel} is out of range: the layer has "
+                         f"{dy.shape[1] if dy.dim() > 1 else 0} channels")
+    kept = torch.zeros_like(dy)
+    kept[:, channel] = dy[:, channel]
+    return kept
+
+
+class Objective:
+    """The output gradients of a dream: `terms(outputs)` -> [(layer, dy), ...] in order,
+    `outputs` holding (float32, detached) the output of every layer in `layers`."""
+
+    layers: tuple[str, ...] = ()
+
+    def terms(self, outputs: dict[str, Tensor]) -> list[tuple[str, Tensor]]:
+        raise NotImplementedError
+
+    def bound(self, features: Callable[[np.ndarray, list[str]], dict[str, Tensor]]
+              ) -> Objective:
+        """This objective ready to run: `features(rgb, layers)` computes what a guide needs."""
+        return self
+
+    def classes_at(self, layer: str) -> Objective:
+        """The objective with its class scores read at another layer (deepdraw's auxiliary
+        classifiers)."""
+        return self
+
+    def __add__(self, other: Objective) -> Objective:
+        return Sum((*parts(self), *parts(other)))
+
+    def __mul__(self, weight: float) -> Objective:
+        return Weighted(self, float(weight))
+
+    __rmul__ = __mul__
+
+
+def parts(objective: Objective) -> tuple[Objective, ...]:
+    return objective.parts if isinstance(objective, Sum) else (objective,)
+
+
+@dataclass(frozen=True)
+class Sum(Objective):
+    parts: tuple[Objective, ...]
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(layer for p in self.parts for layer in p.layers))
+
+    def terms(self, outputs):
+        return [term for p in self.parts for term in p.terms(outputs)]
+
+    def bound(self, features):
+        return Sum(tuple(p.bound(features) for p in self.parts))
+
+    def classes_at(self, layer):
+        return Sum(tuple(p.classes_at(layer) for p in self.parts))
+
+
+@dataclass(frozen=True)
+class Weighted(Objective):
+    objective: Objective
+    weight: float
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return self.objective.layers
+
+    def terms(self, outputs):
+        return [(layer, dy * self.weight) for layer, dy in self.objective.terms(outputs)]
+
+    def bound(self, features):
+        return Weighted(self.objective.bound(features), self.weight)
+
+    def classes_at(self, layer):
+        return Weighted(self.objective.classes_at(layer), self.weight)
+
+
+@dataclass(frozen=True)
+class LayerObjective(Objective):
+    """dy = rule(y) at `layer` (on `channel` only, when given)."""
+
+    layer: str
+    rule: Rule = L2()
+    channel: int | None = None
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return (self.layer,)
+
+    def terms(self, outputs):
+        dy = self.rule(outputs[self.layer])
+        return [(self.layer, dy if self.channel is None else only_channel(dy, self.channel))]
+
+
+@dataclass(frozen=True)
+class ClassLogit(Objective):
+    """Raise class `index`'s score at `layer` (the pre-softmax logits)."""
+
+    layer: str
+    index: int
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return (self.layer,)
+
+    def terms(self, outputs):
+        return [(self.layer, only_channel(torch.ones_like(outputs[self.layer]), self.index))]
+
+    def classes_at(self, layer):
+        return replace(self, layer=layer)
+
+
+@dataclass(frozen=True, eq=False)
+class Guided(Objective):
     """The notebook's guided dream: at each position, dy is the guide image's feature
-    vector that best matches (largest dot product) the dreamed one."""
-    channels = features.shape[1]
-    guide_columns = features.reshape(channels, -1)
+    vector at `layer` that best matches (largest dot product) the dreamed one."""
 
-    def objective(y: Tensor) -> Tensor:
-        columns = y.reshape(channels, -1)
-        best = (columns.t() @ guide_columns).argmax(1)
-        return guide_columns[:, best].reshape(y.shape)
-    return objective
+    layer: str
+    guide: np.ndarray  # H×W×3 RGB
+    channel: int | None = None
+    features: Tensor | None = None  # the guide's output at `layer`, once bound
+    kind: ClassVar[str] = "guide"
 
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return (self.layer,)
 
-OBJECTIVES: dict[str, Objective] = {"l2": l2, "mean": mean, "sign": sign, "square": square}
-# The ones that take an argument, for --help.
-OBJECTIVE_HELP = {
-    "l2": "dy = y (DeepDream's ½‖y‖², the default)",
-    "mean": "dy = 1 (raise every activation of the layer)",
-    "sign": "dy = sign(y) (‖y‖₁: all active features alike)",
-    "square": "dy = y² (Σy³/3: the strongest features dominate)",
-    "topk": "dy = y on the largest --topk fraction of activations, 0 elsewhere",
-}
+    def bound(self, features):
+        return replace(self, features=features(self.guide, [self.layer])[self.layer])
 
-
-def only_channel(objective: Objective, channel: int) -> Objective:
-    """The objective restricted to one channel: dy is zero on every other channel."""
-    def restricted(y: Tensor) -> Tensor:
-        if y.dim() < 2 or not 0 <= channel < y.shape[1]:
-            raise ValueError(f"channel {channel} is out of range: the layer has "
-                             f"{y.shape[1] if y.dim() > 1 else 0} channels")
-        dy = torch.zeros_like(y)
-        dy[:, channel] = objective(y)[:, channel]
-        return dy
-    return restricted
+    def terms(self, outputs):
+        y = outputs[self.layer]
+        channels = self.features.shape[1]
+        guide_columns = self.features.reshape(channels, -1)
+        best = (y.reshape(channels, -1).t() @ guide_columns).argmax(1)
+        dy = guide_columns[:, best].reshape(y.shape)
+        return [(self.layer, dy if self.channel is None else only_channel(dy, self.channel))]

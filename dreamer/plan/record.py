@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from converters.network import Network
-from dreamer.dream import Options
-from dreamer.loops.gradient import Target
 from models.download import file_digest
 
 NOT_SETTINGS = ("device",)  # where a dream runs, not what it computes
@@ -45,11 +42,12 @@ def network_digest(net: Network) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def dream_settings(kind: str, net: Network, targets: list[Target], iterations: int | None,
+def dream_settings(kind: str, net: Network, targets: list, iterations: int | None,
                    rate: float | None, options: dict, **more) -> dict:
     """Everything that decides the outputs of a `kind` of run: the net, targets, every
-    option of `dream()` (given or not, so the CLI and the API agree) and `more`."""
-    every = asdict(Options(**options))
+    option of `dream()` (`options`: all of them, given or not, so that the CLI and the API
+    agree) and `more`."""
+    every = dict(options)
     if isinstance(every["guide"], str):
         every["guide"] = Path(every["guide"])  # by its content
     kept = {k: fingerprint(v) for k, v in sorted(every.items()) if k not in NOT_SETTINGS}

@@ -26,8 +26,10 @@ import torch
 from converters.network import Network
 from converters.shapes import closed_form, walk_shapes
 from converters.spec import ConversionError
-from dreamer.classes import crop_size
-from dreamer.loops.gradient import DreamGradient, Target
+from dreamer.loops.crops import crop_size
+from dreamer.loops.gradient import DreamGradient
+from dreamer.plan.plan import objective_for
+from dreamer.plan.targets import Target
 
 LIMIT_VARIABLE = "DREAMZOO_MEMORY_LIMIT"  # bytes (or 512M, 2G) in place of the machine's
 # Extra float32-sized tensors kept for backward per output element, beyond the output.
@@ -121,7 +123,7 @@ class DreamMemory:
         """The largest input window a step computes on: the image, or its largest tile's."""
         if tile is None:
             return height, width
-        gradient = DreamGradient(self.network, self.targets, tile=tile,
+        gradient = DreamGradient(self.network, objective_for(tuple(self.targets)), tile=tile,
                                  tile_margin=self.tile_margin)
         return gradient.largest_window(height, width)
 
@@ -131,7 +133,7 @@ class DreamMemory:
         if crop_size(self.network, self.targets) is not None:
             return []
         try:
-            DreamGradient(self.network, self.targets, tile=1)
+            DreamGradient(self.network, objective_for(tuple(self.targets)), tile=1)
         except ConversionError:
             return []
         below = min(max(size), tile or max(size))
