@@ -1,6 +1,7 @@
 """The model zoo: every named net, where its files officially come from, and converting it.
 
     make convert MODEL=nin [FROM=../shared/models]   # fetch, verify, convert into models/nin/
+    models.open("nin")                                # -> Network (a name or any model path)
     models.find_converted("nin")                      # -> Path("models/nin")
     models.is_zoo_name("nin_imagenet")                # -> True (aliases count)
 
@@ -65,5 +66,8 @@ def find_converted(name: str) -> Path:
                           f"PROTOTXT=... CAFFEMODEL=... NAME={name}`")
 
 
-__all__ = ["REGISTRY", "Source", "ZooModel", "find_converted", "is_zoo_name", "lookup",
-           "models_root"]
+# cycle: open.py uses find_converted, so it is imported once that is defined.
+from .open import DEFAULT_MODEL, UnofficialWeights, open, warn_unofficial  # noqa: E402
+
+__all__ = ["DEFAULT_MODEL", "REGISTRY", "Source", "UnofficialWeights", "ZooModel",
+           "find_converted", "is_zoo_name", "lookup", "models_root", "open", "warn_unofficial"]
