@@ -28,7 +28,7 @@ from converters.onnx.export import to_onnx
 from converters.spec import NETWORK_FORMAT, ConversionError
 from converters.store import DESCRIPTION_FILE, MAX_DESCRIPTION_BYTES, check_network_target
 
-from . import NAME_PATTERN, convert_command, models_root
+from .converted import NAME_PATTERN, convert_command, models_root
 from .download import HostUnreachable
 from .fetch import Found, folder_of, from_cache, from_mirror, in_mirror
 from .labels import read_labels

@@ -16,7 +16,7 @@ from converters.errors import ConversionError
 from converters.network import Network
 from converters.store import PROTOTXT_SUFFIXES, load, open_path
 
-from . import find_converted  # cycle: models/__init__ imports this module after defining it
+from .converted import find_converted
 
 DEFAULT_MODEL = "nin"
 
