@@ -35,8 +35,6 @@ from .reader import load_onnx, read_model, read_onnx
 ORT_FATAL = 4  # onnxruntime's log severities: 0 verbose ... 3 error, 4 fatal
 MAX_BATCH = 64  # a comparison needs a few inputs; the batch multiplies every layer's memory
 MAX_SEED = 2**31 - 1  # the dreamer's --seed range
-
-
 SEED = Bounds(0, MAX_SEED, integer=True)
 DIMENSION = Bounds(1, integer=True)  # of --input-shape; `check_shape` bounds the whole
 TOLERANCE = Bounds(0)  # relative to max(1, max |output|); inf would pass all
