@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 from .cli import broken_pipe, flushed, interrupted, warnings_held
+from .errors import DreamzooError
 from .onnx.cli import add_check_arguments, add_export_arguments, run_check, run_export
 from .ownership import check_not_input
-from .spec import ConversionError
 from .store import check_network_target, open_model, save
 
 SUBCOMMANDS = ("export", "check")
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                 args = subcommand_parser().parse_args(argv)
                 return flushed(args.run(args))
             return flushed(convert_main(argv))
-    except ConversionError as e:
+    except DreamzooError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .errors import UsageError
 from .layer_types import build_module
 from .shapes import Unfit, closed_form, min_input_sizes, output_shapes, walk_shapes
 from .spec import ConversionError, NetSpec
@@ -67,7 +68,7 @@ class Network(nn.Module):
         names, blobs = list(names), list(blobs)
         both = set(names) & set(blobs)
         if both:
-            raise ValueError(f"{sorted(both)} asked as both layer and blob; ask in two calls")
+            raise UsageError(f"{sorted(both)} asked as both layer and blob; ask in two calls")
         for name in names:
             if name not in self.layer_index:
                 raise KeyError(f"network {self.name!r} has no layer named {name!r}")

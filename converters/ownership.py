@@ -18,6 +18,9 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
+import onnx
+from PIL import Image, UnidentifiedImageError
+
 from .atomic import OutputError, check_file_target
 from .spec import ConversionError
 
@@ -49,8 +52,6 @@ def read_stored_run(png: Path) -> dict | None:
     """What a dream PNG of ours stores to make it again (`argv`: a list of strings, `cwd`,
     `network`), or None if it stores no such thing; a file that cannot be read is a
     ConversionError."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(png) as image:
             fields = read_marker(image.info.get(MARKER_KEY)) if image.format == "PNG" else None
@@ -111,8 +112,6 @@ def is_ours(path: Path) -> bool:
 
 def _image_marker(path: Path) -> str | bytes | None:
     """Our PNG text chunk, or a JPEG's or GIF's comment (read with the header only)."""
-    from PIL import Image
-
     with warnings.catch_warnings():  # a huge image of someone's is only not ours
         warnings.simplefilter("ignore")
         with Image.open(path) as image:
@@ -120,15 +119,13 @@ def _image_marker(path: Path) -> str | bytes | None:
 
 
 def _mp4_marker(path: Path) -> str | None:
-    import av
+    import av  # optional: heavy, needed only for an .mp4 (zoom and video)
 
     with av.open(str(path)) as container:
         return container.metadata.get("comment")
 
 
 def _onnx_marker(path: Path) -> str | None:
-    import onnx
-
     model = onnx.load(str(path), load_external_data=False)
     return marker() if model.producer_name == "dreamzoo" else None
 

@@ -19,9 +19,12 @@ from safetensors.numpy import save as save_bytes
 from .atomic import OutputError, is_temporary, replacing_folder
 from .bounded import load_json, read_bounded, read_json
 from .caffe.reader import read_caffe
+from .errors import UsageError
 from .network import Network
+from .onnx.reader import load_onnx
 from .shapes import computed_shapes, min_input_sizes
 from .spec import NETWORK_FORMAT, ConversionError, NetSpec, blob_key
+from .torch7 import read_torch7
 
 DESCRIPTION_FILE = "network.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -128,10 +131,8 @@ def load(path: str | Path) -> Network:
         return Network(read_directory(path))
     suffix = path.suffix.lower()
     if suffix in (".t7", ".net", ".lua"):
-        from .torch7 import read_torch7
         return Network(read_torch7(path))
     if suffix == ".onnx":
-        from .onnx.reader import load_onnx
         return load_onnx(path)
     if not path.exists():
         raise ConversionError(f"{path}: no such file or directory")
@@ -144,15 +145,27 @@ def load_caffe(prototxt, weights, input_shape=None) -> Network:
     return Network(read_caffe(prototxt, weights, input_shape))
 
 
+def open_path(model: str | Path, weights: str | Path | None = None,
+              input_shape: list[int] | None = None) -> Network:
+    """A Network from a model path: a prototxt with its caffemodel `weights`, a .t7/.net or
+    .onnx file, or a converted directory; `weights` without a prototxt is a UsageError."""
+    path = Path(model)
+    if path.suffix.lower() in PROTOTXT_SUFFIXES:
+        return load_caffe(path, weights, input_shape)
+    if weights is not None:
+        raise UsageError(f"{model}: not a prototxt; its weights ({weights}) go with a "
+                         f"prototxt only")
+    return load(path)
+
+
 def open_model(paths: list[str], input_shape: list[int] | None = None) -> Network:
-    """A Network from CLI paths: PROTOTXT [CAFFEMODEL], a .t7/.onnx file or a directory."""
-    first = Path(paths[0])
-    if first.suffix.lower() in PROTOTXT_SUFFIXES or len(paths) == 2:
-        weights = paths[1] if len(paths) > 1 else None
-        return load_caffe(first, weights, input_shape)
+    """A Network from CLI paths: PROTOTXT [CAFFEMODEL], a .t7/.onnx file or a directory
+    (two paths are always PROTOTXT CAFFEMODEL, whatever the first one's suffix)."""
+    if len(paths) == 2:
+        return load_caffe(paths[0], paths[1], input_shape)
     if len(paths) != 1:
-        raise ConversionError("give PROTOTXT CAFFEMODEL, or one .t7/.onnx file or directory")
-    return load(first)
+        raise UsageError("give PROTOTXT CAFFEMODEL, or one .t7/.onnx file or directory")
+    return open_path(paths[0], None, input_shape)
 
 
 def read_directory(directory: Path) -> NetSpec:

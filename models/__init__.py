@@ -1,6 +1,7 @@
 """The model zoo: every named net, where its files officially come from, and converting it.
 
     make convert MODEL=nin [FROM=../shared/models]   # fetch, verify, convert into models/nin/
+    models.open("nin")                                # -> Network (a name or any model path)
     models.find_converted("nin")                      # -> Path("models/nin")
     models.is_zoo_name("nin_imagenet")                # -> True (aliases count)
 
@@ -10,60 +11,12 @@ in `models_root()`: this folder in a checkout, the per-user data folder when ins
 
 from __future__ import annotations
 
-import os
-import re
-from pathlib import Path
-
-from converters.spec import ConversionError
-
+from .converted import NAME_PATTERN, convert_command, find_converted, models_root
+from .open import DEFAULT_MODEL, UnofficialWeights, warn_unofficial
+from .open import open as open  # the public `models.open`
 from .registry import REGISTRY, Source, ZooModel, did_you_mean, is_zoo_name, lookup
 
-# A converted model's directory name: no path separators, no leading dot, at most 100
-# characters (file systems refuse names over 255 bytes).
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-
-
-def models_root() -> Path:
-    """Where converted models live, for `make convert` and the dreamer alike:
-    $DREAMZOO_MODELS; else, run from a checkout, its models/ folder; else (installed)
-    $XDG_DATA_HOME/dreamzoo/models, ~/.local/share/dreamzoo/models without XDG_DATA_HOME.
-    Never the installed package."""
-    configured = os.environ.get("DREAMZOO_MODELS")
-    if configured:
-        return Path(configured)
-    package = Path(__file__).resolve().parent
-    if (package.parent / "pyproject.toml").is_file():
-        return package
-    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(data) / "dreamzoo" / "models"
-
-
-def convert_command(model: ZooModel) -> str:
-    return f"make convert MODEL={model.name}"
-
-
-def find_converted(name: str) -> Path:
-    """The converted directory of a zoo model (aliases accepted) or of a custom NAME.
-
-    Raises ConversionError, naming the exact `make convert` command, when the model
-    has not been converted yet.
-    """
-    model = lookup(name)
-    if model is None and not NAME_PATTERN.fullmatch(name):
-        raise ConversionError(f"{name!r} is not a model name")
-    directory = models_root() / (model.name if model else name)
-    if (directory / "network.json").is_file():
-        return directory
-    if model is not None:
-        raise ConversionError(f"model {model.name!r} is not converted yet: run "
-                              f"`{convert_command(model)}` (offline: add FROM=<mirror folder>)")
-    if guess := did_you_mean(name):
-        raise ConversionError(f"no model {name!r}: {guess} (`make convert` lists the zoo)")
-    zoo = ", ".join(m.name for m in REGISTRY)
-    raise ConversionError(f"no converted model {name!r} in {models_root()}, and the zoo has no "
-                          f"such model (zoo: {zoo}); convert your own with `make convert "
-                          f"PROTOTXT=... CAFFEMODEL=... NAME={name}`")
-
-
-__all__ = ["REGISTRY", "Source", "ZooModel", "find_converted", "is_zoo_name", "lookup",
-           "models_root"]
+# Not "open": `from models import *` would hide the builtin; call it as `models.open`.
+__all__ = ["DEFAULT_MODEL", "NAME_PATTERN", "REGISTRY", "Source", "UnofficialWeights", "ZooModel",
+           "convert_command", "did_you_mean", "find_converted", "is_zoo_name", "lookup",
+           "models_root", "warn_unofficial"]

@@ -22,11 +22,13 @@ from pathlib import Path
 import converters
 from converters.caffe import mean_values
 from converters.cli import broken_pipe, flushed, interrupted
+from converters.errors import DreamzooError, UsageError
 from converters.network import Network
+from converters.onnx.export import to_onnx
 from converters.spec import NETWORK_FORMAT, ConversionError
 from converters.store import DESCRIPTION_FILE, MAX_DESCRIPTION_BYTES, check_network_target
 
-from . import NAME_PATTERN, convert_command, models_root
+from .converted import NAME_PATTERN, convert_command, models_root
 from .download import HostUnreachable
 from .fetch import Found, folder_of, from_cache, from_mirror, in_mirror
 from .labels import read_labels
@@ -165,8 +167,6 @@ def write_model(network: Network, table: str, name: str, root: Path, onnx: bool 
                 labels: dict[str, str] | None = None) -> Path:
     """Save network.json, weights.safetensors, layers.txt and `labels` (labels.txt, the
     class list; with `onnx` also <name>.onnx) as the folder root/name, all or nothing."""
-    from converters.onnx.export import to_onnx
-
     files: dict[str, str | bytes] = {"layers.txt": table + "\n", **(labels or {})}
     if onnx:
         files[f"{name}.onnx"] = to_onnx(network).SerializeToString()
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         if result is not None:
             report(result)
         return flushed(0)
-    except ConversionError as e:
+    except DreamzooError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -233,15 +233,15 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> Converted | None:
     custom = args.prototxt or args.caffemodel or args.t7
     if args.model and (custom or args.name):
-        raise ConversionError("give MODEL=<zoo name>, or PROTOTXT=/CAFFEMODEL=/T7= with NAME=, "
-                              "not both")
+        raise UsageError("give MODEL=<zoo name>, or PROTOTXT=/CAFFEMODEL=/T7= with NAME=, "
+                         "not both")
     if custom:
         if not args.name:
-            raise ConversionError("NAME=<directory name> is needed with PROTOTXT= or T7=")
+            raise UsageError("NAME=<directory name> is needed with PROTOTXT= or T7=")
         if args.t7 and (args.prototxt or args.caffemodel):
-            raise ConversionError("give T7=, or PROTOTXT= with CAFFEMODEL=, not both")
+            raise UsageError("give T7=, or PROTOTXT= with CAFFEMODEL=, not both")
         if not args.t7 and not (args.prototxt and args.caffemodel):
-            raise ConversionError("PROTOTXT= and CAFFEMODEL= go together")
+            raise UsageError("PROTOTXT= and CAFFEMODEL= go together")
         return convert_files(args.name, args.prototxt, args.caffemodel, args.t7,
                              onnx=args.format == "onnx")
     if not args.model:
@@ -252,16 +252,16 @@ def _run(args: argparse.Namespace) -> Converted | None:
         return None
     model = lookup(args.model)
     if model is None and (guess := did_you_mean(args.model)):
-        raise ConversionError(f"unknown MODEL {args.model!r}: {guess} (`make convert` lists "
-                              "the zoo)")
+        raise UsageError(f"unknown MODEL {args.model!r}: {guess} (`make convert` lists "
+                         "the zoo)")
     if model is None:
         names = ", ".join(m.name for m in REGISTRY)
-        raise ConversionError(f"unknown MODEL {args.model!r}; the zoo has: {names} "
-                              f"(`make convert` lists them with details)")
+        raise UsageError(f"unknown MODEL {args.model!r}; the zoo has: {names} "
+                         f"(`make convert` lists them with details)")
     mirror = args.mirror or (Path(os.environ["DREAMZOO_MIRROR"])
                              if os.environ.get("DREAMZOO_MIRROR") else None)
     if mirror is not None and not Path(mirror).is_dir():
-        raise ConversionError(f"{mirror}: the mirror folder does not exist")
+        raise UsageError(f"{mirror}: the mirror folder does not exist")
     done = None if args.again or args.format == "onnx" else up_to_date(model, mirror)
     if done is not None:
         print(f"{model.name}: already converted in {done}/ from the same files (--again "

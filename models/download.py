@@ -8,7 +8,6 @@ under its real name is always a verified one.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import urllib.error
 import urllib.parse
@@ -18,6 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from converters.atomic import commit, partial_path, remove_stale
+from converters.digest import file_digest
 from converters.spec import ConversionError
 
 USER_AGENT = "dreamzoo/0.1 (+https://github.com/; model zoo downloader)"
@@ -30,14 +30,6 @@ class DownloadError(ConversionError):
 
 class HostUnreachable(DownloadError):
     """The server could not be reached at all (offline, DNS, refused)."""
-
-
-def file_digest(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download(url: str, dest: Path, checksum: tuple[str, str] | None = None,

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from converters.atomic import replacing
+from converters.digest import file_digest
 from converters.spec import ConversionError
 from converters.store import PROTOTXT_SUFFIXES
 
-from .download import DownloadError, download, file_digest
+from .download import DownloadError, download
 from .registry import Source, ZooModel
 
 SUFFIXES = {

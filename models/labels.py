@@ -21,7 +21,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from scipy.io import loadmat
+
 from converters.bounded import read_bounded
+from converters.errors import UsageError
 from converters.spec import ConversionError
 
 MAX_BYTES = 4 << 20  # far above any class list (ImageNet's is 32 kB)
@@ -102,9 +106,6 @@ def _indexed(lines: list[str], source: str) -> tuple[tuple[str, ...], ...]:
 
 def _mat_names(data: bytes, source: str) -> tuple[tuple[str, ...], ...]:
     """The names in the one cell array of strings of a MATLAB v5 file."""
-    import numpy as np
-    from scipy.io import loadmat
-
     try:
         variables = loadmat(io.BytesIO(data))
     except Exception as e:  # scipy raises many types for a malformed file
@@ -147,18 +148,18 @@ def _key(name: str) -> str:
 def class_index(token: str, classes: int, labels: ClassList | None) -> int:
     """The class `token` names: an index, or an exact (case-insensitive) name of one class.
 
-    A name that matches no class, or several, is a ValueError listing the closest names;
-    there is no substring matching.
+    A name that matches no class, or several, is a UsageError (a ValueError) listing the
+    closest names; there is no substring matching.
     """
     token = token.strip()
     if token.isascii() and token.isdigit():  # not "²", which int() refuses
         index = int(token)
         if index >= classes:
-            raise ValueError(f"class {index} is out of range: the net has {classes} classes "
+            raise UsageError(f"class {index} is out of range: the net has {classes} classes "
                              f"(0-{classes - 1})")
         return index
     if labels is None:
-        raise ValueError(f"class {token!r}: this net has no class names; give --labels FILE, "
+        raise UsageError(f"class {token!r}: this net has no class names; give --labels FILE, "
                          f"or a class index")
     wanted = _key(token)
     found = sorted({i for i, names in enumerate(labels.names)
@@ -167,18 +168,18 @@ def class_index(token: str, classes: int, labels: ClassList | None) -> int:
         return found[0]
     if found:
         listed = ", ".join(f"{i} ({', '.join(labels.names[i])})" for i in found)
-        raise ValueError(f"class {token!r} is ambiguous: it names {listed}; give the index")
-    raise ValueError(f"no class is named {token!r} in {labels.source}; closest: "
+        raise UsageError(f"class {token!r} is ambiguous: it names {listed}; give the index")
+    raise UsageError(f"no class is named {token!r} in {labels.source}; closest: "
                      f"{', '.join(closest(wanted, labels))}")
 
 
 def search(query: str, labels: ClassList) -> list[int]:
     """The classes one of whose names holds `query` (case, '_' and spacing ignored); all
-    for an empty query. None: a ValueError naming the closest names."""
+    for an empty query. None: a UsageError naming the closest names."""
     wanted = _key(query)
     found = [i for i, names in enumerate(labels.names) if any(wanted in _key(n) for n in names)]
     if not found:
-        raise ValueError(f"no class name holds {query!r} in {labels.source}; closest: "
+        raise UsageError(f"no class name holds {query!r} in {labels.source}; closest: "
                          f"{', '.join(closest(wanted, labels))}")
     return found
 

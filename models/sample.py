@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m models.sample OUT.png", file=sys.stderr)
         return 2
-    from skimage import data  # a dev dependency: only the demo needs it
+    from skimage import data  # optional: a dev dependency, only the demo needs it
 
     out = Path(argv[0])
     try:

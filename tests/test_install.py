@@ -13,6 +13,7 @@ import pytest
 from conftest import ROOT, shared_path
 
 import models
+import models.converted
 
 MODEL_ENV = ("DREAMZOO_MODELS", "XDG_DATA_HOME")
 
@@ -29,8 +30,8 @@ def test_a_checkout_keeps_models_in_its_models_folder(clean_env):
 
 
 def test_an_installed_package_uses_the_per_user_data_folder(clean_env, tmp_path):
-    installed = tmp_path / "site-packages" / "models" / "__init__.py"
-    clean_env.setattr(models, "__file__", str(installed))
+    installed = tmp_path / "site-packages" / "models" / "converted.py"
+    clean_env.setattr(models.converted, "__file__", str(installed))
     clean_env.setenv("HOME", str(tmp_path / "home"))
     assert models.models_root() == tmp_path / "home" / ".local" / "share" / "dreamzoo" / "models"
     clean_env.setenv("XDG_DATA_HOME", str(tmp_path / "data"))

@@ -17,10 +17,13 @@ from types import ModuleType
 import numpy as np
 import onnx
 import torch
+from PIL import Image
 
 from ..atomic import write_bytes
+from ..errors import UsageError
 from ..images import load_rgb
 from ..network import Network
+from ..numbers import Bounds
 from ..ownership import OVERWRITE_HELP, check_output
 from ..preprocessing import Preprocessing
 from ..shapes import MAX_INPUT_ELEMENTS, computed_shapes
@@ -32,25 +35,19 @@ from .reader import load_onnx, read_model, read_onnx
 ORT_FATAL = 4  # onnxruntime's log severities: 0 verbose ... 3 error, 4 fatal
 MAX_BATCH = 64  # a comparison needs a few inputs; the batch multiplies every layer's memory
 MAX_SEED = 2**31 - 1  # the dreamer's --seed range
+SEED = Bounds(0, MAX_SEED, integer=True)
+DIMENSION = Bounds(1, integer=True)  # of --input-shape; `check_shape` bounds the whole
+TOLERANCE = Bounds(0)  # relative to max(1, max |output|); inf would pass all
 
 
-def integer_in(low: int, high: int | None = None):
-    """An argparse `type`: an integer (ASCII digits) from `low` to `high` (None: no end);
-    argparse names the option in its message."""
-    stated = f"an integer from {low} to {high}" if high is not None else \
-        f"an integer of at least {low}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text) if text.strip().isascii() else None  # not "١٢"
-        except ValueError:
-            value = None
-        if value is None or value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be {stated} (got {text!r})")
-        return value
-
-    parse.__name__ = "integer"  # argparse's fallback message names the type
-    return parse
+def dimension(text: str) -> int:
+    """An argparse `type` for an --input-shape entry: `DIMENSION`, in this command's
+    wording ("an integer of at least 1")."""
+    try:
+        return DIMENSION.parse(text)
+    except UsageError:
+        raise argparse.ArgumentTypeError(f"must be an integer of at least 1 (got {text!r})") \
+            from None
 
 
 def non_empty(text: str) -> str:
@@ -68,7 +65,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     parser.add_argument("--until", metavar="LAYER", help="stop at this layer (the output)")
-    parser.add_argument("--input-shape", type=integer_in(1), nargs=4,
+    parser.add_argument("--input-shape", type=dimension, nargs=4,
                         metavar=("N", "C", "H", "W"),
                         help="the size to trace at (default: the model's declared size)")
 
@@ -90,22 +87,21 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Run an .onnx file in onnxruntime and PyTorch and compare outputs."
     parser.add_argument("model", type=non_empty, help="the .onnx file")
     parser.add_argument("--image", help="an image to use instead of random input")
-    parser.add_argument("--input-shape", type=integer_in(1), nargs=4,
+    parser.add_argument("--input-shape", type=dimension, nargs=4,
                         metavar=("N", "C", "H", "W"),
                         help=f"input shape (default: the declared one; N at most {MAX_BATCH}, "
                         f"N×C×H×W at most {MAX_INPUT_ELEMENTS:,})")
     parser.add_argument("--layers", action="store_true",
                         help="compare every layer's output, not only the graph's outputs")
-    parser.add_argument("--seed", type=integer_in(0, MAX_SEED), default=0,
+    parser.add_argument("--seed", type=SEED, default=0,
                         help=f"seed of the random input (0 to {MAX_SEED}; default 0)")
-    parser.add_argument("--tolerance", type=float, default=1e-4,
-                        help="largest relative difference accepted (default 1e-4)")
+    parser.add_argument("--tolerance", type=TOLERANCE, default=1e-4,
+                        help=f"largest relative difference accepted ({TOLERANCE.describe()}; "
+                        "default 1e-4)")
 
 
 def image_input(path: str, shape: list[int], preprocessing: Preprocessing) -> np.ndarray:
     """An image resized (bilinear) to the input's H×W and preprocessed: N×C×H×W."""
-    from PIL import Image
-
     rgb = Image.fromarray(load_rgb(path)).resize((shape[3], shape[2]), Image.Resampling.BILINEAR)
     pixels = preprocessing.to_net(np.asarray(rgb))
     if pixels.shape[0] != shape[1]:
@@ -176,7 +172,7 @@ def onnxruntime() -> ModuleType:
     """The onnxruntime module, an optional dependency (the `check` extra), logging only
     fatal errors: an error it logs is also raised, and our message says it in one line."""
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # optional: the `check` extra
     except ImportError:
         raise ConversionError("`check` needs onnxruntime, which is not installed: "
                               "pip install 'dreamzoo[check]' (or `make setup`)") from None
@@ -186,20 +182,18 @@ def onnxruntime() -> ModuleType:
 
 def check_shape(spec: NetSpec, shape: list[int]) -> None:
     """--input-shape (positive already): the net's channels, a bounded batch and size, one
-    the net is computed at (by shape arithmetic); else an error naming it, before any
+    the net is computed at (by shape arithmetic); else a UsageError naming it, before any
     tensor is made."""
     given = f"--input-shape {' '.join(map(str, shape))}"
     channels = spec.input_shape[1] if len(spec.input_shape) == 4 else shape[1]
     if shape[1] != channels:
-        raise ConversionError(f"{given}: C is {shape[1]}, the net's input has {channels} "
-                              f"channels")
+        raise UsageError(f"{given}: C is {shape[1]}, the net's input has {channels} channels")
     if shape[0] > MAX_BATCH:
-        raise ConversionError(f"{given}: N is {shape[0]}, more than the {MAX_BATCH} a check "
-                              f"needs")
+        raise UsageError(f"{given}: N is {shape[0]}, more than the {MAX_BATCH} a check needs")
     try:
         computed_shapes(spec, shape)  # the element count bounded, every layer computed
     except ConversionError as e:
-        raise ConversionError(f"{given}: {e}") from None
+        raise UsageError(f"{given}: {e}") from None
 
 
 def run_check(args: argparse.Namespace) -> int:

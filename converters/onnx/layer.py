@@ -74,7 +74,7 @@ def build_onnx_layer(layer: Layer, blobs: list[Tensor]) -> nn.Module:
 
 def convert_nodes(layer: Layer, blobs: list[Tensor]) -> nn.Module:
     """The layer's nodes in a graph of their own, onnx2torch'd."""
-    from onnx2torch import convert
+    from onnx2torch import convert  # optional: heavy (torchvision), only for ONNX layers
 
     p = layer.params
     initializers = [numpy_helper.from_array(

@@ -97,6 +97,7 @@ def _attribute_value(path: Path, attribute: onnx.AttributeProto) -> Any:
 
 def check_convertible(path: Path, model: onnx.ModelProto) -> dict[str, int]:
     """The opsets, after checking that onnx2torch has a converter for every node."""
+    # optional: onnx2torch is heavy (torchvision), needed only when reading an ONNX file
     from onnx2torch.node_converters.registry import _CONVERTER_REGISTRY, get_converter
 
     opsets = {o.domain or "": o.version for o in model.opset_import}
