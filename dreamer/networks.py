@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import converters
+import models
 from converters.network import Network
 from converters.spec import ConversionError
 from converters.store import PROTOTXT_SUFFIXES
@@ -24,8 +25,6 @@ def open_network(model: str | None, weights: str | None = None) -> Network:
         raise ConversionError("--weights goes with a prototxt --model")
     if path.exists():
         return warn_unofficial(converters.load(path))
-    import models
-
     if "/" in model or path.suffix:
         raise ConversionError(f"{model}: no such file or directory")
     return warn_unofficial(converters.load(models.find_converted(model)))

@@ -39,7 +39,7 @@ class Motion:
 def moved(rgb: np.ndarray, motion: Motion) -> np.ndarray:
     """Float RGB after one frame's move (bicubic, in float32, edges mirrored), clipped to
     0..255 (bicubic overshoots), not rounded."""
-    import cv2
+    import cv2  # optional: heavy, loaded only by zoom and video
 
     h, w = rgb.shape[:2]
     matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), motion.rotate, motion.zoom)
