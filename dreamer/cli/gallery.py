@@ -46,9 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=numbers.COUNT, default=12,
                         help="layers picked by default (default: %(default)s)")
     parser.add_argument("--iterations", dest="old_iterations", type=numbers.ITERATIONS,
-                        help="deprecated: give ITERATIONS after SRC")
-    parser.add_argument("--rate", dest="old_rate", type=numbers.RATE,
-                        help="deprecated: give RATE after SRC")
+                        metavar="ITERATIONS",
+                        help="deprecated: give ITERATIONS after SRC; "
+                        f"{numbers.ITERATIONS.describe()} (default: {ITERATIONS})")
+    parser.add_argument("--rate", dest="old_rate", type=numbers.RATE, metavar="RATE",
+                        help="deprecated: give RATE after SRC; "
+                        f"{numbers.RATE.describe()} (default: {RATE})")
     parser.add_argument("--octaves", type=numbers.OCTAVES, help="default 3 (--classes: 1, "
                         "as a fully connected classifier cannot see a smaller octave)")
     parser.add_argument("--size", type=numbers.CELL_SIZE, default=224,
