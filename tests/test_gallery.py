@@ -67,6 +67,9 @@ def test_gallery_takes_iterations_and_rate_after_src_as_the_other_commands(tmp_p
 
 
 def test_gallery_refuses_iterations_given_twice_and_a_bad_device(tmp_path, capsys):
+    assert main(gallery_args(tmp_path, "g.png", "--iterations", "2", "--device", "nope")) == 2
+    err = capsys.readouterr().err.strip().splitlines()  # an error stays one line
+    assert len(err) == 1 and err[0].startswith("error: ") and "nope" in err[0]
     assert main(gallery_args(tmp_path, "g.png", "2", "--iterations", "3")) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: give ITERATIONS once: after SRC, not also as --iterations"]

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from converters.cli import broken_pipe, flushed, interrupted
 from converters.errors import DreamzooError
 from dreamer.cli import batch, classify, gallery, still, sweep, video, zoom
+from dreamer.cli.options import DeprecatedForm
 from dreamer.jobs.engine import shown_once
 from dreamer.networks import UnofficialWeights
 from dreamer.runtime.allocator import keep_freed_memory
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         reminders: list[str] = []  # shown once the command is done: an error stays one line
 
         def show(message, category, *_, **__) -> None:
-            if issubclass(category, UnofficialWeights):
+            if issubclass(category, (UnofficialWeights, DeprecatedForm)):
                 reminders.append(f"warning: {message}")
             else:  # tqdm.write: a warning during a dream gets its own line, above the bar
                 tqdm.write(f"warning: {message}", file=sys.stderr)

@@ -6,12 +6,13 @@ grid, one cell per layer (a short dream at that layer), each labelled with the l
 from __future__ import annotations
 
 import argparse
-import sys
+import warnings
 from pathlib import Path
 
 from converters.images import load_rgb
 from converters.ownership import OVERWRITE_HELP
 from dreamer.cli.options import (
+    DeprecatedForm,
     add_device_options,
     add_engine_options,
     add_model_options,
@@ -79,8 +80,9 @@ def iterations_and_rate(args: argparse.Namespace) -> tuple[int, float]:
     if both:
         raise ValueError(f"give {both} once: after SRC, not also as --{both.lower()}")
     if deprecated:
-        print(f"warning: {' and '.join(deprecated)} {'is' if len(deprecated) == 1 else 'are'}"
-              " deprecated: give ITERATIONS RATE after SRC", file=sys.stderr)
+        warnings.warn(f"{' and '.join(deprecated)} {'is' if len(deprecated) == 1 else 'are'} "
+                      "deprecated: give ITERATIONS RATE after SRC", DeprecatedForm,
+                      stacklevel=2)
     iterations = numbers.ITERATIONS.parse(given["ITERATIONS"], "ITERATIONS") \
         if "ITERATIONS" in given else old["ITERATIONS"]
     rate = numbers.RATE.parse(given["RATE"], "RATE") if "RATE" in given else old["RATE"]

@@ -32,6 +32,11 @@ from dreamer.runtime.precision import PRECISIONS
 OBJECTIVE_HELP = {name: rule.help for name, rule in RULES.items()}
 
 
+class DeprecatedForm(UserWarning):
+    """A command line in an older form, still accepted (shown once the command is done,
+    so that an error stays one line)."""
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """--model and --weights: the network."""
     parser.add_argument("--model", help="zoo name (default nin), converted directory, .t7, "
