@@ -16,16 +16,16 @@ def open_googlenet(model: str | None):
     """`model` (a converted folder or a prototxt beside bvlc_googlenet.caffemodel), else
     the converted zoo model, else the prototxt and caffemodel in SHARED."""
     import converters
-    from dreamer.networks import open_network
+    import models
 
     if model:
         caffemodel = Path(model).with_name("bvlc_googlenet.caffemodel")
-        return open_network(model, str(caffemodel) if model.endswith(".prototxt") else None)
+        return models.open(model, str(caffemodel) if model.endswith(".prototxt") else None)
     try:
-        return open_network("googlenet")
+        return models.open("googlenet")
     except converters.ConversionError:
         folder = SHARED / "models/bvlc_googlenet"
-        return open_network(str(folder / "deploy.prototxt"),
+        return models.open(str(folder / "deploy.prototxt"),
                             str(folder / "bvlc_googlenet.caffemodel"))
 
 

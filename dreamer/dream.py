@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+import models
 from converters.network import Network
 from dreamer.loops.run import dream_with_plan
-from dreamer.networks import open_network
 from dreamer.plan.plan import make_plan
 
 
@@ -44,7 +44,7 @@ def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | i
     fit in the memory the machine can give is tiled (a warning) or refused (a ValueError
     naming the size that fits) before any compute (dreamer/loops/memory.py).
     """
-    net = network if isinstance(network, Network) else open_network(network)
+    net = network if isinstance(network, Network) else models.open(network)
     plan = make_plan(net, layer, iterations, rate, **options)
     return dream_with_plan(image, net, plan, raw=raw, on_step=on_step, on_octave=on_octave,
                            trace=trace)

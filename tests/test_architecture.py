@@ -22,7 +22,7 @@ RANKS = {
     "dreamer.jobs": 4, "dreamer.motion": 4,
     "dreamer.loops": 3,
     "dreamer.plan": 2,
-    "dreamer.runtime": 1, "dreamer.image_io": 1, "dreamer.networks": 1,
+    "dreamer.runtime": 1, "dreamer.image_io": 1,
     "models": 0, "converters": -1,
 }
 # Imported inside functions, on purpose: heavy and optional (extras), or only on a worker.

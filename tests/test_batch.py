@@ -27,8 +27,8 @@ from PIL import Image
 
 from converters.spec import ConversionError
 from converters.store import from_bytes, to_bytes
-from dreamer import batch
 from dreamer.__main__ import main
+from dreamer.jobs import batch
 from dreamer.jobs.batch_record import LOG_FILE
 
 DREAM = ("conv2", "2", "0.05", "--octaves", "3")  # LAYER ITERATIONS RATE, small and quick

@@ -13,8 +13,8 @@ import converters
 from converters.images import load_rgb
 from converters.spec import ConversionError
 from dreamer.__main__ import main
-from dreamer.classes import fit_input, probabilities
 from dreamer.dream import dream
+from dreamer.loops.classify import fit_input, probabilities
 from dreamer.loops.crops import crop_size, size_problem_for
 from dreamer.loops.deepdraw import noise_canvas, schedule
 from dreamer.plan.targets import Target, class_targets, classifier_of

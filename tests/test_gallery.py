@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from conftest import shared_path
 from PIL import Image
 
 import converters
 from dreamer.__main__ import main
-from dreamer.gallery import LABEL_HEIGHT, default_layers
+from dreamer.jobs.sheets import LABEL_HEIGHT, default_layers
 
 
 def test_gallery_has_one_labelled_dream_per_layer(tmp_path):
@@ -43,3 +44,47 @@ def test_default_layers_are_spread_through_the_spatial_part_of_the_net():
     assert order == sorted(order)
     shapes = net.output_shapes()
     assert all(shapes[name][2] > 1 for name in layers)  # not the 1×1 pool5 or classifier
+
+
+def gallery_args(tmp_path, name: str, *more: str) -> list[str]:
+    """A small gallery of the tiny net's conv1 and conv2 into tmp_path/NAME."""
+    tiny = shared_path("models", "tiny")
+    return ["gallery", str(shared_path("models", "_common", "cat.jpg")), *more,
+            "--model", str(tiny / "deploy.prototxt"), "--weights", str(tiny / "tiny.caffemodel"),
+            "--layers", "conv1,conv2", "--size", "32", "--octaves", "1", "--quiet",
+            "-o", str(tmp_path / name)]
+
+
+def test_gallery_takes_iterations_and_rate_after_src_as_the_other_commands(tmp_path, capsys):
+    assert main(gallery_args(tmp_path, "new.png", "2", "0.05")) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(gallery_args(tmp_path, "old.png", "--iterations", "2", "--rate", "0.05")) == 0
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "warning: --iterations and --rate are deprecated: give ITERATIONS RATE after SRC"]
+    assert (tmp_path / "new.png").read_bytes() == (tmp_path / "old.png").read_bytes()
+    assert main(gallery_args(tmp_path, "default.png")) == 0
+    assert (tmp_path / "default.png").read_bytes() != (tmp_path / "new.png").read_bytes()
+
+
+def test_gallery_refuses_iterations_given_twice_and_a_bad_device(tmp_path, capsys):
+    assert main(gallery_args(tmp_path, "g.png", "--iterations", "2", "--device", "nope")) == 2
+    err = capsys.readouterr().err.strip().splitlines()  # an error stays one line
+    assert len(err) == 1 and err[0].startswith("error: ") and "nope" in err[0]
+    assert main(gallery_args(tmp_path, "g.png", "2", "--iterations", "3")) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: give ITERATIONS once: after SRC, not also as --iterations"]
+    assert main(gallery_args(tmp_path, "g.png", "2", "0.05", "--device", "toaster")) == 2
+    assert "toaster" in capsys.readouterr().err
+    assert main(gallery_args(tmp_path, "g.png", "0", "0.05")) == 2
+    assert "ITERATIONS" in capsys.readouterr().err
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_gallery_dreams_on_the_device_and_precision_given(tmp_path, capsys):
+    """Not always on the CPU: --device and --precision as for the other commands."""
+    assert main(gallery_args(tmp_path, "a.png", "2", "0.05", "--device", "cpu",
+                             "--precision", "fp32")) == 0
+    if not torch.cuda.is_available():
+        assert main(gallery_args(tmp_path, "b.png", "2", "0.05", "--device", "cuda")) == 2
+        assert "cuda" in capsys.readouterr().err
+        assert not (tmp_path / "b.png").exists()

@@ -108,3 +108,14 @@ def test_every_module_imports_alone_in_any_order():
     result = subprocess.run([sys.executable, "-c", script, *names], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+
+
+def test_no_module_imports_the_entry_point_or_loads_ours_by_name():
+    """`dreamer/__main__.py` only calls dreamer.cli.main: no module of ours imports it
+    (under `python -m` it would run twice), and commands are imported, not looked up."""
+    modules = our_modules()
+    for name, (path, is_package) in modules.items():
+        if name.split(".")[0] not in PACKAGES:
+            continue
+        assert "dreamer.__main__" not in imported(name, path, is_package, modules), name
+        assert "import_module(" not in path.read_text() or name.split(".")[0] != "dreamer", name

@@ -35,8 +35,8 @@ from converters.onnx import export as onnx_export
 from converters.ownership import RECORD_FILE, has_record, is_ours
 from converters.store import read_directory
 from dreamer.image_io import save_array, save_octave, save_rgb
-from dreamer.motion.cli import copy_frames
 from dreamer.motion.frames import frame_name
+from dreamer.motion.outputs import copy_frames
 from models.convert import write_model
 from models.download import download
 

@@ -23,7 +23,7 @@ from converters.registry import Registry
 from converters.shapes import output_shapes
 from converters.spec import Layer, NetSpec, blob_key
 from converters.torch7.modules import MODULE_READERS
-from dreamer.gallery import default_layers
+from dreamer.jobs.sheets import default_layers
 from dreamer.loops.gradient import receptive_field
 
 # The per-consumer tables that the registry replaced.

@@ -12,7 +12,6 @@ import pytest
 from conftest import shared_path
 
 import converters
-import dreamer.networks
 import dreamer.plan.numbers
 import models
 import models.download
@@ -43,7 +42,6 @@ def test_open_takes_a_prototxt_a_folder_and_a_converted_name(tiny, zoo_root):
     converters.save(tiny, zoo_root / "my_tiny")
     assert models.open(zoo_root / "my_tiny").layer_names == tiny.layer_names
     assert models.open("my_tiny").layer_names == tiny.layer_names
-    assert dreamer.networks.open_network is models.open  # the old name, until callers switch
 
 
 def test_open_names_what_is_missing(zoo_root):

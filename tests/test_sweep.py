@@ -10,8 +10,8 @@ from conftest import shared_path
 from PIL import Image
 
 from dreamer.__main__ import main
-from dreamer.gallery import LABEL_HEIGHT
-from dreamer.sweep import parse_channels
+from dreamer.cli.sweep import parse_channels
+from dreamer.jobs.sheets import LABEL_HEIGHT
 
 DREAM = ("conv1,conv2", "2", "0.05", "--octaves", "1", "--channels", "0-2", "--size", "64")
 

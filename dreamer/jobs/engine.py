@@ -15,7 +15,6 @@ such class.
 
 from __future__ import annotations
 
-import argparse
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,12 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from converters.network import Network
 from converters.spec import ConversionError
+from dreamer.jobs.ray_pool import RayPool
 from dreamer.jobs.work import Failure, Still, WorkItem, run_item
 from dreamer.loops.run import on_device
-from dreamer.plan import numbers as numbers
 from dreamer.plan.plan import DreamPlan
 from dreamer.runtime.devices import resolve_device
 
@@ -69,8 +69,6 @@ class LocalPool:
 
 def run_job(tasks: list[Task], pool, *, quiet: bool, unit: str) -> Report:
     """Every task's item on `pool`, with a progress bar (ETA) over the tasks."""
-    from tqdm import tqdm
-
     report = Report()
     with tqdm(total=len(tasks), disable=quiet, unit=unit, leave=False) as bar, \
             warnings.catch_warnings():
@@ -113,62 +111,27 @@ def shown_once(show: Callable) -> Callable:
     return show_once
 
 
-def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    """Where the job runs: this process (default) or Ray workers. The values are checked
-    here, where they are parsed, so that a bad one is refused before Ray starts."""
-    parser.add_argument("--ray", metavar="auto|ADDRESS", type=ray_address,
-                        help="run on Ray workers: `auto` (the cluster `ray start` made on this "
-                        "machine, else a new local one) or a cluster's address")
-    parser.add_argument("--workers", type=numbers.WORKERS, help="Ray workers, "
-                        f"{numbers.WORKERS.describe()} (default: as many as the cluster's "
-                        "CPUs, and GPUs, allow)")
-    parser.add_argument("--cpus-per-worker", type=numbers.CPUS, default=1,
-                        help="CPUs (= torch threads) of each Ray worker, "
-                        f"{numbers.CPUS.describe()} (default: %(default)s)")
-    parser.add_argument("--gpus-per-worker", type=numbers.GPUS, default=0,
-                        help="GPUs of each Ray worker (fractions share one), "
-                        f"{numbers.GPUS.describe()} (default: %(default)s); workers then "
-                        "dream on cuda")
+@dataclass(frozen=True)
+class Workers:
+    """Where a job runs: this process (`ray` None), or Ray workers at `ray` (`auto` or an
+    address), `count` of them (None: as many as the cluster allows), each with `cpus` CPUs
+    (= torch threads) and `gpus` GPUs."""
 
-
-def ray_address(text: str) -> str:
-    """--ray: `auto` or HOST:PORT (optionally ray://HOST:PORT)."""
-    from dreamer.jobs.ray_pool import host_port
-
-    if text != "auto":
-        try:
-            host_port(text)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-    return text
-
-
-def check_engine_options(args: argparse.Namespace) -> None:
-    """Refuse, before any work, Ray options without --ray, and --ray without Ray."""
-    if args.ray is not None:
-        from dreamer.jobs.ray_pool import import_ray
-
-        import_ray()
-        return
-    given = [flag for flag, value in (("--workers", args.workers is not None),
-                                      ("--cpus-per-worker", args.cpus_per_worker != 1),
-                                      ("--gpus-per-worker", args.gpus_per_worker != 0)) if value]
-    if given:
-        raise ValueError(f"{given[0]} goes with --ray")
+    ray: str | None = None
+    count: int | None = None
+    cpus: int = 1
+    gpus: float = 0
 
 
 @contextmanager
-def open_pool(args: argparse.Namespace, network: Network, device: str) -> Iterator[LocalPool]:
-    """The workers the command line asks for, dreaming on `device` (Ray workers with GPUs:
-    cuda), stopped when the block ends."""
-    check_engine_options(args)
-    if args.ray is None:
+def open_pool(workers: Workers, network: Network, device: str) -> Iterator[LocalPool]:
+    """The pool of `workers`, dreaming on `device` (Ray workers with GPUs: cuda), stopped
+    when the block ends."""
+    if workers.ray is None:
         yield LocalPool(network, device)
         return
-    from dreamer.jobs.ray_pool import RayPool
-
-    pool = RayPool(args.ray, network, workers=args.workers, cpus=args.cpus_per_worker,
-                   gpus=args.gpus_per_worker, device=device)
+    pool = RayPool(workers.ray, network, workers=workers.count, cpus=workers.cpus,
+                   gpus=workers.gpus, device=device)
     try:
         yield pool
     finally:

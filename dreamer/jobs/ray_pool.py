@@ -14,10 +14,14 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
+import torch
+
 from converters.network import Network
 from converters.spec import ConversionError
 from converters.store import from_bytes, to_bytes
 from dreamer.jobs.work import Failure, WorkItem, run_item
+from dreamer.loops.run import on_device
+from dreamer.runtime.allocator import keep_freed_memory
 
 MAX_ATTEMPTS = 3  # an item whose worker died this often (each time) is reported failed
 IN_FLIGHT = 2  # items queued per worker: the next one is there when the last one ends
@@ -31,7 +35,7 @@ SETTINGS_FRAME = 4
 
 def import_ray():
     try:
-        import ray
+        import ray  # optional: `pip install 'dreamzoo[ray]'`
     except ImportError:
         raise ConversionError("--ray needs Ray, which is not installed: "
                               "pip install 'dreamzoo[ray]' (or `make setup`)") from None
@@ -42,11 +46,6 @@ class DreamWorker:
     """A Ray actor holding the network; it runs work items one at a time."""
 
     def __init__(self, model: tuple[bytes, bytes], threads: int, device: str) -> None:
-        import torch
-
-        from dreamer.loops.run import on_device
-        from dreamer.runtime.allocator import keep_freed_memory
-
         keep_freed_memory()
         torch.set_num_threads(threads)
         self.network = on_device(from_bytes(*model), device)

@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+import models
 from converters.errors import UsageError
 from converters.network import Network
 from dreamer.loops.run import dream_with_plan, on_device
 from dreamer.motion.frames import FramesFolder
-from dreamer.networks import open_network
 from dreamer.plan.plan import DreamPlan
 
 FORMAT = 1  # of settings.json; a change of how frames are made raises it
@@ -30,7 +30,7 @@ def dream_step(start: np.ndarray, network: Network, plan: DreamPlan, index: int,
 def prepared(network: Network | str, plan: DreamPlan) -> Network:
     """The network on the plan's device (moved once, not per frame); a preset that does
     not animate refused."""
-    net = network if isinstance(network, Network) else open_network(network)
+    net = network if isinstance(network, Network) else models.open(network)
     if not plan.preset.animates:
         raise UsageError(f"--preset {plan.preset.name} does not animate (it changes the "
                          "image size or starts from noise); use none or google")

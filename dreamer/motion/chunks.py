@@ -9,7 +9,6 @@ chunk. Measured (README "A video in chunks")."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -18,7 +17,7 @@ import numpy as np
 
 from converters.network import Network
 from dreamer.image_io import quantise
-from dreamer.jobs.engine import Task, open_pool, run_job, work_plan
+from dreamer.jobs.engine import Task, Workers, open_pool, run_job, work_plan
 from dreamer.motion.flow import CUT_FRACTION, consistent, flow, gray
 from dreamer.motion.frames import FramesFolder, frame_name, warm_name
 from dreamer.motion.media import read_frames
@@ -60,7 +59,7 @@ class VideoChunk:
 
 
 def small_gray(rgb: np.ndarray) -> np.ndarray:
-    import cv2
+    import cv2  # optional: heavy, loaded only by zoom and video
 
     h, w = rgb.shape[:2]
     scale = min(1.0, CUT_SIDE / max(h, w))
@@ -131,13 +130,15 @@ def chunk_items(job: VideoJob, chunks: list[Chunk], plan: DreamPlan, blend: floa
         yield VideoChunk(part, warmup, plan, blend)
 
 
-def dream_in_chunks(args: argparse.Namespace, job: VideoJob, network: Network,
-                    plan: DreamPlan, folder: FramesFolder) -> list[Chunk] | None:
-    """Every chunk not finished in `folder` dreamed on the pool `args` asks for, its PNGs
-    saved as it comes back; the chunks, or None when one failed (reported)."""
+def dream_in_chunks(workers: Workers, job: VideoJob, network: Network, plan: DreamPlan,
+                    folder: FramesFolder, *, chunk: int, blend: float, device: str,
+                    quiet: bool) -> list[Chunk] | None:
+    """Every chunk (of `chunk` frames at most) not finished in `folder` dreamed by
+    `workers` on `device`, its PNGs saved as it comes back; the chunks, or None when one
+    failed (reported)."""
 
     cuts, end = scan_cuts(job)
-    chunks = plan_chunks(cuts, end, args.chunk, chunk_warmup(args.blend))
+    chunks = plan_chunks(cuts, end, chunk, chunk_warmup(blend))
     todo = [c for c in chunks if not all(map(folder.has, chunk_names(c, job.first)))]
 
     def task(item: VideoChunk) -> Task:
@@ -148,11 +149,11 @@ def dream_in_chunks(args: argparse.Namespace, job: VideoJob, network: Network,
 
         return Task(f"frames {item.start}-{item.end - 1}", lambda: item, finish)
 
-    with open_pool(args, network, args.device) as pool:
+    with open_pool(workers, network, device) as pool:
         print(f"video: {len(chunks)} chunks ({len(cuts) - 1} cuts), {len(chunks) - len(todo)} "
               f"finished before, {len(todo)} to dream {pool.describe()}", flush=True)
-        items = chunk_items(job, todo, work_plan(pool, plan), args.blend)
-        report = run_job([task(item) for item in items], pool, quiet=args.quiet, unit="chunk")
+        items = chunk_items(job, todo, work_plan(pool, plan), blend)
+        report = run_job([task(item) for item in items], pool, quiet=quiet, unit="chunk")
     for label, reason in report.failed:
         print(f"failed: {label}: {reason}", file=sys.stderr)
     return None if report.failed else chunks

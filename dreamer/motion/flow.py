@@ -21,7 +21,7 @@ _this_thread = threading.local()  # its DIS flow object, made once
 
 def gray(rgb: np.ndarray) -> np.ndarray:
     """H×W×3 RGB (any range 0..255) -> H×W uint8 luma, DIS flow's input."""
-    import cv2
+    import cv2  # optional: heavy, loaded only by zoom and video
 
     return cv2.cvtColor(np.clip(rgb, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
 
@@ -29,7 +29,7 @@ def gray(rgb: np.ndarray) -> np.ndarray:
 def flow(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """H×W×2 float32 flow (dx, dy) from gray `source` to gray `target`: source pixel x
     moves to x + flow(x)."""
-    import cv2
+    import cv2  # optional: heavy, loaded only by zoom and video
 
     if not hasattr(_this_thread, "dis"):  # one per thread: calc works in its buffers
         _this_thread.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
@@ -47,7 +47,7 @@ def pixel_grid(h: int, w: int) -> np.ndarray:
 def warp(image: np.ndarray, backward: np.ndarray) -> np.ndarray:
     """`image` resampled (bilinear, in float) at x + backward(x): with `backward` the flow
     from frame t to frame t−1, a frame t−1 image moved to frame t."""
-    import cv2
+    import cv2  # optional: heavy, loaded only by zoom and video
 
     grid = pixel_grid(*backward.shape[:2])
     map_x, map_y = grid[1] + backward[..., 0], grid[0] + backward[..., 1]

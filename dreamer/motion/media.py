@@ -13,6 +13,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+from PIL import GifImagePlugin, Image
 
 from converters.atomic import OutputError, replacing
 from converters.ownership import marker
@@ -52,7 +53,7 @@ def _fail(path: Path, e: Exception) -> VideoError:
 
 def probe(path: str | Path) -> VideoInfo:
     """The video's size, rate and streams; refuses a file with no decodable frame."""
-    import av
+    import av  # optional: heavy, loaded only by zoom and video
 
     path = Path(path)
     try:
@@ -80,7 +81,7 @@ def probe(path: str | Path) -> VideoInfo:
 def read_frames(path: str | Path, first: int = 0, rgb: bool = True) -> Iterator[Frame]:
     """The frames from index `first` on, as decoded (frames before it are skipped without
     converting them to RGB); `rgb` False: time stamps only (an empty `rgb`)."""
-    import av
+    import av  # optional: heavy, loaded only by zoom and video
 
     path = Path(path)
     try:
@@ -124,7 +125,7 @@ def write_mp4(out: Path, frames: Iterable[np.ndarray], rate: Fraction,
               times: tuple[list[int], Fraction] | None = None, sound: Sound | None = None) -> None:
     """H.264 yuv420p MP4 of uint8 RGB `frames` at `rate` frames per second, or at the time
     stamps `times` = (pts, time base); with `sound`, an AAC track cut from its source."""
-    import av
+    import av  # optional: heavy, loaded only by zoom and video
 
     try:
         _write_mp4(out, frames, rate, times, sound)
@@ -134,7 +135,7 @@ def write_mp4(out: Path, frames: Iterable[np.ndarray], rate: Fraction,
 
 def _write_mp4(out: Path, frames: Iterable[np.ndarray], rate: Fraction,
                times: tuple[list[int], Fraction] | None, sound: Sound | None) -> None:
-    import av
+    import av  # optional: heavy, loaded only by zoom and video
 
     with replacing(out) as file, av.open(file, "w", format="mp4") as container:
         container.metadata["comment"] = marker()  # ours to replace (converters/ownership.py)
@@ -164,7 +165,7 @@ def _write_mp4(out: Path, frames: Iterable[np.ndarray], rate: Fraction,
 
 
 def _add_audio(container, sound: Sound):
-    import av
+    import av  # optional: heavy, loaded only by zoom and video
 
     try:
         with av.open(str(sound.path)) as source:
@@ -181,7 +182,7 @@ def _add_audio(container, sound: Sound):
 
 def _copy_audio(container, stream, sound: Sound) -> None:
     """Decode the source's audio, keep [start, start + duration) and encode it as AAC."""
-    import av
+    import av  # optional: heavy, loaded only by zoom and video
 
     rate = stream.codec_context.sample_rate
     first, last = round(sound.start * rate), round((sound.start + sound.duration) * rate)
@@ -212,7 +213,7 @@ def _copy_audio(container, stream, sound: Sound) -> None:
 
 
 def _audio_frame(samples: np.ndarray, stream, pts: int):
-    import av
+    import av  # optional: heavy, loaded only by zoom and video
 
     frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp",
                                        layout=stream.layout.name)
@@ -236,8 +237,6 @@ def check_gif_rate(fps: float) -> None:
 def write_gif(out: Path, frames: Iterable[np.ndarray], rate: Fraction) -> None:
     """An endlessly looping GIF at `rate` frames per second, each frame with its own
     palette (PIL's adaptive one), written as it comes: one frame in memory at a time."""
-    from PIL import GifImagePlugin, Image
-
     check_gif_rate(float(rate))
     with replacing(out) as file:
         count = 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+import models
 from converters.errors import UsageError
 from converters.network import Network
 from dreamer.image_io import scaled_down, scaled_size
@@ -21,7 +22,6 @@ from dreamer.motion.animate import all_frames, continue_frames, dream_settings, 
 from dreamer.motion.flow import start_image
 from dreamer.motion.frames import FramesFolder
 from dreamer.motion.media import Sound, VideoInfo, probe, read_frames
-from dreamer.networks import open_network
 from dreamer.plan.plan import DreamPlan, make_plan
 from dreamer.plan.presets import preset_named
 
@@ -169,7 +169,7 @@ def dream_video(video: str | Path, network: Network | str, layer,
     `start` to `end` (frame numbers or times, as --start/--end). Arguments as
     `dreamer.dream()`, with per-frame defaults ITERATIONS, RATE and OCTAVES; with `folder`, each
     frame is saved there and a rerun continues where the last one stopped."""
-    net = network if isinstance(network, Network) else open_network(network)
+    net = network if isinstance(network, Network) else models.open(network)
     plan = video_plan(net, layer, iterations, rate, **options)
     net = prepared(net, plan)
     job = video_job(video, net, plan, blend, start, end)

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+import models
 from converters.errors import UsageError
 from converters.images import load_rgb
 from converters.network import Network
 from dreamer.loops.run import check_image
 from dreamer.motion.animate import all_frames, continue_frames, dream_settings, dream_step, prepared
 from dreamer.motion.frames import FramesFolder
-from dreamer.networks import open_network
 from dreamer.plan.plan import DreamPlan, make_plan
 
 
@@ -39,7 +39,7 @@ class Motion:
 def moved(rgb: np.ndarray, motion: Motion) -> np.ndarray:
     """Float RGB after one frame's move (bicubic, in float32, edges mirrored), clipped to
     0..255 (bicubic overshoots), not rounded."""
-    import cv2
+    import cv2  # optional: heavy, loaded only by zoom and video
 
     h, w = rgb.shape[:2]
     matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), motion.rotate, motion.zoom)
@@ -85,7 +85,7 @@ def dream_zoom(image: str | Path | np.ndarray, network: Network | str, layer,
     there as it is made and a rerun continues where the last one stopped (frames already
     there are read back as saved, 8-bit)."""
     rgb = load_rgb(image) if isinstance(image, (str, Path)) else np.asarray(image)
-    net = network if isinstance(network, Network) else open_network(network)
+    net = network if isinstance(network, Network) else models.open(network)
     plan = make_plan(net, layer, iterations, rate, **options)
     net = prepared(net, plan)
     motion = Motion(zoom, rotate, (float(pan[0]), float(pan[1])))

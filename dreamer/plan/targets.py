@@ -12,9 +12,9 @@ from pathlib import Path
 import models
 from converters.errors import ConversionError
 from converters.network import Network
-from dreamer.networks import DEFAULT_MODEL
 from dreamer.plan.numbers import WEIGHT
 from models.labels import ClassList, class_index, read_labels
+from models.open import DEFAULT_MODEL
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from converters.layer_types.normalisation import LRN
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # CPU flags (/proc/cpuinfo) of native kernels for each reduced precision.
@@ -104,8 +106,6 @@ def reduced_precision(network: nn.Module, device_type: str, dtype: torch.dtype |
         with _no_tf32() if device_type == "cuda" else contextlib.nullcontext():
             yield
         return
-    from converters.layer_types.normalisation import LRN
-
     handles, outer = [], []
 
     def enter_fp32(module: nn.Module, inputs: tuple) -> tuple:

@@ -10,15 +10,22 @@ import argparse
 import re
 from pathlib import Path
 
+import models
 from converters.images import load_rgb
 from converters.ownership import OVERWRITE_HELP
-from dreamer.__main__ import add_dream_options, check_channel, dream_options, plan_from_args
-from dreamer.gallery import default_layers, fit, grid
+from dreamer.cli.options import (
+    add_dream_options,
+    add_engine_options,
+    check_channel,
+    dream_options,
+    plan_from_args,
+    workers_of,
+)
 from dreamer.image_io import check_image_output, save_rgb
-from dreamer.jobs.engine import add_engine_options, dream_cells, open_pool
+from dreamer.jobs.engine import dream_cells, open_pool
+from dreamer.jobs.sheets import default_layers, fit, grid
 from dreamer.jobs.work import Still
 from dreamer.loops.run import check_image
-from dreamer.networks import open_network
 from dreamer.plan.numbers import CELL_SIZE
 from dreamer.plan.plan import make_plan
 
@@ -27,10 +34,11 @@ MAX_CELLS = 4096
 CHANNELS = re.compile(r"(\d{1,9})(?:-(\d{1,9}))?", re.ASCII)  # 7 or 0-3
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m dreamer sweep",
-        description="A contact sheet: one row per layer, one column per channel.")
+PARSER = {"prog": "python -m dreamer sweep",
+          "description": "A contact sheet: one row per layer, one column per channel."}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("src", help="source image")
     parser.add_argument("positional", nargs="*", metavar="LAYERS ITERATIONS RATE",
                         help=f"layers a,b,... (default: {DEFAULT_LAYERS} spread through the "
@@ -43,7 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
                         f"cell, {CELL_SIZE.describe()} (default: %(default)s)")
     parser.add_argument("-o", "--output", help="default <src stem>_sweep.png")
     parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    return parser
 
 
 def parse_channels(text: str) -> list[int]:
@@ -62,15 +69,14 @@ def parse_channels(text: str) -> list[int]:
     return channels
 
 
-def sweep_main(argv: list[str]) -> int:
-    args = build_parser().parse_intermixed_args(argv)
+def run(args: argparse.Namespace) -> int:
     if args.channel is not None or args.class_ is not None:
         raise ValueError("sweep: give the channels with --channels (and no --class)")
     channels = parse_channels(args.channels)
     out = check_image_output(args.output or f"{Path(args.src).stem}_sweep.png",
                              [args.src, args.model, args.weights, args.guide, args.labels],
                              args.overwrite)
-    network = open_network(args.model, args.weights)
+    network = models.open(args.model, args.weights)
     if args.layer is None and not args.positional:
         args.layer = ",".join(default_layers(network, DEFAULT_LAYERS))
     plan = plan_from_args(network, args)
@@ -78,7 +84,7 @@ def sweep_main(argv: list[str]) -> int:
     source = fit(load_rgb(args.src), args.size)
     check_image(network, plan, source)
     iterations, rate = plan.given_numbers
-    with open_pool(args, network, args.device) as pool:
+    with open_pool(workers_of(args), network, args.device) as pool:
         options = {**dream_options(args), "device": pool.device}
         cells = [(f"{target.layer} #{channel}",
                   Still(source, make_plan(network, [target], iterations, rate,

@@ -1,5 +1,4 @@
-"""`classify`: a classifier net's top classes for an image (its class names and logit
-layer: dreamer/plan/targets.py).
+"""`classify`: a classifier net's top classes for an image (dreamer/loops/classify.py).
 
     python -m dreamer classify IMG --model M [--top K] [--json] [--crop centre|none]
                                            [--labels FILE]
@@ -11,55 +10,22 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
-import torch
-from PIL import Image
-
+import models
 from converters.images import load_rgb
-from converters.network import Network
-from dreamer.networks import open_network
+from dreamer.cli.options import add_model_options
+from dreamer.loops.classify import fit_input, probabilities, top_classes
 from dreamer.plan.numbers import COUNT
 from dreamer.plan.targets import classifier_of, labels_for
 from models.labels import ClassList, search
 
-
-def fit_input(rgb: np.ndarray, height: int, width: int, crop: str) -> np.ndarray:
-    """The image at the net's input size: a centre square crop then a bilinear resize
-    (crop 'centre', as the Caffe references were made), or a plain resize ('none')."""
-    image = Image.fromarray(rgb)
-    if crop == "centre":
-        side = min(image.width, image.height)
-        left, top = (image.width - side) // 2, (image.height - side) // 2
-        image = image.crop((left, top, left + side, top + side))
-    return np.asarray(image.resize((width, height), Image.BILINEAR))
+PARSER = {"prog": "python -m dreamer classify",
+          "description": "The net's top classes for an image, with its own preprocessing at "
+          "its declared input size."}
 
 
-def probabilities(network: Network, x: np.ndarray) -> np.ndarray:
-    """The net's class probabilities for one input (C×H×W): its final Softmax's output,
-    else the softmax of the last layer."""
-    classifier = classifier_of(network)
-    name = classifier.softmax or classifier.logits
-    with torch.no_grad():
-        out = network.forward_to(torch.from_numpy(x)[None], [name])[name]
-    out = out.reshape(out.shape[0], out.shape[1], -1).mean(-1)[0]  # a spatial map: averaged
-    return (out if classifier.softmax else torch.softmax(out, 0)).double().numpy()
-
-
-def top_classes(probs: np.ndarray, labels: ClassList | None, top: int) -> list[dict]:
-    order = np.argsort(-probs, kind="stable")[:top]
-    return [{"index": int(i), "name": labels.name(i) if labels else f"class {i}",
-             "probability": float(probs[i])} for i in order]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m dreamer classify",
-        description="The net's top classes for an image, with its own preprocessing at its "
-                    "declared input size.")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", nargs="?", help="image to classify")
-    parser.add_argument("--model", help="zoo name (default nin), converted directory, .t7, "
-                        ".onnx, or prototxt (with --weights)")
-    parser.add_argument("--weights", help="the caffemodel of a prototxt --model")
+    add_model_options(parser)
     parser.add_argument("--labels", help="class list file (default: the model's labels.txt)")
     parser.add_argument("--top", type=COUNT, default=5, help=f"how many classes, "
                         f"{COUNT.describe()} (default: %(default)s)")
@@ -69,7 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list-classes", nargs="?", const="", metavar="QUERY",
                         help="print the index and names of every class (with QUERY: of those "
                         "whose names hold it), for --class; no IMAGE")
-    return parser
 
 
 def list_classes(labels: ClassList | None, query: str, as_json: bool) -> None:
@@ -85,11 +50,10 @@ def list_classes(labels: ClassList | None, query: str, as_json: bool) -> None:
         print(f"{i:>5}  {', '.join(labels.names[i])}")
 
 
-def classify_main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     if (args.image is None) == (args.list_classes is None):
         raise ValueError("give an IMAGE to classify, or --list-classes [QUERY] (not both)")
-    network = open_network(args.model, args.weights)
+    network = models.open(args.model, args.weights)
     classifier = classifier_of(network)
     labels = labels_for(args.model, args.labels, classifier.classes)
     if args.list_classes is not None:

@@ -1,71 +1,30 @@
-"""`python -m dreamer batch INPUT LAYER ITERATIONS RATE -o OUTDIR [options]`: the still
-dreamer on many images. INPUT is a folder (searched recursively), a quoted glob, or a text
-file listing images (one a line). Each output is the PNG `python -m dreamer` writes for its
-image, at the image's relative path in OUTDIR; a rerun skips the finished ones, and other
-settings than OUTDIR's are refused unless --force (see dreamer/jobs/batch_record.py).
+"""The batch of `python -m dreamer batch` (dreamer/cli/batch.py): its inputs (a folder,
+searched recursively, a glob, or a text file listing images), each one's output at its
+relative path in OUTDIR, refused when it would leave OUTDIR or replace what is not ours,
+and each image as one task of the engine (dreamer/jobs/engine.py); OUTDIR's settings and
+log: dreamer/jobs/batch_record.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import glob
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from converters.bounded import read_bounded
 from converters.images import load_rgb
 from converters.network import Network
-from converters.ownership import (
-    OVERWRITE_HELP,
-    check_not_input,
-    check_writable_folder,
-    is_inside,
-    resolved,
-    same_file,
-)
-from dreamer.__main__ import add_dream_options, plan_from_args
+from converters.ownership import is_inside, resolved, same_file
 from dreamer.image_io import save_rgb
-from dreamer.jobs.batch_record import SETTINGS_FILE, Record, settings_of
-from dreamer.jobs.engine import (
-    Report,
-    Task,
-    add_engine_options,
-    check_engine_options,
-    open_pool,
-    run_job,
-    work_plan,
-)
+from dreamer.jobs.batch_record import Record
+from dreamer.jobs.engine import Task
 from dreamer.jobs.work import Still
 from dreamer.loops.run import check_image
-from dreamer.networks import open_network
 from dreamer.plan.plan import DreamPlan
 
 MAX_LIST_BYTES = 64 << 20  # a list of images: about a million paths
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m dreamer batch",
-        description="The still dreamer on every image of a folder, a glob or a list; outputs "
-        "mirror the inputs' relative paths in OUTDIR (PNG). Every option of the dreamer "
-        "applies.")
-    parser.add_argument("input", metavar="INPUT",
-                        help="a folder, a quoted glob ('photos/**/*.jpg'), or a text file "
-                        "listing images")
-    parser.add_argument("positional", nargs="*", metavar="LAYER ITERATIONS RATE",
-                        help="as for the dreamer")
-    add_dream_options(parser)
-    add_engine_options(parser)
-    parser.add_argument("-o", "--output", metavar="OUTDIR", required=True,
-                        help="the folder of the outputs")
-    parser.add_argument("--force", action="store_true",
-                        help="dream again outputs made with other settings (only outputs of "
-                        "ours are ever replaced)")
-    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    return parser
 
 
 def find_inputs(spec: str, outdir: Path) -> list[tuple[Path, Path]]:
@@ -127,30 +86,6 @@ def output_paths(inputs: list[tuple[Path, Path]], outdir: Path) -> list[tuple[Pa
     return outputs
 
 
-def batch_main(argv: list[str]) -> int:
-    args = build_parser().parse_intermixed_args(argv)
-    check_engine_options(args)
-    network = open_network(args.model, args.weights)
-    plan = plan_from_args(network, args)
-    outdir = Path(args.output)
-    check_not_input(outdir, [args.model, args.weights, args.guide, args.labels])
-    check_writable_folder(outdir / SETTINGS_FILE)
-    outputs, refused = contained(output_paths(find_inputs(args.input, outdir), outdir), outdir)
-    record = Record(outdir, settings_of(network, plan), args.force)
-    todo = outputs_to_dream(outputs, record, args.overwrite)
-    with open_pool(args, network, args.device) as pool:  # Ray refuses before OUTDIR is made
-        dream = Dream(network, work_plan(pool, plan))
-        outdir.mkdir(parents=True, exist_ok=True)  # once every check passed (the guide read)
-        record.save_settings()
-        print(f"batch: {len(outputs)} images, {len(outputs) - len(todo)} finished before, "
-              f"{len(todo)} to dream {pool.describe()}", flush=True)
-        report = run_job([image_task(*entry, dream, record) for entry in todo], pool,
-                         quiet=args.quiet, unit="image")
-    report.failed[:0] = refused
-    print_summary(report, len(outputs) - len(todo))
-    return 1 if report.failed else 0
-
-
 def contained(outputs: list[tuple[Path, str, Path]], outdir: Path
               ) -> tuple[list[tuple[Path, str, Path]], list[tuple[str, str]]]:
     """The outputs that, resolved (`..`, symlinks), stay inside OUTDIR and are not their own
@@ -205,12 +140,3 @@ def image_task(image: Path, name: str, out: Path, dream: Dream, record: Record) 
         record.done(name, out)
 
     return Task(str(image), prepare, finish)
-
-
-def print_summary(report: Report, skipped: int) -> None:
-    for label, reason in report.failed:
-        print(f"failed: {reason if reason.startswith(label) else f'{label}: {reason}'}",
-              file=sys.stderr)
-    retried = f"; {report.retried} run again after their worker died" if report.retried else ""
-    print(f"batch: {len(report.done)} done, {skipped} skipped (finished before), "
-          f"{len(report.failed)} failed{retried}")
