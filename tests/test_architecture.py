@@ -26,7 +26,7 @@ RANKS = {
     "models": 0, "converters": -1,
 }
 # Imported inside functions, on purpose: heavy and optional (extras), or only on a worker.
-OPTIONAL = ("av", "cv2", "ray", "onnxruntime", "onnx", "onnx2torch", "torchvision")
+OPTIONAL = ("av", "cv2", "ray", "onnxruntime", "onnx", "onnx2torch", "torchvision", "skimage")
 
 
 def our_modules() -> list[tuple[str, Path, ast.Module]]:

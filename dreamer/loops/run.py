@@ -23,6 +23,7 @@ from dreamer.image_io import quantise
 from dreamer.loops import deepdraw, google, torch7
 from dreamer.plan.plan import DreamPlan
 from dreamer.runtime.devices import resolve_device
+from dreamer.runtime.precision import warn_if_emulated
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ def dream_with_plan(image: str | Path | np.ndarray, network: Network, plan: Drea
     """The plan's dream of `image` (a path, H×W×3 uint8 RGB, or float32 RGB 0..255, which
     is not rounded): H×W×3 uint8 RGB, or the float RGB before quantisation with `raw`."""
     loop = loop_of(plan)
+    warn_if_emulated(plan.dtype, torch.device(plan.device))
     rgb = input_rgb(image)
     if plan.preset.eight_bit_input:
         rgb = quantise(rgb)

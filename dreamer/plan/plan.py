@@ -13,6 +13,7 @@ folders keep to refuse mixing two runs.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -122,7 +123,9 @@ def make_plan(network: Network, layer: str | int | list, iterations: int | None 
     check_preset_takes(preset, given)
     device = resolve_device(given.device)
     precision = "fp32" if given.precision == "auto" and preset.reproduces else given.precision
-    dtype = resolve_precision(precision, torch.device(device))
+    with warnings.catch_warnings():  # the dream warns when it starts, after every check
+        warnings.simplefilter("ignore")
+        dtype = resolve_precision(precision, torch.device(device))
     targets = tuple(parse_targets(network, layer))
     return DreamPlan(
         preset=preset, targets=targets, objective=objective_for(targets, given),

@@ -80,14 +80,21 @@ def native(precision: str, device: torch.device) -> bool:
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for `--precision name` on `device`; None for fp32."""
+    """The autocast dtype for `--precision name` on `device`; None for fp32 (with a
+    warning where it is emulated)."""
     check_precision(name)
     if name == "auto":
         return DTYPES[auto_precision(device)]
+    warn_if_emulated(DTYPES[name], device)
+    return DTYPES[name]
+
+
+def warn_if_emulated(dtype: torch.dtype | None, device: torch.device) -> None:
+    """Warn, when a dream starts, that `dtype` is emulated on `device` (slower than fp32)."""
+    name = next(n for n, d in DTYPES.items() if d == dtype)
     if not native(name, device):
         warnings.warn(f"{name} is not native on this {device.type} (it is emulated): expect "
-                      f"it to be slower than fp32", stacklevel=3)
-    return DTYPES[name]
+                      f"it to be slower than fp32", stacklevel=4)
 
 
 def auto_precision(device: torch.device) -> str:
