@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process Ctrl-C ended
@@ -57,3 +57,16 @@ def warnings_held() -> Iterator[None]:
         if (str(w.message), w.category) not in shown:
             shown.add((str(w.message), w.category))
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def shown_once(show: Callable) -> Callable:
+    """`warnings.showwarning` showing each message once: the same warning about the
+    settings comes with every item."""
+    shown: set[str] = set()
+
+    def show_once(message, *args, **kwargs) -> None:
+        if str(message) not in shown:
+            shown.add(str(message))
+            show(message, *args, **kwargs)
+
+    return show_once

@@ -15,8 +15,8 @@ from converters.spec import ConversionError
 from dreamer.__main__ import main
 from dreamer.dream import dream
 from dreamer.loops.classify import fit_input, probabilities
-from dreamer.loops.crops import crop_size, size_problem_for
 from dreamer.loops.deepdraw import noise_canvas, schedule
+from dreamer.loops.gradient import crop_size, size_problem_for
 from dreamer.plan.targets import Target, class_targets, classifier_of
 from models.convert import convert_zoo
 from models.labels import class_index, read_labels

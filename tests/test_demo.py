@@ -1,6 +1,6 @@
 """`make demo` and the user's classic command on real GoogLeNet make dreams: the photo stays
 recognisable with the network's patterns added, neither the photo itself nor noise; and the
-dreamer warns when ITERATIONS × RATE can only give noise (dreamer/plan/large_step.py).
+dreamer warns when ITERATIONS × RATE can only give noise (dreamer/plan/plan.py).
 
 The measures, against the source photo:
 - PSNR: the change is visible (< 33 dB; re-saving the photo as JPEG q90 gives 36.7-38.3).

@@ -18,11 +18,10 @@ import warnings
 
 from tqdm import tqdm
 
-from converters.cli import broken_pipe, flushed, interrupted
+from converters.cli import broken_pipe, flushed, interrupted, shown_once
 from converters.errors import DreamzooError
 from dreamer.cli import batch, classify, gallery, still, sweep, video, zoom
 from dreamer.cli.options import DeprecatedForm
-from dreamer.jobs.engine import shown_once
 from dreamer.runtime.allocator import keep_freed_memory
 from models.open import UnofficialWeights
 
@@ -34,19 +33,20 @@ STILL = "still"  # the still dreamer's name among the parsers (never typed)
 RESUMABLE = ("zoom", "video", "batch")
 
 
-def build_parsers() -> dict[str, argparse.ArgumentParser]:
-    """The parser of every command by name, each a subparser of `python -m dreamer`."""
+def parser_of(name: str) -> argparse.ArgumentParser:
+    """The parser of one command, as a subparser of `python -m dreamer` (the others are
+    not built: a command reads only its own options)."""
     root = argparse.ArgumentParser(prog=still.PARSER["prog"])
-    commands = root.add_subparsers(dest="command")
-    for name, module in {STILL: still, **COMMANDS}.items():
-        module.add_arguments(commands.add_parser(name, **module.PARSER))
-    return commands.choices
+    module = COMMANDS.get(name, still)
+    parser = root.add_subparsers(dest="command").add_parser(name, **module.PARSER)
+    module.add_arguments(parser)
+    return parser
 
 
 def run_command(argv: list[str]) -> int:
     """The command `argv` names (the still dreamer when its first word is no command's)."""
     name = argv[0] if argv and argv[0] in COMMANDS else STILL
-    parser = build_parsers()[name]
+    parser = parser_of(name)
     if name == STILL:
         return still.run(parser.parse_intermixed_args(argv), argv)
     return COMMANDS[name].run(parser.parse_intermixed_args(argv[1:]))

@@ -32,8 +32,8 @@ from dreamer.image_io import (
 )
 from dreamer.loops.deepdraw import noise_canvas
 from dreamer.loops.run import check_image, dream_with_plan, loop_of
+from dreamer.plan.plan import network_digest
 from dreamer.plan.presets import preset_named
-from dreamer.plan.record import network_digest
 
 DESCRIPTION = """\
 DeepDream on classic Caffe/Torch7 nets: SRC dreamed at LAYER, ITERATIONS steps per octave

@@ -17,8 +17,7 @@ from converters.atomic import OutputError, append_line, write_bytes
 from converters.bounded import load_json, read_bounded, read_json
 from converters.errors import ConversionError
 from converters.network import Network
-from dreamer.plan.plan import DreamPlan
-from dreamer.plan.record import changed
+from dreamer.plan.plan import DreamPlan, changed
 from models.download import file_digest
 
 SETTINGS_FILE = "dreamzoo-batch.json"

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from converters.cli import shown_once
 from converters.network import Network
 from converters.spec import ConversionError
 from dreamer.jobs.ray_pool import RayPool
@@ -96,19 +97,6 @@ def run_job(tasks: list[Task], pool, *, quiet: bool, unit: str) -> Report:
             bar.update()
     report.retried = pool.retried
     return report
-
-
-def shown_once(show: Callable) -> Callable:
-    """`warnings.showwarning` showing each message once: the same warning about the
-    settings comes with every item."""
-    shown: set[str] = set()
-
-    def show_once(message, *args, **kwargs) -> None:
-        if str(message) not in shown:
-            shown.add(str(message))
-            show(message, *args, **kwargs)
-
-    return show_once
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,9 @@ from converters.errors import UsageError
 from converters.network import Network
 from converters.preprocessing import Preprocessing
 from converters.shapes import Unfit
-from dreamer.loops.crops import cropped, size_problem_for
-from dreamer.loops.gradient import DreamGradient
+from dreamer.loops.gradient import DreamGradient, cropped, size_problem_for
 from dreamer.loops.memory import DreamMemory, plan_tile
-from dreamer.plan.large_step import warn_if_noise
-from dreamer.plan.plan import DreamPlan
+from dreamer.plan.plan import DreamPlan, warn_if_noise
 from dreamer.plan.presets import NOTEBOOK_GOOGLENET_MEAN, Preset
 
 Gradient = Callable[[Tensor], Tensor]

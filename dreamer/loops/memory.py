@@ -26,8 +26,7 @@ import torch
 from converters.network import Network
 from converters.shapes import closed_form, walk_shapes
 from converters.spec import ConversionError
-from dreamer.loops.crops import crop_size
-from dreamer.loops.gradient import DreamGradient
+from dreamer.loops.gradient import DreamGradient, crop_size
 from dreamer.plan.plan import objective_for
 from dreamer.plan.targets import Target
 

@@ -26,8 +26,7 @@ from dreamer.loops.torch7_image import (
     torch7_postprocess,
     torch7_stats,
 )
-from dreamer.plan.large_step import warn_if_noise
-from dreamer.plan.plan import DreamPlan
+from dreamer.plan.plan import DreamPlan, warn_if_noise
 
 DROP_SCALE = 1.25 / 1.4
 SIZE = 224  # the script's working size: every octave is dreamed at SIZE×SIZE

@@ -23,7 +23,7 @@ from converters.atomic import OutputError, is_temporary, write_bytes
 from converters.bounded import read_bounded, read_json
 from converters.images import load_rgb
 from dreamer.image_io import quantise, save_array, save_rgb
-from dreamer.plan.record import changed
+from dreamer.plan.plan import changed
 
 SETTINGS = "settings.json"
 FRAME = re.compile(r"frame([0-9]{6,})\.png")

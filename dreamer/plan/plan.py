@@ -8,11 +8,13 @@ the command line or `dreamer.dream()`'s keywords, then only read by the loops
 A plan holds no network (it is small to send to a worker) and resolves everything that
 does not depend on the image: the preset's defaults, the targets and their objective,
 the gradient's stages, the device and the arithmetic. `record` is what batch and frames
-folders keep to refuse mixing two runs.
+folders keep to refuse mixing two runs (`dream_settings`, below, with what JSON can hold).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from converters.digest import file_digest
 from converters.errors import UsageError
 from converters.images import load_rgb
 from converters.network import Network
@@ -32,7 +35,6 @@ from dreamer.plan.objectives import (
     rule_from_name,
 )
 from dreamer.plan.presets import STEP_NORMS, Preset, preset_named
-from dreamer.plan.record import dream_settings
 from dreamer.plan.stages import GradientStage, gradient_stages
 from dreamer.plan.targets import Target, parse_targets
 from dreamer.runtime.devices import check_device, resolve_device
@@ -183,3 +185,77 @@ def objective_for(targets: tuple[Target, ...], given: Options = Options()) -> Ob
 
 def guide_rgb(guide: str | Path | np.ndarray) -> np.ndarray:
     return load_rgb(guide) if isinstance(guide, (str, Path)) else np.asarray(guide)
+
+
+# --- the settings record -------------------------------------------------------------
+
+NOT_SETTINGS = ("device",)  # where a dream runs, not what it computes
+
+
+def fingerprint(value) -> object:
+    """`value` as JSON can hold it: arrays and files by their SHA-256."""
+    if isinstance(value, np.ndarray):
+        digest = hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
+        return f"array {value.shape} {value.dtype} sha256:{digest}"
+    if isinstance(value, Path):
+        try:
+            return f"sha256:{file_digest(value, 'sha256')}"
+        except OSError as e:
+            raise ValueError(f"{value}: cannot be read ({e.strerror or e})") from None
+    if isinstance(value, (list, tuple)):
+        return [fingerprint(v) for v in value]
+    return value
+
+
+def network_digest(net: Network) -> str:
+    """The SHA-256 of the layers' description and every weight and buffer, by name: the same
+    net, whatever its files."""
+    digest = hashlib.sha256(json.dumps(net.spec.to_json(), sort_keys=True).encode())
+    for name, tensor in sorted(net.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().flatten().view(torch.uint8).numpy())
+    return f"sha256:{digest.hexdigest()}"
+
+
+def dream_settings(kind: str, net: Network, targets: list, iterations: int | None,
+                   rate: float | None, options: dict, **more) -> dict:
+    """Everything that decides the outputs of a `kind` of run: the net, targets, every
+    option of `dream()` (`options`: all of them, given or not, so that the CLI and the API
+    agree) and `more`."""
+    every = dict(options)
+    if isinstance(every["guide"], str):
+        every["guide"] = Path(every["guide"])  # by its content
+    kept = {k: fingerprint(v) for k, v in sorted(every.items()) if k not in NOT_SETTINGS}
+    return {"kind": kind, "network": f"{net.name} {network_digest(net)}",
+            "targets": [[t.layer, t.weight, t.channel] for t in targets],
+            "iterations": iterations, "rate": rate, "options": kept,
+            **{k: fingerprint(v) for k, v in more.items()}}
+
+
+def changed(old: dict, new: dict) -> list[str]:
+    """The names of the settings that differ, sorted."""
+    return [name for name in sorted(old.keys() | new.keys()) if old.get(name) != new.get(name)]
+
+
+# --- a step too large to dream (see NOISE_TRAVEL) ---------------------------------------
+
+# Each step moves a pixel by RATE standard deviations of the image on average (the step is
+# normalised by the gradient's mean |g|), so ITERATIONS × RATE is how far an octave can
+# carry the image from itself. Measured on real GoogLeNet (inception_4c/output, 4 octaves),
+# as the correlation of the blurred result with the blurred photo (random pixels: 0.04), on
+# the BVLC cat at 256×192: 0.99 at 0.5, 0.98 at 1, 0.93 at 2, 0.84 at 3 (heavy dreams), 0.58
+# at 5 (the cat gone, a dreamt animal in its place), 0.15 at 7.5 (`10 0.75`), 0.04 at 7.5
+# (`5 1.5`), 0.45 at 8 (`20 0.4`), 0.07 at 10 and 0.03 at 15 (`10 1.5`); on the astronaut at
+# 512×512: 0.36 at 5 and 0.11 at 7.5, pattern soup with no photo left. Hence the warning
+# beyond 4. The figures behind the measures are in tests/test_demo.py.
+NOISE_TRAVEL = 4.0  # ITERATIONS × RATE (in standard deviations) beyond which it is noise
+
+
+def warn_if_noise(iterations: int, rate_in_std: float) -> None:
+    """Warn (UserWarning; one `warning:` line in the CLI) when the steps add up to noise."""
+    travel = iterations * rate_in_std
+    if travel > NOISE_TRAVEL:
+        warnings.warn(f"{iterations} iterations at this RATE move each pixel about "
+                      f"{travel:.3g} standard deviations of the image per octave (noise beyond "
+                      f"{NOISE_TRAVEL:g}): expect noise, not a dream; without a preset, RATE is "
+                      f"in standard deviations and 10 0.03 makes a classic dream", stacklevel=3)
