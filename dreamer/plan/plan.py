@@ -94,6 +94,7 @@ class DreamPlan:
     dtype: torch.dtype | None  # the network's arithmetic; None: float32
     given: Options = field(repr=False)  # as given: what the settings record holds
     given_numbers: tuple[int | None, float | None] = (None, None)  # ITERATIONS, RATE given
+    composed: bool = False  # the objective was given as an object, not by targets
 
     @property
     def layers(self) -> list[str]:
@@ -111,14 +112,18 @@ class DreamPlan:
     def record(self, kind: str, network: Network, **more) -> dict:
         """Everything that decides the outputs of a `kind` of run (JSON-ready)."""
         iterations, rate = self.given_numbers
+        if self.composed:  # its targets name its layers only
+            more = {"objective": repr(self.objective), **more}
         return dream_settings(kind, network, list(self.targets), iterations, rate,
                               asdict(self.given), **more)
 
 
-def make_plan(network: Network, layer: str | int | list, iterations: int | None = None,
-              rate: float | None = None, **options) -> DreamPlan:
-    """The plan of a dream at `layer` (what `parse_targets` reads) of `network`; every
-    option checked here, with the option's name in the error."""
+def make_plan(network: Network, layer: str | int | list | Objective,
+              iterations: int | None = None, rate: float | None = None,
+              **options) -> DreamPlan:
+    """The plan of a dream at `layer` (what `parse_targets` reads, or an `Objective`
+    composed by the caller, e.g. `LayerObjective("conv2") + 0.5 * ClassLogit("fc8", 1)`)
+    of `network`; every option checked here, with the option's name in the error."""
     given = Options(**options)
     preset = preset_named(given.preset)
     check_numbers(given, iterations, rate)
@@ -128,9 +133,13 @@ def make_plan(network: Network, layer: str | int | list, iterations: int | None 
     with warnings.catch_warnings():  # the dream warns when it starts, after every check
         warnings.simplefilter("ignore")
         dtype = resolve_precision(precision, torch.device(device))
-    targets = tuple(parse_targets(network, layer))
+    if isinstance(layer, Objective):
+        targets, objective = composed_targets(network, layer, given), layer
+    else:
+        targets = tuple(parse_targets(network, layer))
+        objective = objective_for(targets, given)
     return DreamPlan(
-        preset=preset, targets=targets, objective=objective_for(targets, given),
+        preset=preset, targets=targets, objective=objective,
         iterations=preset.iterations if iterations is None else iterations,
         rate=preset.rate if rate is None else rate,
         octaves=preset.octaves if given.octaves is None else given.octaves,
@@ -139,7 +148,23 @@ def make_plan(network: Network, layer: str | int | list, iterations: int | None 
         step_norm=given.step_norm or preset.step_norm,
         stages=gradient_stages(given.blur, given.laplacian),
         tile=given.tile, tile_margin=given.tile_margin, seed=given.seed, device=device,
-        dtype=dtype, given=given, given_numbers=(iterations, rate))
+        dtype=dtype, given=given, given_numbers=(iterations, rate),
+        composed=isinstance(layer, Objective))
+
+
+def composed_targets(network: Network, objective: Objective, given: Options
+                     ) -> tuple[Target, ...]:
+    """The layers a composed objective reads, as targets (exact names); the options that
+    make an objective (--objective, --channel, --guide) are then refused."""
+    for name, value in (("objective", given.objective != "l2"),
+                        ("channel", given.channel is not None), ("guide", given.guide is not None)):
+        if value:
+            raise UsageError(f"--{name} makes an objective: give it in the composed objective")
+    missing = [name for name in objective.layers if name not in network.layer_index]
+    if missing:
+        raise UsageError(f"{network.name!r} has no layer {missing[0]!r} (the objective's "
+                         f"layers are exact names; see --list-layers)")
+    return tuple(Target(name) for name in objective.layers)
 
 
 def check_numbers(given: Options, iterations: int | None, rate: float | None) -> None:
