@@ -5,6 +5,7 @@ is the weighted sum of each part's, computed here by autograd on the net."""
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -13,9 +14,10 @@ from test_dream_options import caffe_input, cat, rel, vjp
 
 import dreamer
 from converters.errors import UsageError
+from converters.numbers import Bounds
 from dreamer.loops.gradient import DreamGradient
 from dreamer.loops.run import LOOPS
-from dreamer.plan import presets
+from dreamer.plan import objectives, presets
 from dreamer.plan.objectives import ClassLogit, LayerObjective, Square
 from dreamer.plan.plan import make_plan
 from dreamer.plan.presets import PRESETS, Preset
@@ -81,3 +83,33 @@ def test_dream_takes_a_composed_objective_as_its_layer(tiny):
         make_plan(tiny, LayerObjective("conv"))  # exact names only
     with pytest.raises(UsageError, match="--channel makes an objective"):
         make_plan(tiny, LayerObjective("conv2"), channel=1)
+
+
+def test_a_new_rule_with_a_parameter_is_one_class(tiny, monkeypatch):
+    """Registered, a rule is an --objective NAME:VALUE with its range checked."""
+    monkeypatch.setattr(objectives, "RULES", dict(objectives.RULES))
+
+    @objectives.rule("scaled", "dy = FACTOR · y")
+    @dataclasses.dataclass(frozen=True)
+    class Scaled:
+        factor: float = 1.0
+        bounds: ClassVar[dict[str, Bounds]] = {"factor": Bounds(0, 10)}
+
+        def __call__(self, y: torch.Tensor) -> torch.Tensor:
+            return self.factor * y
+
+    x = caffe_input(cat(31, 33))
+    plan = make_plan(tiny, "norm1", objective="scaled:3")
+    assert plan.objective == LayerObjective("norm1", Scaled(3.0)) * 1.0
+    ours = DreamGradient(tiny, plan.objective)(x)
+    assert rel(ours, vjp(tiny, x, {"norm1": lambda y: 3 * y})) <= 1e-5
+    with pytest.raises(UsageError, match=r"--objective scaled:factor must be .* to 10 .got .11"):
+        make_plan(tiny, "norm1", objective="scaled:11")
+    with pytest.raises(UsageError, match="l2 takes no value"):
+        make_plan(tiny, "norm1", objective="l2:1")
+
+
+def test_topk_value_in_the_objective_is_the_topk_option(tiny):
+    rgb = cat(40, 36)
+    assert np.array_equal(dreamer.dream(rgb, tiny, "conv2", 1, 0.02, objective="topk:0.2"),
+                          dreamer.dream(rgb, tiny, "conv2", 1, 0.02, objective="topk", topk=0.2))

@@ -11,13 +11,14 @@ import textwrap
 from tqdm import tqdm
 
 from converters import ownership
+from converters.errors import UsageError
 from dreamer.image_io import MAX_SIDE_HELP
 from dreamer.jobs.engine import Workers
 from dreamer.jobs.ray_pool import host_port, import_ray
 from dreamer.loops.gradient import receptive_field
 from dreamer.plan import numbers
 from dreamer.plan.numbers import ITERATIONS, RATE
-from dreamer.plan.objectives import RULES
+from dreamer.plan.objectives import RULES, rule_from_text
 from dreamer.plan.plan import DreamPlan, Options, make_plan
 from dreamer.plan.presets import PRESET_NAMES, STEP_NORMS, preset_named
 from dreamer.plan.targets import class_targets as targets_of
@@ -54,6 +55,15 @@ def add_device_options(parser: argparse.ArgumentParser) -> None:
                         "torch7 presets), fp32, bf16, fp16")
 
 
+def objective_text(text: str) -> str:
+    """--objective NAME[:VALUE], checked here (argparse's type) and kept as given."""
+    try:
+        rule_from_text(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--objective").lstrip(": ")) from None
+    return text
+
+
 def add_dream_options(parser: argparse.ArgumentParser) -> None:
     """The options of a dream, shared by the still dreamer and every subcommand that
     dreams (each then reads them with `plan_from_args`)."""
@@ -80,8 +90,9 @@ def add_dream_options(parser: argparse.ArgumentParser) -> None:
                         "RMS, or not at all")
     parser.add_argument("--channel", type=numbers.CHANNEL,
                         help="amplify only this channel (0-based; default: all)")
-    parser.add_argument("--objective", default="l2", choices=list(OBJECTIVE_HELP),
-                        help="see objectives below (default: %(default)s)")
+    parser.add_argument("--objective", default="l2", type=objective_text,
+                        metavar="NAME[:VALUE]",
+                        help=f"{', '.join(RULES)}: see objectives below (default: %(default)s)")
     parser.add_argument("--topk", type=numbers.TOPK, default=0.01,
                         help="fraction of activations kept by --objective topk, "
                         f"{numbers.TOPK.describe()} (default: %(default)s)")

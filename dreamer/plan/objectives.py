@@ -9,8 +9,8 @@ terms; `a + b` sends both, `0.5 * a` scales a's. The leaves:
 - `ClassLogit(layer, index)`: raise one class score (dy = 1 on that channel);
 - `Guided(layer, rgb)`: the notebook's guided dream towards a guide image's features.
 
-A new rule with a parameter is one class registered in `RULES` (its dataclass fields are
-its parameters; `rule_from_name` fills them from the options that name them).
+A new rule, with a parameter or not, is one class registered in `RULES`: its dataclass
+field is its parameter (`--objective NAME:VALUE`, checked by the class's `bounds`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import torch
 from torch import Tensor
 
 from converters.errors import UsageError
+from converters.numbers import Bounds
+from dreamer.plan import numbers
 
 Rule = Callable[[Tensor], Tensor]
 RULES: dict[str, type] = {}
@@ -66,10 +68,12 @@ class Square:
         return y * y
 
 
-@rule("topk", "dy = y on the largest --topk fraction of activations, 0 elsewhere")
+@rule("topk", "dy = y on the largest fraction F of activations, 0 elsewhere (topk:F, or "
+      "--topk F)")
 @dataclass(frozen=True)
 class TopK:
     fraction: float = 0.01
+    bounds: ClassVar[dict[str, Bounds]] = {"fraction": numbers.TOPK}
 
     def __call__(self, y: Tensor) -> Tensor:
         flat = y.flatten()
@@ -78,12 +82,21 @@ class TopK:
         return torch.where(y >= threshold, y, torch.zeros_like(y))
 
 
-def rule_from_name(name: str, **parameters) -> Rule:
-    """The rule `name` with those of `parameters` it takes (by field name)."""
+def rule_from_text(text: str, **parameters) -> Rule:
+    """The rule `NAME` or `NAME:VALUE` (its one parameter), else with those of
+    `parameters` it takes (by field name); a one-line UsageError naming --objective."""
+    name, colon, value = text.partition(":")
     if name not in RULES:
-        raise UsageError(f"unknown objective {name!r} (choose from {', '.join(RULES)})")
+        raise UsageError(f"--objective: unknown objective {name!r} (choose from "
+                         f"{', '.join(RULES)})")
     cls = RULES[name]
-    return cls(**{f.name: parameters[f.name] for f in fields(cls) if f.name in parameters})
+    taken = {f.name: parameters[f.name] for f in fields(cls) if f.name in parameters}
+    if colon:
+        if not fields(cls):
+            raise UsageError(f"--objective {text}: {name} takes no value")
+        field = fields(cls)[0].name
+        taken[field] = cls.bounds[field].parse(value, f"--objective {name}:{field}")
+    return cls(**taken)
 
 
 def only_channel(dy: Tensor, channel: int) -> Tensor:

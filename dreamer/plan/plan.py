@@ -32,7 +32,7 @@ from dreamer.plan.objectives import (
     Guided,
     LayerObjective,
     Objective,
-    rule_from_name,
+    rule_from_text,
 )
 from dreamer.plan.presets import STEP_NORMS, Preset, preset_named
 from dreamer.plan.stages import GradientStage, gradient_stages
@@ -193,7 +193,7 @@ def check_preset_takes(preset: Preset, given: Options) -> None:
 def objective_for(targets: tuple[Target, ...], given: Options = Options()) -> Objective:
     """The targets' objective: each layer target's rule (or the guide's, with --guide) on
     its output, each class target its score, weighted and summed."""
-    rule = rule_from_name(given.objective, fraction=given.topk)
+    rule = rule_from_text(given.objective, fraction=given.topk)
     guide = None if given.guide is None else guide_rgb(given.guide)
     total = None
     for target in targets:
