@@ -156,10 +156,8 @@ def composed_targets(network: Network, objective: Objective, given: Options
                      ) -> tuple[Target, ...]:
     """The layers a composed objective reads, as targets (exact names); the options that
     make an objective (--objective, --channel, --guide) are then refused."""
-    for name, value in (("objective", given.objective != "l2"),
-                        ("channel", given.channel is not None), ("guide", given.guide is not None)):
-        if value:
-            raise UsageError(f"--{name} makes an objective: give it in the composed objective")
+    for name in given_of(given, ("objective", "channel", "guide")):
+        raise UsageError(f"--{name} makes an objective: give it in the composed objective")
     missing = [name for name in objective.layers if name not in network.layer_index]
     if missing:
         raise UsageError(f"{network.name!r} has no layer {missing[0]!r} (the objective's "
@@ -183,11 +181,16 @@ def check_numbers(given: Options, iterations: int | None, rate: float | None) ->
 
 def check_preset_takes(preset: Preset, given: Options) -> None:
     """Refuse an option the preset does not take (one left at its default is fine)."""
+    for name in given_of(given, preset.refuses):
+        raise UsageError(f"--preset {preset.name} does not take --{name.replace('_', '-')}")
+
+
+def given_of(given: Options, names: tuple[str, ...]) -> list[str]:
+    """Those of the options `names` that are not left at their default."""
     defaults = Options()
-    for name in preset.refuses:
-        value, default = getattr(given, name), getattr(defaults, name)
-        if value is not None if default is None else value != default:
-            raise UsageError(f"--preset {preset.name} does not take --{name.replace('_', '-')}")
+    return [name for name in names
+            if (getattr(given, name) is not None if getattr(defaults, name) is None
+                else getattr(given, name) != getattr(defaults, name))]
 
 
 def objective_for(targets: tuple[Target, ...], given: Options = Options()) -> Objective:
