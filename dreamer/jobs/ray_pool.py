@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
+from converters.errors import UsageError
 from converters.network import Network
-from converters.spec import ConversionError
 from converters.store import from_bytes, to_bytes
 from dreamer.jobs.work import Failure, WorkItem, run_item
 from dreamer.loops.run import on_device
@@ -37,7 +37,7 @@ def import_ray():
     try:
         import ray  # optional: `pip install 'dreamzoo[ray]'`
     except ImportError:
-        raise ConversionError("--ray needs Ray, which is not installed: "
+        raise UsageError("--ray needs Ray, which is not installed: "
                               "pip install 'dreamzoo[ray]' (or `make setup`)") from None
     return ray
 
@@ -78,7 +78,7 @@ class RayPool:
                                 timeout=START_TIMEOUT_S)  # each has loaded the network
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
             self.close()
-            raise ConversionError(f"the Ray workers did not start: {first_line(e)}") from None
+            raise UsageError(f"the Ray workers did not start: {first_line(e)}") from None
         except BaseException:
             self.close()
             raise
@@ -140,7 +140,7 @@ def connect(ray, address: str) -> None:
         ray.init(address=None if address == "auto" else address, include_dashboard=False,
                  logging_level=logging.WARNING)
     except (OSError, RuntimeError, ValueError) as e:  # ConnectionError, TimeoutError: OSError
-        raise ConversionError(f"--ray {address}: Ray did not start: {first_line(e)}") from None
+        raise UsageError(f"--ray {address}: Ray did not start: {first_line(e)}") from None
 
 
 def check_answers(address: str, timeout: float) -> None:
@@ -152,11 +152,11 @@ def check_answers(address: str, timeout: float) -> None:
             connection.sendall(HTTP2_PREFACE)
             header = received(connection, 9)
     except TimeoutError:
-        raise ConversionError(f"--ray {address}: no answer within {timeout:g} s") from None
+        raise UsageError(f"--ray {address}: no answer within {timeout:g} s") from None
     except OSError as e:
-        raise ConversionError(f"--ray {address}: cannot connect ({e.strerror or e})") from None
+        raise UsageError(f"--ray {address}: cannot connect ({e.strerror or e})") from None
     if len(header) < 9 or header[3] != SETTINGS_FRAME:
-        raise ConversionError(f"--ray {address}: what answers there is not a Ray cluster")
+        raise UsageError(f"--ray {address}: what answers there is not a Ray cluster")
 
 
 def received(connection: socket.socket, size: int) -> bytes:
