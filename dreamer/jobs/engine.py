@@ -25,8 +25,8 @@ import numpy as np
 from tqdm import tqdm
 
 from converters.cli import shown_once
+from converters.errors import DreamzooError
 from converters.network import Network
-from converters.spec import ConversionError
 from dreamer.jobs.ray_pool import RayPool
 from dreamer.jobs.work import Failure, Still, WorkItem, run_item
 from dreamer.loops.run import on_device
@@ -34,7 +34,7 @@ from dreamer.plan.plan import DreamPlan
 from dreamer.runtime.devices import resolve_device
 
 # What refuses one task (its input, its output), leaving the others to go on.
-TASK_ERRORS = (ConversionError, ValueError)
+TASK_ERRORS = (DreamzooError, ValueError)
 
 
 @dataclass
