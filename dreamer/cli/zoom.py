@@ -18,12 +18,11 @@ from dreamer.cli.options import (
 )
 from dreamer.image_io import check_max_side, scaled_down
 from dreamer.motion.animate import prepared
-from dreamer.motion.media import check_gif_rate, write_gif, write_mp4
 from dreamer.motion.outputs import (
+    ANIMATION_FILES,
     check_output,
     copy_frames,
     frames_folder,
-    note_odd_size,
     note_resume,
 )
 from dreamer.motion.zoom import Motion, check_zoom, zoom_frames, zoom_settings
@@ -71,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
     network = prepared(network, plan)
     rgb = scaled_down(load_rgb(args.src), args.max_side)
     check_zoom(rgb, network, plan, motion, args.frames)
-    if out.suffix.lower() == ".gif":
-        check_gif_rate(args.fps)
+    file = ANIMATION_FILES.get(out.suffix.lower())  # None: a folder of frames
+    if file is not None:
+        file.check_rate(args.fps)
     folder = frames_folder(args.frames_dir, out, zoom_settings(rgb, network, plan, motion),
                            args.force, args.overwrite)
     done = min(folder.complete(), args.frames)
@@ -80,12 +80,9 @@ def run(args: argparse.Namespace) -> int:
     with progress(args, args.frames, done) as bar:
         for _ in zoom_frames(rgb, network, plan, motion, args.frames, folder):
             bar.update()
-    fps = Fraction(args.fps).limit_denominator(1001)
-    if out.suffix.lower() == ".mp4":
-        note_odd_size(rgb.shape[1], rgb.shape[0])
-        write_mp4(out, folder.frames(args.frames), fps)
-    elif out.suffix.lower() == ".gif":
-        write_gif(out, folder.frames(args.frames), fps)
+    if file is not None:
+        file.write(out, folder.frames(args.frames), Fraction(args.fps).limit_denominator(1001),
+                   (rgb.shape[1], rgb.shape[0]))
     else:
         copy_frames(folder, args.frames, out)
     print(f"{args.frames} frames written to {out} (frames in {folder.folder})")

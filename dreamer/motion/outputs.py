@@ -6,14 +6,44 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
+
+import numpy as np
 
 from converters import ownership
 from converters.atomic import OutputError, is_temporary, replacing_folder
 from dreamer.motion.frames import FRAME, FramesFolder, frame_name
+from dreamer.motion.media import check_gif_rate, write_gif, write_mp4
 
-OUTPUTS = (".mp4", ".gif")
+
+@dataclass(frozen=True)
+class AnimationFile:
+    """A file format an animation is written to: what it refuses before any dream, and its
+    writer of (OUT, uint8 RGB frames, frames per second, (width, height))."""
+
+    check_rate: Callable[[float], None]
+    write: Callable[[Path, Iterable[np.ndarray], Fraction, tuple[int, int]], None]
+
+
+def mp4_file(out: Path, frames: Iterable[np.ndarray], fps: Fraction,
+             size: tuple[int, int]) -> None:
+    note_odd_size(*size)
+    write_mp4(out, frames, fps)
+
+
+def any_rate(fps: float) -> None:
+    """MP4 holds any frame rate --fps allows."""
+
+
+# By suffix; OUT without one of these is a folder of PNG frames (zoom only).
+ANIMATION_FILES = {
+    ".mp4": AnimationFile(any_rate, mp4_file),
+    ".gif": AnimationFile(check_gif_rate, lambda out, frames, fps, _: write_gif(out, frames, fps)),
+}
+OUTPUTS = tuple(ANIMATION_FILES)
 
 
 def check_output(out: Path, folder_allowed: bool, inputs: Iterable = (),
