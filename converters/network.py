@@ -157,17 +157,24 @@ class Network(nn.Module):
             return Unfit(problem.layer, problem.reason + need, problem.too_small)
         return None
 
-    def layer_table(self, input_shape: list[int] | None = None) -> str:
-        """A printable table: index (layer_max order), name, type, output shape, and the
-        smallest input (W×H) the layer is computed at."""
+    def layer_rows(self, input_shape: list[int] | None = None) -> list[tuple[str, ...]]:
+        """Per layer: index (layer_max order, "-" if none), name, type, output shape
+        (C×H×W) and the smallest input (W×H, "?" if unknown) the layer is computed at."""
         shapes = self.output_shapes(input_shape)
         order = {name: i + 1 for i, name in enumerate(self.sequence)}
-        width = max(len(n) for n in self.layer_names)
-        lines = [f"{'#':>4}  {'layer':<{width}}  {'type':<13} {'output':<15} min W×H"]
+        rows = []
         for name, kind in zip(self.layer_names, self.layer_types):
             index = str(order[name]) if name in order else "-"
             dims = "×".join(str(d) for d in shapes[name][1:])
             low = self.min_sizes.get(name)
-            smallest = f"{low[1]}×{low[0]}" if low else "?"
+            rows.append((index, name, kind, dims, f"{low[1]}×{low[0]}" if low else "?"))
+        return rows
+
+    def layer_table(self, input_shape: list[int] | None = None) -> str:
+        """A printable table of `layer_rows`: index, name, type, output shape, and the
+        smallest input (W×H) the layer is computed at."""
+        width = max(len(n) for n in self.layer_names)
+        lines = [f"{'#':>4}  {'layer':<{width}}  {'type':<13} {'output':<15} min W×H"]
+        for index, name, kind, dims, smallest in self.layer_rows(input_shape):
             lines.append(f"{index:>4}  {name:<{width}}  {kind:<13} {dims:<15} {smallest}")
         return "\n".join(lines)

@@ -18,7 +18,8 @@ from dreamer.plan.presets import PRESET_NAMES
 PACKAGES = ("dreamer", "converters", "models")
 # Lower rank: lower room. A module may import its own room and any room below.
 RANKS = {
-    "dreamer.__main__": 6, "dreamer.cli": 6, "dreamer": 5, "dreamer.dream": 5,
+    "dreamer.__main__": 6, "dreamer.cli": 6, "dreamer.studio": 6,
+    "dreamer": 5, "dreamer.dream": 5,
     "dreamer.jobs": 4, "dreamer.motion": 4,
     "dreamer.loops": 3,
     "dreamer.plan": 2,
@@ -26,7 +27,8 @@ RANKS = {
     "models": 0, "converters": -1,
 }
 # Imported inside functions, on purpose: heavy and optional (extras), or only on a worker.
-OPTIONAL = ("av", "cv2", "ray", "onnxruntime", "onnx", "onnx2torch", "torchvision", "skimage")
+OPTIONAL = ("av", "cv2", "ray", "onnxruntime", "onnx", "onnx2torch", "torchvision", "skimage",
+            "gradio")
 
 
 def our_modules() -> list[tuple[str, Path, ast.Module]]:

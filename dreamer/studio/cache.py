@@ -1,0 +1,99 @@
+"""The studio's converted models: the names it offers, and an LRU of opened networks."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import models
+from converters.errors import ConversionError, UsageError
+from converters.network import Network
+from dreamer.plan.plan import network_digest
+from dreamer.plan.targets import dream_layer_default
+from models.converted import NAME_PATTERN
+from models.registry import lookup
+
+# GoogLeNet's DeepDream layer, preselected wherever a net has it.
+PREFERRED_LAYER = "inception_4c/output"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """An opened network, its digest as a dream PNG records it, and its memory."""
+
+    network: Network
+    digest: str
+    nbytes: int
+
+
+def model_names(root: Path) -> list[str]:
+    """The converted models in `root` that `--model NAME` opens there: folders with a
+    network.json, named as the zoo names them (an alias would open another folder)."""
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if NAME_PATTERN.fullmatch(p.name) and (p / "network.json").is_file()
+                  and (lookup(p.name) is None or lookup(p.name).name == p.name))
+
+
+def memory_of(network: Network) -> int:
+    """Bytes of the network's parameters and buffers."""
+    tensors = [*network.parameters(), *network.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+class ModelCache:
+    """Opened networks by name, the least recently used dropped beyond `max_models` or
+    `max_bytes` (the one just opened is always kept). `dreaming`: the lock a dream holds,
+    so that dreams run one at a time."""
+
+    def __init__(self, root: Path, max_models: int = 2, max_bytes: int = 4 << 30) -> None:
+        self.root, self.max_models, self.max_bytes = root, max_models, max_bytes
+        self._open: OrderedDict[str, Loaded] = OrderedDict()
+        self._table = threading.Lock()
+        self.dreaming = threading.Lock()
+
+    def names(self) -> list[str]:
+        return model_names(self.root)
+
+    def get(self, name: str) -> Loaded:
+        """The network `name` (one of `names()`: nothing else is opened), opened once."""
+        if name not in self.names():
+            raise UsageError(f"no converted model {name!r} in the studio's models folder")
+        with self._table:
+            if name not in self._open:
+                network = models.open(self.root / name)
+                digest = f"{network.name} {network_digest(network)}"
+                self._open[name] = Loaded(network, digest, memory_of(network))
+            self._open.move_to_end(name)
+            while len(self._open) > 1 and (len(self._open) > self.max_models
+                                           or self.used() > self.max_bytes):
+                self._open.popitem(last=False)
+            return self._open[name]
+
+    def used(self) -> int:
+        """Bytes of the networks held."""
+        return sum(loaded.nbytes for loaded in self._open.values())
+
+    def held(self) -> list[str]:
+        """The names held, least recently used first."""
+        return list(self._open)
+
+
+def layer_choices(network: Network) -> list[tuple[str, str]]:
+    """(label, name) per layer for a dropdown: name, type, output shape, smallest input."""
+    return [(f"{name}  ·  {kind}  ·  {dims}  ·  min {smallest}", name)
+            for _, name, kind, dims, smallest in network.layer_rows()]
+
+
+def default_layer(network: Network) -> str:
+    """GoogLeNet's inception_4c/output where the net has it, else the zoo's default
+    layer, else the first layer."""
+    if PREFERRED_LAYER in network.layer_index:
+        return PREFERRED_LAYER
+    try:
+        return dream_layer_default(network)
+    except ConversionError:  # not from the zoo
+        return network.layer_names[0]

@@ -1,0 +1,168 @@
+"""The studio (`python -m dreamer studio`) in a real browser: Debian's chromium driven by
+Playwright. The server runs in a subprocess on a free port, on a models folder holding
+only the tiny net, with a temp folder of its own; it is always stopped afterwards."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REQUIRE_SHARED, ROOT
+from PIL import Image
+
+import converters
+from converters.ownership import MARKER_KEY, read_marker
+
+CHROMIUM = Path("/usr/bin/chromium")
+START_SECONDS = 60
+WAIT_MS = 30_000
+
+
+def needed(found: bool, what: str) -> None:
+    """Skip without `what`; in CI (DREAMZOO_REQUIRE_SHARED) fail instead."""
+    if not found:
+        reason = f"{what} not found: the studio's browser tests need it"
+        if REQUIRE_SHARED:
+            pytest.fail(reason + " and DREAMZOO_REQUIRE_SHARED is set")
+        pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def environment(zoo: Path, temp: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "DREAMZOO_MODELS": str(zoo),
+            "OMP_NUM_THREADS": "1", "TMPDIR": str(temp), "GRADIO_TEMP_DIR": str(temp / "gradio"),
+            "GRADIO_ANALYTICS_ENABLED": "False"}
+
+
+@pytest.fixture(scope="module")
+def studio(tiny, tmp_path_factory):
+    """(URL, environment, work folder) of a running studio offering the tiny net alone."""
+    needed(shutil.which("chromium") is not None or CHROMIUM.exists(), "chromium")
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        needed(False, "gradio (dreamzoo[studio])")
+    root = tmp_path_factory.mktemp("studio")
+    converters.save(tiny, root / "zoo" / "tiny")
+    (root / "temp").mkdir()
+    env, port = environment(root / "zoo", root / "temp"), free_port()
+    log = (root / "server.log").open("w")
+    server = subprocess.Popen([sys.executable, "-m", "dreamer", "studio", "--port", str(port)],
+                              cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_for(url, server, root / "server.log")
+        yield url, env, root
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+def wait_for(url: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"the studio exited ({server.returncode}):\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"the studio did not answer in {START_SECONDS} s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        needed(False, "playwright (the dev extras)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                              args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, studio):
+    opened = browser.new_page(accept_downloads=True)
+    opened.set_default_timeout(WAIT_MS)
+    opened.goto(studio[0])
+    yield opened
+    opened.close()
+
+
+def choose_layer(page, name: str) -> None:
+    field = page.locator("#layer input")
+    field.click()
+    field.fill(name)
+    page.get_by_role("option", name=f"{name}  ·", exact=False).first.click()
+    assert field.input_value().startswith(f"{name}  ·")
+
+
+def fill(page, **values) -> None:
+    for name, value in values.items():
+        page.locator(f"#{name} input").fill(str(value))
+
+
+def test_a_dream_streams_octaves_and_downloads_the_cli_png(page, studio, tmp_path):
+    _, env, _ = studio
+    image = tmp_path / "small.png"
+    Image.fromarray((np.random.RandomState(3).rand(48, 56, 3) * 255).astype(np.uint8)).save(image)
+    page.locator("#upload input[type=file]").set_input_files(str(image))
+    choose_layer(page, "conv2")
+    fill(page, iterations=2, octaves=2, rate=0.02, seed=5)
+    page.locator("#dream").click()
+    page.locator("#preview img").wait_for()
+    link = page.locator("#download a").first
+    link.wait_for()
+    with page.expect_download() as download:
+        link.click()
+    got = tmp_path / "got.png"
+    download.value.save_as(got)
+    command = page.locator("#command textarea").input_value()
+    assert "done" in page.locator("#status").inner_text()
+
+    argv = shlex.split(command)
+    assert argv[:4] == ["python", "-m", "dreamer", "small.png"], command
+    assert argv[4:8] == ["conv2", "2", "0.02", "--model"], command
+    subprocess.run([sys.executable, *argv[1:]], cwd=tmp_path, env=env, check=True,
+                   capture_output=True, timeout=60)
+    made = tmp_path / argv[-1]
+    with Image.open(got) as ours, Image.open(made) as cli:
+        assert np.array_equal(np.asarray(ours), np.asarray(cli))
+        stored, expected = read_marker(ours.info[MARKER_KEY]), read_marker(cli.info[MARKER_KEY])
+    assert stored["argv"] == expected["argv"] and stored["network"] == expected["network"]
+
+
+def test_a_text_file_named_png_is_a_message_not_a_traceback(page, tmp_path):
+    fake = tmp_path / "notes.png"
+    fake.write_text("not an image at all\n")
+    page.locator("#upload input[type=file]").set_input_files(str(fake))
+    choose_layer(page, "conv2")
+    page.locator("#dream").click()
+    status = page.locator("#status")
+    status.filter(has_text="error").wait_for()
+    text = status.inner_text()
+    assert "notes.png" in text and "Traceback" not in page.content(), text
+    assert page.locator("#download a").count() == 0
