@@ -17,7 +17,7 @@ setup: $(SETUP_STAMP)
 
 $(SETUP_STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[dev,check,ray]'
+	$(PY) -m pip install -q -e '.[dev,check,ray,studio]'
 	touch $@
 
 test: setup
@@ -33,6 +33,12 @@ test-avx2: setup
 
 lint: setup
 	$(PY) -m ruff check .
+
+# The studio: the still dreamer in a local web page (http://127.0.0.1:7860; STUDIO_FLAGS,
+# e.g. --port 8000 or --models DIR).
+.PHONY: studio
+studio: setup
+	$(PY) -m dreamer studio $(STUDIO_FLAGS)
 
 # Every reader on FUZZ_CASES mutated files per format (findings in build/fuzz/findings.txt),
 # then every subcommand on CLI_FUZZ_CASES generated command lines (Hypothesis; a random seed,
