@@ -165,7 +165,7 @@ HELPED = {"": ["--octaves", "--octave-scale", "--jitter", "--topk", "--blur", "-
           "video": ["--blend", "--seed", "--cpus-per-worker", "--gpus-per-worker"],
           "batch": ["--blur", "--workers"], "sweep": ["--size"],
           "gallery": ["--count", "--iterations", "--rate", "--size", "--columns", "--seed"],
-          "classify": ["--top"]}
+          "classify": ["--top"], "studio": ["--port", "--host"]}
 
 
 @pytest.mark.parametrize("subcommand", list(HELPED))

@@ -14,8 +14,8 @@ from pathlib import Path
 from converters.errors import DreamzooError, UsageError
 from converters.numbers import Bounds
 from dreamer.plan import numbers
+from dreamer.studio import dreaming  # a module: it imports dreamer.cli, which imports us
 from dreamer.studio.cache import ModelCache, default_layer, layer_choices
-from dreamer.studio.dreaming import Settings, Stopped, command_line, command_text, dream_events
 
 # The page's starting values: the still dreamer's defaults.
 DEFAULTS = {"iterations": 10, "rate": 0.01, "octaves": 4, "seed": 0}
@@ -31,20 +31,20 @@ def import_gradio():
     return gradio
 
 
-def settings_of(model, layer, iterations, rate, octaves, seed) -> Settings:
+def settings_of(model, layer, iterations, rate, octaves, seed) -> "dreaming.Settings":
     """The page's values, refused with a message when one is missing."""
     values = {"model": model, "layer": layer, "iterations": iterations, "rate": rate,
               "octaves": octaves, "seed": seed}
     missing = [name for name, value in values.items() if value in (None, "")]
     if missing:
         raise ValueError(f"choose or type a value for {missing[0]}")
-    return Settings(model, layer, int(iterations), float(rate), int(octaves), int(seed))
+    return dreaming.Settings(model, layer, int(iterations), float(rate), int(octaves), int(seed))
 
 
 def message_of(error: BaseException) -> str:
     """One line for the page: our errors' text; anything else by its type (its traceback
     goes to the server's log)."""
-    if isinstance(error, Stopped):
+    if isinstance(error, dreaming.Stopped):
         return "stopped"
     if isinstance(error, (DreamzooError, ValueError)):
         return f"error: {error}"
@@ -81,17 +81,18 @@ def build(cache: ModelCache, folder: Path, models_folder: Path | None):
             return
         upload = Path(upload)
         output = f"{upload.stem}_dream.png"
-        command = command_text(command_line(upload.name, settings), output, models_folder)
+        command = dreaming.command_text(dreaming.command_line(upload.name, settings), output,
+                                       models_folder)
         stop = stops[request.session_hash] = threading.Event()
         yield None, None, command, "dreaming…"
-        for event in dream_events(cache, upload, settings, folder, stop):
+        for event in dreaming.dream_events(cache, upload, settings, folder, stop):
             if event[0] == "octave":
                 yield event[2], skip, command, f"octave {event[1] + 1} of {settings.octaves} done"
             elif event[0] == "done":
                 yield skip, str(event[1]), command, f"done: {output}"
             else:
                 message = message_of(event[1])
-                if not isinstance(event[1], Stopped):
+                if not isinstance(event[1], dreaming.Stopped):
                     gr.Warning(message)
                 yield skip, None, command, message
 
@@ -135,9 +136,9 @@ def build(cache: ModelCache, folder: Path, models_folder: Path | None):
                                      interactive=False, elem_id="command")
         page.load(layers_of, model, layer)
         model.change(layers_of, model, layer)
-        dreaming = start.click(dream, [upload, model, layer, iterations, rate, octaves, seed],
-                               [preview, download, command, status])
-        stop.click(halt, None, status, cancels=[dreaming])
+        started = start.click(dream, [upload, model, layer, iterations, rate, octaves, seed],
+                              [preview, download, command, status])
+        stop.click(halt, None, status, cancels=[started])
     return page
 
 
