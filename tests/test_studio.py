@@ -5,6 +5,7 @@ only the tiny net, with a temp folder of its own; it is always stopped afterward
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -166,3 +167,23 @@ def test_a_text_file_named_png_is_a_message_not_a_traceback(page, tmp_path):
     text = status.inner_text()
     assert "notes.png" in text and "Traceback" not in page.content(), text
     assert page.locator("#download a").count() == 0
+
+
+def test_stop_ends_the_dream_and_frees_the_worker_for_the_next(page, tmp_path):
+    """A dream of 100000 steps is stopped: no PNG, and the next dream (which waits for the
+    worker, one dream at a time) finishes."""
+    image = tmp_path / "wide.png"
+    Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(image)
+    page.locator("#upload input[type=file]").set_input_files(str(image))
+    choose_layer(page, "conv2")
+    fill(page, iterations=100_000, octaves=1)
+    page.locator("#dream").click()
+    page.locator("#status", has_text="dreaming").wait_for()
+    page.locator("#stop").click()
+    page.locator("#status", has_text="stopped").wait_for()
+    assert page.locator("#download a").count() == 0
+    fill(page, iterations=1)
+    page.locator("#dream").click()
+    status = page.locator("#status", has_text=re.compile("done|error"))
+    status.wait_for()
+    assert "done" in status.inner_text() and page.locator("#download a").count() == 1

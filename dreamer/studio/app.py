@@ -101,11 +101,10 @@ def build(cache: ModelCache, folder: Path, models_folder: Path | None):
         return gr.Number(DEFAULTS[name], label=label, minimum=bounds.low, maximum=bounds.high,
                          precision=0 if bounds.integer else None, elem_id=name)
 
-    def halt(request: gr.Request) -> str:
+    def halt(request: gr.Request) -> None:
         stop = stops.get(request.session_hash)
         if stop is not None:
             stop.set()
-        return "stopped"
 
     with gr.Blocks(title="dreamzoo studio", analytics_enabled=False) as page:
         gr.Markdown("## dreamzoo studio: DeepDream on the classic Caffe and Torch7 nets")
@@ -136,9 +135,12 @@ def build(cache: ModelCache, folder: Path, models_folder: Path | None):
                                      interactive=False, elem_id="command")
         page.load(layers_of, model, layer)
         model.change(layers_of, model, layer)
-        started = start.click(dream, [upload, model, layer, iterations, rate, octaves, seed],
-                              [preview, download, command, status])
-        stop.click(halt, None, status, cancels=[started])
+        start.click(dream, [upload, model, layer, iterations, rate, octaves, seed],
+                    [preview, download, command, status],
+                    trigger_mode="always_last")  # a click while one ends: run next
+        # No `cancels=`: a cancelled event may never report its end to the page, which then
+        # ignores the next Dream; the dream ends itself at its next step and says "stopped".
+        stop.click(halt, None, None)
     return page
 
 
