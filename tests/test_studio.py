@@ -21,7 +21,9 @@ from conftest import REQUIRE_SHARED, ROOT
 from PIL import Image
 
 import converters
+from converters.errors import UsageError
 from converters.ownership import MARKER_KEY, read_marker
+from dreamer.studio.cache import ModelCache, default_layer
 
 CHROMIUM = Path("/usr/bin/chromium")
 START_SECONDS = 60
@@ -187,3 +189,29 @@ def test_stop_ends_the_dream_and_frees_the_worker_for_the_next(page, tmp_path):
     status = page.locator("#status", has_text=re.compile("done|error"))
     status.wait_for()
     assert "done" in status.inner_text() and page.locator("#download a").count() == 1
+
+
+def test_the_cache_opens_only_offered_names_and_drops_the_least_recent(tiny, tmp_path):
+    for name in ("a", "b"):
+        converters.save(tiny, tmp_path / name)
+    (tmp_path / "empty").mkdir()
+    cache = ModelCache(tmp_path, max_models=1)
+    assert cache.names() == ["a", "b"]
+    first = cache.get("a")
+    assert cache.get("a") is first  # opened once
+    cache.get("b")
+    assert cache.held() == ["b"] and cache.used() == first.nbytes
+    for name in ("empty", "../a", str(tmp_path / "a")):
+        with pytest.raises(UsageError, match="no converted model"):
+            cache.get(name)
+    assert default_layer(first.network) == "conv1"  # no zoo record: the first layer
+
+
+def test_without_gradio_the_studio_is_one_line(tmp_path):
+    script = ("import sys; sys.modules['gradio'] = None; from dreamer.cli import main; "
+              "sys.exit(main(['studio']))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == ["error: the studio needs Gradio: pip install "
+                                        "'dreamzoo[studio]' (`make setup` installs it)"]
