@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import socket
 import subprocess
 import sys
@@ -54,7 +53,7 @@ def environment(zoo: Path, temp: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def studio(tiny, tmp_path_factory):
     """(URL, environment, work folder) of a running studio offering the tiny net alone."""
-    needed(shutil.which("chromium") is not None or CHROMIUM.exists(), "chromium")
+    needed(CHROMIUM.exists(), f"chromium ({CHROMIUM}; Debian's package)")
     try:
         import gradio  # noqa: F401
     except ImportError:
@@ -101,7 +100,7 @@ def browser():
         needed(False, "playwright (the dev extras)")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=["--no-sandbox"])
+                                              args=["--no-sandbox", "--disable-dev-shm-usage"])
         yield launched
         launched.close()
 
