@@ -23,6 +23,7 @@ import converters
 from converters.errors import UsageError
 from converters.ownership import MARKER_KEY, read_marker
 from dreamer.studio.cache import ModelCache, default_layer
+from dreamer.studio.dreaming import Settings, command_line, command_text, parsed
 
 CHROMIUM = Path("/usr/bin/chromium")
 START_SECONDS = 60
@@ -214,3 +215,15 @@ def test_without_gradio_the_studio_is_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.splitlines() == ["error: the studio needs Gradio: pip install "
                                         "'dreamzoo[studio]' (`make setup` installs it)"]
+
+
+def test_the_command_line_parses_back_to_the_settings_whatever_the_file_name():
+    settings = Settings("tiny", "conv2", 3, 0.025, 2, 7)
+    argv = command_line("-x y.png", settings)
+    args = parsed(argv)
+    assert (args.src, args.positional, args.model, args.octaves, args.seed) == \
+        ("./-x y.png", ["conv2", "3", "0.025"], "tiny", 2, 7)
+    command = shlex.split(command_text(argv, "-x y_dream.png", Path("/m d")))
+    assert command[0] == "DREAMZOO_MODELS=/m d" and command[-2:] == ["-o", "./-x y_dream.png"]
+    with pytest.raises(ValueError, match="octaves"):
+        parsed(command_line("a.png", Settings("tiny", "conv2", 3, 0.025, 0, 7)))

@@ -42,7 +42,8 @@ class Stopped(Exception):
 
 def command_line(src: str, settings: Settings) -> list[str]:
     """The `python -m dreamer` arguments of the dream (no output: as a dream PNG stores them)."""
-    return [src, settings.layer, str(settings.iterations), repr(float(settings.rate)),
+    return [not_an_option(src), settings.layer, str(settings.iterations),
+            repr(float(settings.rate)),
             "--model", settings.model, "--octaves", str(settings.octaves),
             "--seed", str(settings.seed)]
 
@@ -51,7 +52,13 @@ def command_text(argv: list[str], output: str, models_folder: Path | None) -> st
     """The shell command that makes the same PNG (`models_folder`: the one the studio was
     started with, if any)."""
     prefix = f"DREAMZOO_MODELS={shlex.quote(str(models_folder))} " if models_folder else ""
-    return prefix + shlex.join(["python", "-m", "dreamer", *argv, "-o", output])
+    return prefix + shlex.join(["python", "-m", "dreamer", *argv, "-o", not_an_option(output)])
+
+
+def not_an_option(name: str) -> str:
+    """A file name as an argument: ./NAME if it starts with "-" (else argparse reads an
+    option)."""
+    return f"./{name}" if name.startswith("-") else name
 
 
 def refuse(message: str) -> NoReturn:
