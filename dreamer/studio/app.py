@@ -19,6 +19,8 @@ from dreamer.studio.cache import ModelCache, default_layer, layer_choices
 
 # The page's starting values: the still dreamer's defaults.
 DEFAULTS = {"iterations": 10, "rate": 0.01, "octaves": 4, "seed": 0}
+NO_MODELS = ("no converted models yet: convert one (`make convert MODEL=googlenet`) and "
+             "start the studio again")
 
 
 def import_gradio():
@@ -85,16 +87,21 @@ def build(cache: ModelCache, folder: Path, models_folder: Path | None):
                                        models_folder)
         stop = stops[request.session_hash] = threading.Event()
         yield None, None, command, "dreaming…"
-        for event in dreaming.dream_events(cache, upload, settings, folder, stop):
-            if event[0] == "octave":
-                yield event[2], skip, command, f"octave {event[1] + 1} of {settings.octaves} done"
-            elif event[0] == "done":
-                yield skip, str(event[1]), command, f"done: {output}"
-            else:
-                message = message_of(event[1])
-                if not isinstance(event[1], dreaming.Stopped):
-                    gr.Warning(message)
-                yield skip, None, command, message
+        try:
+            for event in dreaming.dream_events(cache, upload, settings, folder, stop):
+                if event[0] == "octave":
+                    yield event[2], skip, command, \
+                        f"octave {event[1] + 1} of {settings.octaves} done"
+                elif event[0] == "done":
+                    yield skip, str(event[1]), command, f"done: {output}"
+                else:
+                    message = message_of(event[1])
+                    if not isinstance(event[1], dreaming.Stopped):
+                        gr.Warning(message)
+                    yield skip, None, command, message
+        finally:
+            if stops.get(request.session_hash) is stop:
+                del stops[request.session_hash]
 
     def number(label: str, name: str, bounds: Bounds):
         """A number field within `bounds`, starting at the dreamer's default."""
@@ -128,7 +135,7 @@ def build(cache: ModelCache, folder: Path, models_folder: Path | None):
             with gr.Column():
                 preview = gr.Image(label="result", type="numpy", format="png",
                                    interactive=False, elem_id="preview")
-                status = gr.Markdown(elem_id="status")
+                status = gr.Markdown(None if names else NO_MODELS, elem_id="status")
                 download = gr.File(label="PNG (with its settings)", interactive=False,
                                    elem_id="download")
                 command = gr.Textbox(label="the same dream on the command line",
