@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import models
 from converters.images import load_rgb
+from converters.network import Network
 from dreamer.cli.options import add_model_options
 from dreamer.loops.classify import fit_input, probabilities, top_classes
 from dreamer.plan.numbers import COUNT
@@ -50,6 +52,16 @@ def list_classes(labels: ClassList | None, query: str, as_json: bool) -> None:
         print(f"{i:>5}  {', '.join(labels.names[i])}")
 
 
+def classified(network: Network, image: str | Path, labels: ClassList | None, top: int,
+               crop: str = "centre") -> list[dict]:
+    """The `top` classes of the image file, with the net's own preprocessing at its declared
+    input size (also the studio's)."""
+    height, width = network.spec.input_shape[-2:]
+    rgb = fit_input(load_rgb(image), height, width, crop)
+    probs = probabilities(network, network.spec.input_preprocessing().to_net(rgb))
+    return top_classes(probs, labels, top)
+
+
 def run(args: argparse.Namespace) -> int:
     if (args.image is None) == (args.list_classes is None):
         raise ValueError("give an IMAGE to classify, or --list-classes [QUERY] (not both)")
@@ -59,10 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list_classes is not None:
         list_classes(labels, args.list_classes, args.json)
         return 0
-    height, width = network.spec.input_shape[-2:]
-    rgb = fit_input(load_rgb(args.image), height, width, args.crop)
-    probs = probabilities(network, network.spec.input_preprocessing().to_net(rgb))
-    rows = top_classes(probs, labels, args.top)
+    rows = classified(network, args.image, labels, args.top, args.crop)
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
