@@ -28,6 +28,10 @@ from dreamer.studio.dreaming import Settings, command_line, command_text, parsed
 CHROMIUM = Path("/usr/bin/chromium")
 START_SECONDS = 60
 WAIT_MS = 30_000
+MAX_UPLOAD = 100_000  # the test server's upload bound (bytes)
+# The tiny net's 10 classes, named for the class search.
+CLASS_NAMES = ("tiger cat", "goldfish", "tiger", "dog", "tiger shark", "cow", "bee", "ant",
+               "owl", "elk")
 
 
 def needed(found: bool, what: str) -> None:
@@ -48,7 +52,7 @@ def free_port() -> int:
 def environment(zoo: Path, temp: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "DREAMZOO_MODELS": str(zoo),
             "OMP_NUM_THREADS": "1", "TMPDIR": str(temp), "GRADIO_TEMP_DIR": str(temp / "gradio"),
-            "GRADIO_ANALYTICS_ENABLED": "False"}
+            "GRADIO_ANALYTICS_ENABLED": "False", "DREAMZOO_STUDIO_MAX_UPLOAD": str(MAX_UPLOAD)}
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +65,7 @@ def studio(tiny, tmp_path_factory):
         needed(False, "gradio (dreamzoo[studio])")
     root = tmp_path_factory.mktemp("studio")
     converters.save(tiny, root / "zoo" / "tiny")
+    (root / "zoo" / "tiny" / "labels.txt").write_text("".join(f"{n}\n" for n in CLASS_NAMES))
     (root / "temp").mkdir()
     env, port = environment(root / "zoo", root / "temp"), free_port()
     log = (root / "server.log").open("w")
@@ -191,6 +196,77 @@ def test_stop_ends_the_dream_and_frees_the_worker_for_the_next(page, tmp_path):
     assert "done" in status.inner_text() and page.locator("#download a").count() == 1
 
 
+def dream_status(page, image: Path) -> str:
+    """The status line after uploading `image` and pressing Dream on conv2."""
+    page.locator("#upload input[type=file]").set_input_files(str(image))
+    choose_layer(page, "conv2")
+    page.locator("#dream").click()
+    status = page.locator("#status", has_text=re.compile("done|error"))
+    status.wait_for()
+    return status.inner_text()
+
+
+def test_a_1x1_image_is_refused_with_the_plans_message(page, tmp_path):
+    image = tmp_path / "dot.png"
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(image)
+    text = dream_status(page, image)
+    assert "error: the image (1×1) is too small for the target" in text, text
+    assert "Traceback" not in page.content() and page.locator("#download a").count() == 0
+
+
+def test_an_upload_over_the_byte_limit_is_refused_with_the_clis_message(page, tmp_path):
+    big = tmp_path / "big.png"
+    big.write_bytes(bytes(MAX_UPLOAD + 1))
+    text = dream_status(page, big)
+    assert "big.png: too large for an image (over 100000 bytes)" in text, text
+    assert page.locator("#download a").count() == 0
+
+
+def open_explore(page) -> None:
+    page.get_by_role("tab", name="Layers & classes").click()
+
+
+def expect(locator):
+    from playwright.sync_api import expect as playwright_expect  # the dev extras
+    return playwright_expect(locator)
+
+
+def table_rows(page, table: str, count: int) -> list[list[str]]:
+    """The cell texts of a Dataframe's body rows, once it has `count` of them."""
+    rows = page.locator(f"#{table} [role=row]:has([role=gridcell])")
+    expect(rows).to_have_count(count)
+    return [[cell.strip() for cell in row.locator("[role=gridcell]").all_inner_texts()]
+            for row in rows.all()]
+
+
+def test_the_layer_table_lists_every_layer_with_its_smallest_input(page, tiny):
+    open_explore(page)
+    rows = table_rows(page, "layer-table", len(tiny.layer_names))
+    assert rows == [list(row) for row in tiny.layer_rows()]
+
+
+def test_a_class_search_lists_the_matching_names_in_order(page):
+    open_explore(page)
+    page.locator("#class-query textarea, #class-query input").first.fill("tiger")
+    page.locator("#class-search").click()
+    page.locator("#class-status", has_text="classes").wait_for()
+    assert table_rows(page, "class-table", 3) == [["0", "tiger cat"], ["2", "tiger"],
+                                               ["4", "tiger shark"]]
+
+
+def test_classify_shows_the_top_5_classes_with_names(page, tmp_path):
+    image = tmp_path / "noise.png"
+    Image.fromarray((np.random.RandomState(1).rand(40, 40, 3) * 255).astype(np.uint8)).save(image)
+    page.locator("#upload input[type=file]").set_input_files(str(image))
+    open_explore(page)
+    page.locator("#classify").click()
+    page.locator("#top-status", has_text="noise.png").wait_for()
+    rows = table_rows(page, "top-table", 5)
+    assert all(row[2] in CLASS_NAMES for row in rows), rows
+    probabilities = [float(row[0]) for row in rows]
+    assert probabilities == sorted(probabilities, reverse=True)
+
+
 def test_the_cache_opens_only_offered_names_and_drops_the_least_recent(tiny, tmp_path):
     for name in ("a", "b"):
         converters.save(tiny, tmp_path / name)
@@ -227,3 +303,14 @@ def test_the_command_line_parses_back_to_the_settings_whatever_the_file_name():
     assert command[0] == "DREAMZOO_MODELS=/m d" and command[-2:] == ["-o", "./-x y_dream.png"]
     with pytest.raises(ValueError, match="octaves"):
         parsed(command_line("a.png", Settings("tiny", "conv2", 3, 0.025, 0, 7)))
+
+
+def test_the_upload_bound_comes_from_the_environment(monkeypatch):
+    from dreamer.studio.app import MAX_UPLOAD_BYTES, MAX_UPLOAD_VARIABLE, max_upload_bytes
+    monkeypatch.delenv(MAX_UPLOAD_VARIABLE, raising=False)
+    assert max_upload_bytes() == MAX_UPLOAD_BYTES
+    monkeypatch.setenv(MAX_UPLOAD_VARIABLE, "1234")
+    assert max_upload_bytes() == 1234
+    monkeypatch.setenv(MAX_UPLOAD_VARIABLE, "50MB")
+    with pytest.raises(UsageError, match="DREAMZOO_STUDIO_MAX_UPLOAD='50MB'"):
+        max_upload_bytes()
