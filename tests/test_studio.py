@@ -254,6 +254,16 @@ def test_a_class_search_lists_the_matching_names_in_order(page):
                                                ["4", "tiger shark"]]
 
 
+def test_a_class_search_without_a_match_names_the_closest(page):
+    open_explore(page)
+    page.locator("#class-query textarea, #class-query input").first.fill("tigre")
+    page.locator("#class-search").click()
+    status = page.locator("#class-status", has_text="error")
+    status.wait_for()
+    assert "no class name holds 'tigre'" in status.inner_text()
+    assert page.locator("#class-table [role=gridcell]").count() == 0
+
+
 def test_classify_shows_the_top_5_classes_with_names(page, tmp_path):
     image = tmp_path / "noise.png"
     Image.fromarray((np.random.RandomState(1).rand(40, 40, 3) * 255).astype(np.uint8)).save(image)
