@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import models
-from converters.images import load_rgb
-from converters.network import Network
 from dreamer.cli.options import add_model_options
-from dreamer.loops.classify import fit_input, probabilities, top_classes
+from dreamer.loops.classify import classified
 from dreamer.plan.numbers import COUNT
 from dreamer.plan.targets import classifier_of, labels_for
 from models.labels import ClassList, search
@@ -52,14 +49,6 @@ def list_classes(labels: ClassList | None, query: str, as_json: bool) -> None:
         print(f"{i:>5}  {', '.join(labels.names[i])}")
 
 
-def classified(network: Network, image: str | Path, labels: ClassList | None, top: int,
-               crop: str = "centre") -> list[dict]:
-    """The `top` classes of the image file, with the net's own preprocessing at its declared
-    input size (also the studio's)."""
-    height, width = network.spec.input_shape[-2:]
-    rgb = fit_input(load_rgb(image), height, width, crop)
-    probs = probabilities(network, network.spec.input_preprocessing().to_net(rgb))
-    return top_classes(probs, labels, top)
 
 
 def run(args: argparse.Namespace) -> int:

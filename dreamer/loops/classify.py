@@ -3,10 +3,13 @@ and logit layer: dreamer/plan/targets.py); the `classify` command: dreamer/cli/c
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from PIL import Image
 
+from converters.images import load_rgb
 from converters.network import Network
 from dreamer.plan.targets import classifier_of
 from models.labels import ClassList
@@ -38,3 +41,14 @@ def top_classes(probs: np.ndarray, labels: ClassList | None, top: int) -> list[d
     order = np.argsort(-probs, kind="stable")[:top]
     return [{"index": int(i), "name": labels.name(i) if labels else f"class {i}",
              "probability": float(probs[i])} for i in order]
+
+
+def classified(network: Network, image: str | Path, labels: ClassList | None, top: int,
+               crop: str = "centre") -> list[dict]:
+    """The `top` classes of the image file, with the net's own preprocessing at its declared
+    input size."""
+    height, width = network.spec.input_shape[-2:]
+    rgb = fit_input(load_rgb(image), height, width, crop)
+    probs = probabilities(network, network.spec.input_preprocessing().to_net(rgb))
+    return top_classes(probs, labels, top)
+

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from converters.network import Network
-from dreamer.cli.classify import classified
+from dreamer.loops.classify import classified
 from dreamer.plan.targets import classifier_of, labels_for
 from dreamer.studio.cache import ModelCache
 from models.labels import ClassList, search
