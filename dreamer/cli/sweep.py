@@ -27,7 +27,7 @@ from dreamer.jobs.sheets import default_layers, fit, grid
 from dreamer.jobs.work import Still
 from dreamer.loops.run import check_image
 from dreamer.plan.numbers import CELL_SIZE
-from dreamer.plan.plan import make_plan
+from dreamer.plan.plan import guide_rgb, make_plan
 
 DEFAULT_LAYERS = 4
 MAX_CELLS = 4096
@@ -86,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     iterations, rate = plan.given_numbers
     with open_pool(workers_of(args), network, args.device) as pool:
         options = {**dream_options(args), "device": pool.device}
+        if args.guide is not None:  # read once, not once per cell
+            options["guide"] = guide_rgb(args.guide)
         cells = [(f"{target.layer} #{channel}",
                   Still(source, make_plan(network, [target], iterations, rate,
                                           **{**options, "channel": channel})))
