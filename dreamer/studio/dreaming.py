@@ -22,6 +22,7 @@ from dreamer.cli.still import still_parser
 from dreamer.image_io import quantise, save_rgb
 from dreamer.loops.run import check_image, dream_with_plan, loop_of
 from dreamer.studio.cache import ModelCache
+from dreamer.studio.context import Stopped
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,6 @@ class Settings:
     rate: float
     octaves: int
     seed: int
-
-
-class Stopped(Exception):
-    """The page asked the dream to stop (raised from the step callback)."""
 
 
 def command_line(src: str, settings: Settings) -> list[str]:
