@@ -8,7 +8,9 @@ from typing import Any
 from converters.errors import DreamzooError
 from converters.numbers import Bounds
 from dreamer.plan import numbers
-from dreamer.studio import dreaming, explore  # modules: dreaming imports dreamer.cli, which imports us
+
+# Modules, not names: dreaming imports dreamer.cli, which imports this tab.
+from dreamer.studio import dreaming, explore
 from dreamer.studio.cache import default_layer, layer_choices
 from dreamer.studio.context import Stopped, Studio, message_of
 
