@@ -18,6 +18,8 @@ import converters
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("DREAMZOO_SHARED", ROOT.parent / "shared")).resolve()
 REQUIRE_SHARED = os.environ.get("DREAMZOO_REQUIRE_SHARED", "") not in ("", "0")
+# The studio's browser fixtures (studio, googlenet_zoo, browser, page).
+pytest_plugins = ["studio_harness"]
 
 
 def shared_path(*parts: str) -> Path:

@@ -7,130 +7,21 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REQUIRE_SHARED, ROOT
+from conftest import ROOT
 from PIL import Image
+from studio_harness import CLASS_NAMES, MAX_UPLOAD, choose_layer, fill, table_rows
 
 import converters
 from converters.errors import UsageError
 from converters.ownership import MARKER_KEY, read_marker
 from dreamer.studio.cache import ModelCache, default_layer
 from dreamer.studio.dreaming import Settings, command_line, command_text, parsed
-
-CHROMIUM = Path("/usr/bin/chromium")
-START_SECONDS = 60
-WAIT_MS = 30_000
-MAX_UPLOAD = 100_000  # the test server's upload bound (bytes)
-# The tiny net's 10 classes, named for the class search.
-CLASS_NAMES = ("tiger cat", "goldfish", "tiger", "dog", "tiger shark", "cow", "bee", "ant",
-               "owl", "elk")
-
-
-def needed(found: bool, what: str) -> None:
-    """Skip without `what`; in CI (DREAMZOO_REQUIRE_SHARED) fail instead."""
-    if not found:
-        reason = f"{what} not found: the studio's browser tests need it"
-        if REQUIRE_SHARED:
-            pytest.fail(reason + " and DREAMZOO_REQUIRE_SHARED is set")
-        pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def environment(zoo: Path, temp: Path) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "DREAMZOO_MODELS": str(zoo),
-            "OMP_NUM_THREADS": "1", "TMPDIR": str(temp), "GRADIO_TEMP_DIR": str(temp / "gradio"),
-            "GRADIO_ANALYTICS_ENABLED": "False", "DREAMZOO_STUDIO_MAX_UPLOAD": str(MAX_UPLOAD)}
-
-
-@pytest.fixture(scope="module")
-def studio(tiny, tmp_path_factory):
-    """(URL, environment, work folder) of a running studio offering the tiny net alone."""
-    needed(CHROMIUM.exists(), f"chromium ({CHROMIUM}; Debian's package)")
-    try:
-        import gradio  # noqa: F401
-    except ImportError:
-        needed(False, "gradio (dreamzoo[studio])")
-    root = tmp_path_factory.mktemp("studio")
-    converters.save(tiny, root / "zoo" / "tiny")
-    (root / "zoo" / "tiny" / "labels.txt").write_text("".join(f"{n}\n" for n in CLASS_NAMES))
-    (root / "temp").mkdir()
-    env, port = environment(root / "zoo", root / "temp"), free_port()
-    log = (root / "server.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "dreamer", "studio", "--port", str(port)],
-                              cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        wait_for(url, server, root / "server.log")
-        yield url, env, root
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
-
-
-def wait_for(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"the studio exited ({server.returncode}):\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail(f"the studio did not answer in {START_SECONDS} s:\n{log.read_text()}")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        needed(False, "playwright (the dev extras)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=["--no-sandbox", "--disable-dev-shm-usage"])
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser, studio):
-    opened = browser.new_page(accept_downloads=True)
-    opened.set_default_timeout(WAIT_MS)
-    opened.goto(studio[0])
-    yield opened
-    opened.close()
-
-
-def choose_layer(page, name: str) -> None:
-    field = page.locator("#layer input")
-    field.click()
-    field.fill(name)
-    page.get_by_role("option", name=f"{name}  ·", exact=False).first.click()
-    assert field.input_value().startswith(f"{name}  ·")
-
-
-def fill(page, **values) -> None:
-    for name, value in values.items():
-        page.locator(f"#{name} input").fill(str(value))
 
 
 def test_a_dream_streams_octaves_and_downloads_the_cli_png(page, studio, tmp_path):
@@ -224,19 +115,6 @@ def test_an_upload_over_the_byte_limit_is_refused_with_the_clis_message(page, tm
 
 def open_explore(page) -> None:
     page.get_by_role("tab", name="Layers & classes").click()
-
-
-def expect(locator):
-    from playwright.sync_api import expect as playwright_expect  # the dev extras
-    return playwright_expect(locator)
-
-
-def table_rows(page, table: str, count: int) -> list[list[str]]:
-    """The cell texts of a Dataframe's body rows, once it has `count` of them."""
-    rows = page.locator(f"#{table} [role=row]:has([role=gridcell])")
-    expect(rows).to_have_count(count)
-    return [[cell.strip() for cell in row.locator("[role=gridcell]").all_inner_texts()]
-            for row in rows.all()]
 
 
 def test_the_layer_table_lists_every_layer_with_its_smallest_input(page, tiny):
