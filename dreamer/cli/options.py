@@ -175,13 +175,15 @@ def check_channel(network, targets: list, *channels: int) -> None:
                                  f"{target.layer!r} has {count} channels")
 
 
-def add_engine_options(parser: argparse.ArgumentParser) -> None:
+def add_engine_options(parser: argparse.ArgumentParser, workers_help: str | None = None
+                       ) -> None:
     """Where the job runs: this process (default) or Ray workers. The values are checked
-    here, where they are parsed, so that a bad one is refused before Ray starts."""
+    here, where they are parsed, so that a bad one is refused before Ray starts.
+    `workers_help`: --workers' help where it also means workers in this process."""
     parser.add_argument("--ray", metavar="auto|ADDRESS", type=ray_address,
                         help="run on Ray workers: `auto` (the cluster `ray start` made on this "
                         "machine, else a new local one) or a cluster's address")
-    parser.add_argument("--workers", type=numbers.WORKERS, help="Ray workers, "
+    parser.add_argument("--workers", type=numbers.WORKERS, help=workers_help or "Ray workers, "
                         f"{numbers.WORKERS.describe()} (default: as many as the cluster's "
                         "CPUs, and GPUs, allow)")
     parser.add_argument("--cpus-per-worker", type=numbers.CPUS, default=1,
@@ -203,12 +205,14 @@ def ray_address(text: str) -> str:
     return text
 
 
-def check_engine_options(args: argparse.Namespace) -> None:
-    """Refuse, before any work, Ray options without --ray, and --ray without Ray."""
+def check_engine_options(args: argparse.Namespace, local_workers: bool = False) -> None:
+    """Refuse, before any work, Ray options without --ray (`local_workers`: but --workers,
+    which then counts workers in this process), and --ray without Ray."""
     if args.ray is not None:
         import_ray()
         return
-    given = [flag for flag, value in (("--workers", args.workers is not None),
+    given = [flag for flag, value in (("--workers", args.workers is not None
+                                       and not local_workers),
                                       ("--cpus-per-worker", args.cpus_per_worker != 1),
                                       ("--gpus-per-worker", args.gpus_per_worker != 0)) if value]
     if given:

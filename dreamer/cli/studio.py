@@ -1,5 +1,6 @@
-"""`python -m dreamer studio [--host 127.0.0.1] [--port 7860] [--models DIR]`: the still
-dreamer in a local web page (dreamer/studio/; Gradio, the optional `dreamzoo[studio]`)."""
+"""`python -m dreamer studio [--host 127.0.0.1] [--port 7860] [--models DIR] [--memory SIZE]
+[--workers N | --ray auto|ADDRESS]`: the still dreamer in a local web page (dreamer/studio/;
+Gradio, the optional `dreamzoo[studio]`)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,19 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+
 from converters.errors import UsageError
 from converters.numbers import Bounds
+from dreamer.cli.options import add_engine_options, check_engine_options
+from dreamer.loops.memory import bytes_of, size_text
 from dreamer.studio import app
+from dreamer.studio.cache import ModelCache
 from models.converted import models_root
 
 PORT = Bounds(1, 65535, integer=True)
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+MEMORY = 4 << 30  # the models' budget by default
 
 PARSER = {"prog": "python -m dreamer studio",
           "description": "Serve the studio, a web page to dream in: upload an image, choose "
@@ -29,9 +36,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"port to listen on, {PORT.describe()} (default: %(default)s)")
     parser.add_argument("--models", metavar="DIR", help="the folder of converted models to "
                         "offer (default: where `make convert` puts them)")
+    parser.add_argument("--memory", metavar="SIZE", type=memory_size, default=MEMORY,
+                        help="memory budget of the models kept open between dreams, in bytes "
+                        "or with K, M, G (the least recently used is closed beyond it; "
+                        f"default: {size_text(MEMORY)})")
+    add_engine_options(parser, workers_help="dreams at once (default 1: one at a time, the "
+                       "others wait in the queue); in this process each runs on the torch "
+                       "threads divided by N; with --ray, the Ray workers")
+
+
+def memory_size(text: str) -> int:
+    """--memory: a size in bytes, at least 1."""
+    size = bytes_of(text)
+    if size is None or size < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 512M, 2G)")
+    return size
 
 
 def run(args: argparse.Namespace) -> int:
+    check_engine_options(args, local_workers=True)
     app.import_gradio()  # before anything: a missing extra is one line
     folder = Path(args.models) if args.models else None
     if folder is not None and not folder.is_dir():
@@ -39,5 +62,17 @@ def run(args: argparse.Namespace) -> int:
     if args.host not in LOCAL_HOSTS:
         print(f"warning: the studio listens on {args.host}: anyone who can reach port "
               f"{args.port} can use this machine", file=sys.stderr)
-    app.serve(folder or models_root(), folder, args.host, args.port)
+    workers = args.workers or 1
+    cache = ModelCache(folder or models_root(), max_bytes=args.memory, workers=workers)
+    print(f"studio: {workers} dream{'s' * (workers > 1)} at once, "
+          f"{share_threads(workers)} torch threads each", flush=True)
+    app.serve(cache.root, folder, args.host, args.port, cache)
     return 0
+
+
+def share_threads(workers: int) -> int:
+    """Torch's threads divided between `workers` dreams at once (each at least 1): one
+    dream's threads are torch's, process-wide; the number of them each dream has."""
+    threads = max(1, torch.get_num_threads() // workers)
+    torch.set_num_threads(threads)
+    return threads

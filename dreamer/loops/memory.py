@@ -159,9 +159,18 @@ def limit_from_environment() -> int | None:
     text = os.environ.get(LIMIT_VARIABLE, "").strip()
     if not text:
         return None
-    match = re.fullmatch(r"(\d+(?:\.\d*)?)\s*([KMGT]?)i?B?", text, re.IGNORECASE)
-    if match is None:
+    size = bytes_of(text)
+    if size is None:
         raise ValueError(f"{LIMIT_VARIABLE}={text!r} is not a size (e.g. 512M, 2G)")
+    return size
+
+
+def bytes_of(text: str) -> int | None:
+    """A size in bytes: a number, optionally with K, M, G or T (powers of 1024); None if
+    `text` is not one."""
+    match = re.fullmatch(r"(\d+(?:\.\d*)?)\s*([KMGT]?)i?B?", text.strip(), re.IGNORECASE)
+    if match is None:
+        return None
     return int(float(match[1]) * 1024 ** " KMGT".index(match[2].upper() or " "))
 
 
@@ -269,7 +278,11 @@ def _tiled(tile: int | None) -> str:
 
 
 def _size(need: Need | int) -> str:
-    n = need.device + need.host if isinstance(need, Need) else need
+    return size_text(need.device + need.host if isinstance(need, Need) else need)
+
+
+def size_text(n: int) -> str:
+    """`n` bytes in KiB, MiB, GiB or TiB, 3 digits."""
     for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20)):
         if n >= scale:
             return f"{n / scale:.3g} {unit}"

@@ -13,7 +13,7 @@ from pathlib import Path
 from converters.errors import UsageError
 from dreamer.studio.cache import ModelCache
 from dreamer.studio.context import Studio
-from dreamer.studio.tabs import dream, explore
+from dreamer.studio.tabs import dream, explore, status
 
 # Uploads over this many bytes are refused (pixels: load_rgb's own bound, as the CLI's);
 # the environment variable below overrides it when the studio starts.
@@ -50,6 +50,7 @@ def build(cache: ModelCache, folder: Path, models_folder: Path | None,
     studio = Studio(gr, cache, folder, models_folder, max_upload)
     with gr.Blocks(title="dreamzoo studio", analytics_enabled=False) as page:
         gr.Markdown("## dreamzoo studio: DeepDream on the classic Caffe and Torch7 nets")
+        status.add(studio, page)
         with gr.Tab("Dream"):
             dream_tab = dream.add(studio)
         with gr.Tab("Layers & classes"):
@@ -61,13 +62,15 @@ def build(cache: ModelCache, folder: Path, models_folder: Path | None,
     return page
 
 
-def serve(root: Path, models_folder: Path | None, host: str, port: int) -> None:
+def serve(root: Path, models_folder: Path | None, host: str, port: int,
+          cache: ModelCache | None = None) -> None:
     """Serve the studio on host:port until interrupted, its PNGs in a temporary folder of
-    its own (removed when it stops)."""
+    its own (removed when it stops); `cache`: the models and workers (default: one worker,
+    the cache's default budget)."""
     import_gradio()
     folder = Path(tempfile.mkdtemp(prefix="dreamzoo-studio-"))
     try:
-        page = build(ModelCache(root), folder, models_folder, max_upload_bytes())
+        page = build(cache or ModelCache(root), folder, models_folder, max_upload_bytes())
         page.queue(default_concurrency_limit=1)
         page.launch(server_name=host, server_port=port, show_error=False)
     finally:

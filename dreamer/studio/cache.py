@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,16 +46,55 @@ def memory_of(network: Network) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+class Slots:
+    """`count` dreams at once: `with slots:` (or `with slots.slot() as k:`, k the slot's
+    number, 0 to count-1) waits for a free slot and holds it."""
+
+    def __init__(self, count: int = 1) -> None:
+        self.count = count
+        self._free = list(range(count - 1, -1, -1))  # popped from the end: slot 0 first
+        self._changed = threading.Condition()
+        self._held = threading.local()  # the slots `with slots:` holds, per thread
+
+    @contextmanager
+    def slot(self) -> Iterator[int]:
+        with self._changed:
+            self._changed.wait_for(lambda: self._free)
+            number = self._free.pop()
+        try:
+            yield number
+        finally:
+            with self._changed:
+                self._free.append(number)
+                self._changed.notify()
+
+    def busy(self) -> int:
+        """How many slots are held now."""
+        return self.count - len(self._free)
+
+    def __enter__(self) -> int:
+        held = self.slot()
+        number = held.__enter__()
+        self._held.stack = [*getattr(self._held, "stack", []), held]
+        return number
+
+    def __exit__(self, *error) -> None:
+        self._held.stack.pop().__exit__(*error)
+
+
 class ModelCache:
     """Opened networks by name, the least recently used dropped beyond `max_models` or
-    `max_bytes` (the one just opened is always kept). `dreaming`: the lock a dream holds,
-    so that dreams run one at a time."""
+    `max_bytes` (the one just opened is always kept); `opened`: how many times a network
+    was opened. `dreaming`: the `workers` slots a dream holds, so that at most that many
+    dreams run at once."""
 
-    def __init__(self, root: Path, max_models: int = 2, max_bytes: int = 4 << 30) -> None:
+    def __init__(self, root: Path, max_models: int = 2, max_bytes: int = 4 << 30,
+                 workers: int = 1) -> None:
         self.root, self.max_models, self.max_bytes = root, max_models, max_bytes
         self._open: OrderedDict[str, Loaded] = OrderedDict()
         self._table = threading.Lock()
-        self.dreaming = threading.Lock()
+        self.dreaming = Slots(workers)
+        self.opened = 0
 
     def names(self) -> list[str]:
         return model_names(self.root)
@@ -67,6 +108,7 @@ class ModelCache:
                 network = models.open(self.root / name)
                 digest = f"{network.name} {network_digest(network)}"
                 self._open[name] = Loaded(network, digest, memory_of(network))
+                self.opened += 1
             self._open.move_to_end(name)
             while len(self._open) > 1 and (len(self._open) > self.max_models
                                            or self.used() > self.max_bytes):
@@ -74,8 +116,8 @@ class ModelCache:
             return self._open[name]
 
     def used(self) -> int:
-        """Bytes of the networks held."""
-        return sum(loaded.nbytes for loaded in self._open.values())
+        """Bytes of the networks held (read without the lock: a copy, made at once)."""
+        return sum(loaded.nbytes for loaded in list(self._open.values()))
 
     def held(self) -> list[str]:
         """The names held, least recently used first."""
