@@ -12,10 +12,11 @@ import torch
 
 from converters.errors import UsageError
 from converters.numbers import Bounds
-from dreamer.cli.options import add_engine_options, check_engine_options
+from dreamer.cli.options import add_engine_options, check_engine_options, workers_of
 from dreamer.loops.memory import bytes_of, size_text
 from dreamer.studio import app
 from dreamer.studio.cache import ModelCache
+from dreamer.studio.ray_dreams import RayDreams
 from models.converted import models_root
 
 PORT = Bounds(1, 65535, integer=True)
@@ -62,11 +63,27 @@ def run(args: argparse.Namespace) -> int:
     if args.host not in LOCAL_HOSTS:
         print(f"warning: the studio listens on {args.host}: anyone who can reach port "
               f"{args.port} can use this machine", file=sys.stderr)
+    if args.ray is not None:
+        return serve_on_ray(args, folder)
     workers = args.workers or 1
     cache = ModelCache(folder or models_root(), max_bytes=args.memory, workers=workers)
     print(f"studio: {workers} dream{'s' * (workers > 1)} at once, "
           f"{share_threads(workers)} torch threads each", flush=True)
     app.serve(cache.root, folder, args.host, args.port, cache)
+    return 0
+
+
+def serve_on_ray(args: argparse.Namespace, folder: Path | None) -> int:
+    """The studio with its dreams on Ray workers (as many at once as there are workers)."""
+    ray = RayDreams(workers_of(args))
+    try:
+        cache = ModelCache(folder or models_root(), max_bytes=args.memory, workers=ray.count)
+        cache.ray = ray
+        print(f"studio: {ray.count} dreams at once on {ray.describe()} (no octave previews: "
+              "the final image only)", flush=True)
+        app.serve(cache.root, folder, args.host, args.port, cache)
+    finally:
+        ray.close()
     return 0
 
 

@@ -95,6 +95,7 @@ class ModelCache:
         self._table = threading.Lock()
         self.dreaming = Slots(workers)
         self.opened = 0
+        self.ray = None  # the Ray workers dreams run on (`studio --ray`: RayDreams)
 
     def names(self) -> list[str]:
         return model_names(self.root)
@@ -122,6 +123,10 @@ class ModelCache:
     def held(self) -> list[str]:
         """The names held, least recently used first."""
         return list(self._open)
+
+    def digests(self) -> list[str]:
+        """The digests of the networks held."""
+        return [loaded.digest for loaded in list(self._open.values())]
 
 
 def layer_choices(network: Network) -> list[tuple[str, str]]:

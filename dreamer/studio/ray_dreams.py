@@ -1,0 +1,124 @@
+"""The studio's dreams on Ray workers (`studio --ray auto|ADDRESS`): one Ray actor per
+worker slot, each holding the model it dreamt with last (sent once per model through Ray's
+object store, as batch --ray sends it: dreamer/jobs/ray_pool.py). A dream's final image
+comes back, not its octaves. Stop kills the slot's actor; the next dream starts another."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import torch
+
+from converters.errors import UsageError
+from converters.store import from_bytes, to_bytes
+from dreamer.jobs.engine import Workers, work_plan
+from dreamer.jobs.ray_pool import connect, first_line, import_ray, worker_count
+from dreamer.jobs.work import Failure, Still, run_item
+from dreamer.loops.run import on_device
+from dreamer.plan.plan import DreamPlan
+from dreamer.runtime.allocator import keep_freed_memory
+from dreamer.studio.cache import Loaded
+from dreamer.studio.context import Stopped
+
+POLL_S = 0.1  # how often a dream waiting for its worker looks at the Stop flag
+START_TIMEOUT_S = 600
+
+
+class StudioWorker:
+    """A Ray actor that dreams with the model last sent to it (its digest names it)."""
+
+    def __init__(self, threads: int, device: str) -> None:
+        keep_freed_memory()
+        torch.set_num_threads(threads)
+        self.device, self.digest, self.network = device, None, None
+
+    def ready(self) -> bool:
+        return True
+
+    def run(self, digest: str, model: list, item: Still) -> Any:
+        """`item` on the network `model[0]` holds (an object ref in a list: Ray fetches
+        it here only when the model is not the one held)."""
+        if digest != self.digest:
+            self.network = None  # the last model freed before the next is loaded
+            self.network = on_device(from_bytes(*import_ray().get(model[0])), self.device)
+            self.digest = digest
+        return run_item(item, self.network)
+
+
+class RayDreams:
+    """Dreams on `workers` (Ray workers), one per slot of the studio's queue."""
+
+    def __init__(self, workers: Workers) -> None:
+        ray = self.ray = import_ray()
+        self.started_ray = not ray.is_initialized()
+        if self.started_ray:
+            connect(ray, workers.ray)
+        # a worker without GPUs of its own sees none (Ray hides them)
+        self.device = "cuda" if workers.gpus > 0 else "cpu"
+        self.actors: list[Any] = []
+        self.models: dict[str, Any] = {}  # digest -> object ref of the model's bytes
+        self.lock = threading.Lock()
+        try:
+            self.count = worker_count(ray.cluster_resources(), workers.count, workers.cpus,
+                                      workers.gpus)
+            self.actor = ray.remote(StudioWorker).options(
+                num_cpus=workers.cpus, num_gpus=workers.gpus, max_restarts=0)
+            self.threads = workers.cpus
+            self.actors = [self.start() for _ in range(self.count)]
+            ray.get([actor.ready.remote() for actor in self.actors], timeout=START_TIMEOUT_S)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
+            self.close()
+            raise UsageError(f"the Ray workers did not start: {first_line(e)}") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def start(self):
+        return self.actor.remote(self.threads, self.device)
+
+    def describe(self) -> str:
+        return f"{self.count} Ray workers"
+
+    def dream(self, slot: int, loaded: Loaded, rgb: np.ndarray, plan: DreamPlan,
+              stop: threading.Event, held: list[str]) -> np.ndarray:
+        """`rgb` dreamt with `plan` on the worker of `slot` (uint8 RGB, as `python -m
+        dreamer` writes it); `held`: the digests of the models the studio holds (the
+        others are dropped from the object store); Stopped when `stop` is set first."""
+        ray = self.ray
+        actor = self.actors[slot]
+        item = Still(rgb, work_plan(self, plan))
+        done = actor.run.remote(loaded.digest, [self.model_of(loaded, held)], item)
+        while not ray.wait([done], timeout=POLL_S)[0]:
+            if stop.is_set():
+                self.replace(slot, actor)
+                raise Stopped
+        try:
+            result = ray.get(done)
+        except ray.exceptions.RayActorError:
+            self.replace(slot, actor)
+            raise ValueError("the dream's Ray worker died; dream again") from None
+        if isinstance(result, Failure):
+            raise ValueError(f"the dream failed on its Ray worker: {result.reason}")
+        return result
+
+    def model_of(self, loaded: Loaded, held: list[str]):
+        """The object ref of `loaded`'s bytes, put once; refs of models not held dropped."""
+        with self.lock:
+            for digest in [d for d in self.models if d not in held]:
+                del self.models[digest]
+            if loaded.digest not in self.models:
+                self.models[loaded.digest] = self.ray.put(to_bytes(loaded.network))
+            return self.models[loaded.digest]
+
+    def replace(self, slot: int, actor) -> None:
+        """Kill the slot's actor (its work ends at once) and start another in its place."""
+        self.ray.kill(actor)
+        self.actors[slot] = self.start()
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
+        if self.started_ray:
+            self.ray.shutdown()
