@@ -91,5 +91,6 @@ def share_threads(workers: int) -> int:
     """Torch's threads divided between `workers` dreams at once (each at least 1): one
     dream's threads are torch's, process-wide; the number of them each dream has."""
     threads = max(1, torch.get_num_threads() // workers)
-    torch.set_num_threads(threads)
+    if workers > 1:  # one worker: torch as the command line runs it, untouched
+        torch.set_num_threads(threads)
     return threads

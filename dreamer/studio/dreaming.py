@@ -84,15 +84,13 @@ def dream_file(cache: ModelCache, upload: Path, settings: Settings, folder: Path
         if stop.is_set():
             raise Stopped
 
-    with cache.dreaming.slot() as slot:
-        if cache.ray is not None:  # the final image only: no octaves from a Ray worker
-            dreamt = cache.ray.dream(slot, loaded, rgb, plan, stop, cache.digests())
-        else:
-            dreamt = loop_of(plan).quantise(dream_with_plan(
-                rgb, loaded.network, plan, raw=True, on_step=on_step,
-                on_octave=lambda k, octave: on_octave(k, quantise(octave))))
+    with cache.dreaming.slot() as slot:  # on a Ray worker (--ray): no octaves, the result
+        result = cache.ray.dream(slot, loaded, rgb, plan, stop, cache.digests()) if cache.ray \
+            else dream_with_plan(rgb, loaded.network, plan, raw=True, on_step=on_step,
+                                 on_octave=lambda k, octave: on_octave(k, quantise(octave)))
     out = Path(tempfile.mkdtemp(dir=folder)) / f"{Path(src).stem}_dream.png"
-    return save_rgb(out, dreamt, marker(argv=argv, cwd=os.getcwd(), network=loaded.digest))
+    return save_rgb(out, loop_of(plan).quantise(result),
+                    marker(argv=argv, cwd=os.getcwd(), network=loaded.digest))
 
 
 def dream_events(cache: ModelCache, upload: Path, settings: Settings, folder: Path,

@@ -6,17 +6,19 @@ comes back, not its octaves. Stop kills the slot's actor; the next dream starts 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from converters.errors import UsageError
+from converters.network import Network
 from converters.store import from_bytes, to_bytes
 from dreamer.jobs.engine import Workers, work_plan
 from dreamer.jobs.ray_pool import connect, first_line, import_ray, worker_count
 from dreamer.jobs.work import Failure, Still, run_item
-from dreamer.loops.run import on_device
+from dreamer.loops.run import dream_with_plan, on_device
 from dreamer.plan.plan import DreamPlan
 from dreamer.runtime.allocator import keep_freed_memory
 from dreamer.studio.cache import Loaded
@@ -24,6 +26,15 @@ from dreamer.studio.context import Stopped
 
 POLL_S = 0.1  # how often a dream waiting for its worker looks at the Stop flag
 START_TIMEOUT_S = 600
+
+
+@dataclass
+class RawStill(Still):
+    """One dream of one image before quantisation (float32 RGB), as the studio's own
+    dreams end: the studio quantises it as they do."""
+
+    def run(self, network: Network) -> np.ndarray:
+        return dream_with_plan(self.rgb, network, self.plan, raw=True)
 
 
 class StudioWorker:
@@ -37,7 +48,7 @@ class StudioWorker:
     def ready(self) -> bool:
         return True
 
-    def run(self, digest: str, model: list, item: Still) -> Any:
+    def run(self, digest: str, model: list, item: RawStill) -> Any:
         """`item` on the network `model[0]` holds (an object ref in a list: Ray fetches
         it here only when the model is not the one held)."""
         if digest != self.digest:
@@ -83,12 +94,12 @@ class RayDreams:
 
     def dream(self, slot: int, loaded: Loaded, rgb: np.ndarray, plan: DreamPlan,
               stop: threading.Event, held: list[str]) -> np.ndarray:
-        """`rgb` dreamt with `plan` on the worker of `slot` (uint8 RGB, as `python -m
-        dreamer` writes it); `held`: the digests of the models the studio holds (the
+        """`rgb` dreamt with `plan` on the worker of `slot` (float32 RGB, not yet
+        quantised); `held`: the digests of the models the studio holds (the
         others are dropped from the object store); Stopped when `stop` is set first."""
         ray = self.ray
         actor = self.actors[slot]
-        item = Still(rgb, work_plan(self, plan))
+        item = RawStill(rgb, work_plan(self, plan))
         done = actor.run.remote(loaded.digest, [self.model_of(loaded, held)], item)
         while not ray.wait([done], timeout=POLL_S)[0]:
             if stop.is_set():
