@@ -63,12 +63,12 @@ def test_a_second_page_waits_with_its_position_shown_then_finishes(browser, stud
         expect(serving(first)).to_contain_text("workers: 1 of 1 busy")
         start_dream(second, image, 1)
         expect(second.locator("#status")).to_contain_text("queue: 1/1")
-        expect(serving(first)).to_contain_text("dreams waiting: 1")
+        expect(serving(first)).to_contain_text("waiting: 1")
         first.locator("#stop").click()
         assert finished(first) == "stopped"
         assert finished(second).startswith("done")
         assert second.locator("#download a").count() == 1
-        expect(serving(second)).to_contain_text("workers: 0 of 1 busy · dreams waiting: 0")
+        expect(serving(second)).to_contain_text("workers: 0 of 1 busy · waiting: 0")
     finally:
         first.close()
         second.close()
@@ -110,7 +110,7 @@ def test_two_workers_dream_at_once_within_the_memory_budget(browser, tiny, tmp_p
                 start_dream(page, image, LONG)
                 page.locator("#status", has_text="dreaming").wait_for()
             line = serving(pages[0])
-            expect(line).to_contain_text("workers: 2 of 2 busy · dreams waiting: 0")
+            expect(line).to_contain_text("workers: 2 of 2 busy · waiting: 0")
             expect(line).to_contain_text(re.compile(r"models held: tiny · memory: [\d.]+ KiB "
                                                     r"of 3 MiB · models opened: 1 ·"))
             for page in pages:

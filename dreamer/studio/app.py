@@ -68,10 +68,12 @@ def serve(root: Path, models_folder: Path | None, host: str, port: int,
     its own (removed when it stops); `cache`: the models and workers (default: one worker,
     the cache's default budget)."""
     import_gradio()
+    cache = cache or ModelCache(root)
     folder = Path(tempfile.mkdtemp(prefix="dreamzoo-studio-"))
     try:
-        page = build(cache or ModelCache(root), folder, models_folder, max_upload_bytes())
-        page.queue(default_concurrency_limit=1)
+        page = build(cache, folder, models_folder, max_upload_bytes())
+        # one queue: each event (a dream, ...) runs as many at once as there are workers
+        page.queue(default_concurrency_limit=cache.dreaming.count)
         page.launch(server_name=host, server_port=port, show_error=False)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -13,7 +13,6 @@ from dreamer.plan import numbers
 from dreamer.studio import dreaming, explore
 from dreamer.studio.cache import default_layer, layer_choices
 from dreamer.studio.context import Stopped, Studio, message_of
-from dreamer.studio.tabs import status as serving
 
 # The page's starting values: the still dreamer's defaults.
 DEFAULTS = {"iterations": 10, "rate": 0.01, "octaves": 4, "seed": 0}
@@ -110,8 +109,7 @@ def add(studio: Studio) -> DreamTab:
                                  elem_id="command")
     start.click(dream, [upload, model, layer, iterations, rate, octaves, seed],
                 [preview, download, command, status],
-                trigger_mode="always_last",  # a click while one ends: run next
-                concurrency_limit=cache.dreaming.count, concurrency_id=serving.QUEUE)
+                trigger_mode="always_last")  # a click while one ends: run next
     # No `cancels=`: a cancelled event may never report its end to the page, which then
     # ignores the next Dream; the dream ends itself at its next step and says "stopped".
     stop.click(halt, None, None)

@@ -1,21 +1,20 @@
 """The serving line, always in view: the models held and their memory within the budget,
-how many times a model was opened, the workers busy, and the dreams waiting in the queue."""
+how many times a model was opened, the workers busy, and the work waiting in the queue
+(one queue: each event runs at most `workers` at once, the others wait, their position
+shown by Gradio)."""
 
 from dreamer.loops.memory import size_text
 from dreamer.studio.context import Studio
 
-# The concurrency id of the page's dreams: one queue, `workers` of them running at once.
-QUEUE = "dream"
 REFRESH_S = 0.5
 RAY_NOTE = " · on Ray workers: no octave previews, the final image only"
 
 
 def waiting(page) -> int:
-    """The dreams waiting in the page's queue (Gradio's own, read as its queue status
-    route reads it; 0 before the first dream)."""
+    """The events waiting in the page's queue (Gradio's own, counted as its queue status
+    route counts them): dreams and other work waiting for a worker."""
     queue = getattr(page, "_queue", None)
-    dreams = getattr(queue, "event_queue_per_concurrency_id", {}).get(QUEUE)
-    return 0 if dreams is None else len(dreams.queue)
+    return 0 if queue is None else len(queue)
 
 
 def line(studio: Studio, page) -> str:
@@ -26,7 +25,7 @@ def line(studio: Studio, page) -> str:
     ray = RAY_NOTE if getattr(cache, "ray", None) else ""
     return (f"models held: {held} · memory: {size_text(cache.used())} of "
             f"{size_text(cache.max_bytes)} · models opened: {cache.opened} · workers: "
-            f"{slots.busy()} of {slots.count} busy · dreams waiting: {waiting(page)}{ray}")
+            f"{slots.busy()} of {slots.count} busy · waiting: {waiting(page)}{ray}")
 
 
 def add(studio: Studio, page) -> None:
