@@ -17,6 +17,7 @@ from studio_harness import choose_layer, expect, fill, running_studio
 import converters
 from dreamer.cli import main
 from dreamer.studio.cache import ModelCache, Slots
+from dreamer.studio.dreaming import Settings, dream_file
 from dreamer.studio.tabs.status import REFRESH_S
 
 LONG = 100_000  # iterations of a dream that runs until stopped
@@ -140,6 +141,38 @@ def test_slots_hold_at_most_their_count_and_number_them():
         assert worker.is_alive() and not got  # no free slot: it waits
     worker.join(5)
     assert got[0] in (0, 1) and slots.busy() == 0
+
+
+def test_two_workers_dream_at_once_each_as_it_dreams_alone(tiny, tmp_path, one_thread):
+    """Two dreams meet at their first octave (so both run at once: one worker would hold
+    the second back, and the barrier break), and each makes the pixels it makes alone."""
+    converters.save(tiny, tmp_path / "zoo" / "tiny")
+    upload = tmp_path / "noise.png"
+    Image.fromarray((np.random.RandomState(2).rand(40, 48, 3) * 255).astype(np.uint8)).save(upload)
+    cache = ModelCache(tmp_path / "zoo", workers=2)
+    meeting = threading.Barrier(2, timeout=30)
+
+    def dreamt(seed: int, meet: bool) -> np.ndarray:
+        def on_octave(k: int, _) -> None:
+            if meet and k == 0:
+                meeting.wait()
+
+        png = dream_file(cache, upload, Settings("tiny", "conv2", 2, 0.02, 2, seed), tmp_path,
+                         threading.Event(), on_octave)
+        with Image.open(png) as image:
+            return np.asarray(image)
+
+    alone = {seed: dreamt(seed, False) for seed in (1, 2)}
+    together: dict[int, np.ndarray] = {}
+    workers = [threading.Thread(target=lambda s=seed: together.update({s: dreamt(s, True)}))
+               for seed in (1, 2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert not meeting.broken and sorted(together) == [1, 2]
+    assert all(np.array_equal(together[seed], alone[seed]) for seed in (1, 2))
+    assert not np.array_equal(alone[1], alone[2])
 
 
 def test_the_memory_budget_keeps_the_last_opened_and_counts_openings(tiny, tmp_path):

@@ -63,28 +63,29 @@ def run(args: argparse.Namespace) -> int:
     if args.host not in LOCAL_HOSTS:
         print(f"warning: the studio listens on {args.host}: anyone who can reach port "
               f"{args.port} can use this machine", file=sys.stderr)
-    if args.ray is not None:
-        return serve_on_ray(args, folder)
-    workers = args.workers or 1
-    cache = ModelCache(folder or models_root(), max_bytes=args.memory, workers=workers)
-    print(f"studio: {workers} dream{'s' * (workers > 1)} at once, "
-          f"{share_threads(workers)} torch threads each", flush=True)
-    app.serve(cache.root, folder, args.host, args.port, cache)
-    return 0
-
-
-def serve_on_ray(args: argparse.Namespace, folder: Path | None) -> int:
-    """The studio with its dreams on Ray workers (as many at once as there are workers)."""
-    ray = RayDreams(workers_of(args))
+    ray = RayDreams(workers_of(args)) if args.ray is not None else None
     try:
-        cache = ModelCache(folder or models_root(), max_bytes=args.memory, workers=ray.count)
-        cache.ray = ray
-        print(f"studio: {ray.count} dreams at once on {ray.describe()} (no octave previews: "
-              "the final image only)", flush=True)
+        cache = models_cache(args, folder or models_root(), ray)
         app.serve(cache.root, folder, args.host, args.port, cache)
     finally:
-        ray.close()
+        if ray is not None:
+            ray.close()
     return 0
+
+
+def models_cache(args: argparse.Namespace, root: Path, ray: RayDreams | None) -> ModelCache:
+    """The models within --memory, and as many workers as --workers asks (in this process)
+    or Ray gives (said on the terminal)."""
+    if ray is None:
+        workers = args.workers or 1
+        where = f"{share_threads(workers)} torch threads each"
+    else:
+        workers = ray.count
+        where = f"on {ray.describe()} (no octave previews: the final image only)"
+    cache = ModelCache(root, max_bytes=args.memory, workers=workers)
+    cache.ray = ray
+    print(f"studio: {workers} dream{'s' * (workers > 1)} at once, {where}", flush=True)
+    return cache
 
 
 def share_threads(workers: int) -> int:
