@@ -1,5 +1,7 @@
 """The studio: `python -m dreamer studio`, the still dreamer in a web page (Gradio).
 
-`cache.py`: the models it offers and the opened ones (an LRU; one dream at a time);
+`cache.py`: the models it offers and the opened ones (an LRU within a memory budget; as
+many dreams at once as `--workers`);
 `dreaming.py`: a dream as its command line, in a worker thread, stoppable; `app.py`: the page.
+`ray_dreams.py`: dreams on Ray workers (`--ray`); `tabs/status.py`: the serving line.
 """
