@@ -203,3 +203,11 @@ def test_bad_serving_options_are_refused(flags, message, capsys):
 def test_ray_options_without_ray_are_refused(capsys):
     assert main(["studio", "--cpus-per-worker", "2"]) == 2
     assert "error: --cpus-per-worker goes with --ray" in capsys.readouterr().err
+
+
+def test_the_help_states_the_serving_options_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["studio", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--memory SIZE memory budget of the models" in text and "default: 4 GiB)" in text
+    assert "--workers WORKERS dreams at once, an integer from 1 to 10000 (default: 1," in text

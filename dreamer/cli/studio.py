@@ -14,6 +14,7 @@ from converters.errors import UsageError
 from converters.numbers import Bounds
 from dreamer.cli.options import add_engine_options, check_engine_options, workers_of
 from dreamer.loops.memory import bytes_of, size_text
+from dreamer.plan import numbers
 from dreamer.studio import app
 from dreamer.studio.cache import ModelCache
 from dreamer.studio.ray_dreams import RayDreams
@@ -41,9 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="memory budget of the models kept open between dreams, in bytes "
                         "or with K, M, G (the least recently used is closed beyond it; "
                         f"default: {size_text(MEMORY)})")
-    add_engine_options(parser, workers_help="dreams at once (default 1: one at a time, the "
-                       "others wait in the queue); in this process each runs on the torch "
-                       "threads divided by N; with --ray, the Ray workers")
+    add_engine_options(parser, workers_help=f"dreams at once, {numbers.WORKERS.describe()} "
+                       "(default: 1, one at a time, the others wait in the queue; with --ray, "
+                       "as many Ray workers as the cluster allows); in this process each runs "
+                       "on torch's threads divided by WORKERS")
 
 
 def memory_size(text: str) -> int:
