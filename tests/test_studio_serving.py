@@ -41,7 +41,7 @@ def start_dream(page, image: Path, iterations: int) -> None:
 
 def finished(page) -> str:
     """The Dream tab's status once the dream ended."""
-    status = page.locator("#status", has_text=re.compile(r"done|error|stopped"))
+    status = page.locator("#status", has_text=re.compile(r"done:|error|stopped"))
     status.wait_for()
     return status.inner_text().strip()
 
@@ -91,12 +91,14 @@ def test_stop_frees_the_worker_within_2_s_and_writes_nothing(page, studio, image
 def test_a_second_dream_on_the_same_model_opens_nothing(page, studio, image):
     link = page.locator("#download a").first
     start_dream(page, image, 1)
-    assert finished(page).startswith("done")
+    text = finished(page)
+    assert text.startswith("done"), text
     first = link.get_attribute("href")
     fill(page, seed=1)
     page.locator("#dream").click()
     expect(link).not_to_have_attribute("href", first)  # the second dream's PNG
-    assert finished(page).startswith("done")
+    text = finished(page)
+    assert text.startswith("done"), text
     expect(serving(page)).to_contain_text("models held: tiny · ")
     expect(serving(page)).to_contain_text("models opened: 1 ·")  # at page load, once
 
