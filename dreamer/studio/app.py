@@ -13,7 +13,7 @@ from pathlib import Path
 from converters.errors import UsageError
 from dreamer.studio.cache import ModelCache
 from dreamer.studio.context import Studio
-from dreamer.studio.tabs import dream, explore
+from dreamer.studio.tabs import dream, explore, move
 
 # Uploads over this many bytes are refused (pixels: load_rgb's own bound, as the CLI's);
 # the environment variable below overrides it when the studio starts.
@@ -54,6 +54,8 @@ def build(cache: ModelCache, folder: Path, models_folder: Path | None,
             dream_tab = dream.add(studio)
         with gr.Tab("Layers & classes"):
             layer_table = explore.add(studio, dream_tab)
+        with gr.Tab("Zoom & video"):
+            move.add(studio, dream_tab)
         page.load(lambda model: dream.layers_of(studio, model), dream_tab.model,
                   [dream_tab.layer, layer_table])
         dream_tab.model.change(lambda model: dream.layers_of(studio, model), dream_tab.model,
