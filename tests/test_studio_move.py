@@ -152,7 +152,7 @@ def test_a_text_file_named_mp4_is_a_line_not_a_traceback(page, tmp_path):
     fake.write_text("not a video at all\n")
     text = start_video(page, fake)
     assert text.startswith("error: notes.mp4: cannot read the video"), text
-    assert "\n" not in text.strip() and str(tmp_path) not in text
+    assert "\n" not in text.strip() and "/" not in text  # no server path
     assert "Traceback" not in page.content()
     assert page.locator("#video_jobs [role=row]", has_text="notes.mp4").count() == 0
 

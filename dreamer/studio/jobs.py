@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
+from converters.atomic import write_bytes
 from converters.images import MAX_PIXELS, load_rgb
 from converters.network import Network
 from dreamer.cli import video as video_command
@@ -28,7 +29,7 @@ from dreamer.cli.options import plan_from_args
 from dreamer.image_io import check_max_side, quantise, scaled_down
 from dreamer.motion.animate import prepared
 from dreamer.motion.frames import frame_name
-from dreamer.motion.media import VideoError, check_gif_rate, read_frames, write_mp4
+from dreamer.motion.media import VideoError, check_gif_rate, probe, read_frames, write_mp4
 from dreamer.motion.outputs import ANIMATION_FILES, frames_folder
 from dreamer.motion.video import (
     ITERATIONS,
@@ -199,17 +200,18 @@ def checked_video(cache: ModelCache, upload: Path, argv: list[str], output: str,
                           iterations=ITERATIONS)
     network = prepared(loaded.network, plan)
     try:
+        info = probe(upload)
+        if info.width * info.height > MAX_PIXELS:  # before a frame is decoded whole
+            raise VideoError(f"{upload.name}: frames of {info.width}×{info.height} pixels "
+                             f"are too large (at most {MAX_PIXELS} pixels)")
         job = video_job(upload, network, plan, args.blend, None, None, args.max_side)
-        count = frame_count(upload, job.info.frames, max_frames)
+        count = frame_count(upload, info.frames, max_frames)
     except VideoError as e:
         raise VideoError(str(e).replace(str(upload), upload.name)) from None
     if count > max_frames:
         raise VideoError(f"{upload.name}: over {max_frames} frames, more than the studio "
                          "dreams in one job (cut it shorter, or use `python -m dreamer video "
                          "--start/--end`)")
-    if job.info.width * job.info.height > MAX_PIXELS:
-        raise VideoError(f"{upload.name}: frames of {job.info.width}×{job.info.height} "
-                         f"pixels are too large (at most {MAX_PIXELS} pixels)")
     return VideoWork(args, network, plan, job, count)
 
 
@@ -268,7 +270,7 @@ class Jobs:
         shutil.copyfile(upload, folder / name)
         record = {"name": name, "argv": argv, "output": dream_output(name), "frames": count,
                   "created": time.time()}
-        (folder / JOB_FILE).write_text(json.dumps(record, indent=1))
+        write_bytes(folder / JOB_FILE, json.dumps(record, indent=1).encode())  # whole or none
         self._enqueue(job_id, Progress("queued", 0, count))
         return job_id
 

@@ -7,6 +7,7 @@ and the video command's defaults differ from a still's)."""
 
 import html
 import threading
+from pathlib import Path
 from typing import Any
 
 from converters.errors import DreamzooError
@@ -115,6 +116,8 @@ def add(studio: Studio, dream: DreamTab) -> None:
                                  max_side_of(max_side))
         except Exception as e:  # a bad upload is a line in the page, never a traceback
             message = message_of(e)
+            if upload:  # named as the browser named it, not by the server's path
+                message = message.replace(str(upload), Path(upload).name)
             gr.Warning(message)
             return *shown(None, None), message
         return *shown(job_id, None), f"job {job_id} queued"
