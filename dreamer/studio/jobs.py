@@ -42,9 +42,11 @@ from dreamer.motion.video import (
 )
 from dreamer.motion.zoom import Motion, check_zoom, zoom_frames, zoom_settings
 from dreamer.plan.plan import DreamPlan
+
+# A module, not names: dreaming imports dreamer.cli, whose studio imports this module.
+from dreamer.studio import dreaming
 from dreamer.studio.cache import ModelCache
 from dreamer.studio.context import Stopped, message_of
-from dreamer.studio.dreaming import Settings, command_line, not_an_option, refuse
 
 # A video upload of more frames than this is refused before any work (the CLI has no
 # bound; a page's job should end within the hour at a small size).
@@ -66,18 +68,19 @@ class ZoomMotion:
     max_side: int | None = None
 
 
-def motion_argv(command: str, src: str, settings: Settings, *more: str) -> list[str]:
+def motion_argv(command: str, src: str, settings: dreaming.Settings, *more: str) -> list[str]:
     """`command`'s arguments (no output): the still's settings, then `more`."""
-    return [command, *command_line(src, settings), *more]
+    return [command, *dreaming.command_line(src, settings), *more]
 
 
-def zoom_argv(src: str, settings: Settings, motion: ZoomMotion) -> list[str]:
+def zoom_argv(src: str, settings: dreaming.Settings, motion: ZoomMotion) -> list[str]:
     return motion_argv("zoom", src, settings, "--frames", str(motion.frames),
                        "--zoom", repr(float(motion.zoom)), "--rotate", repr(float(motion.rotate)),
                        "--fps", repr(float(motion.fps)), *max_side_argv(motion.max_side))
 
 
-def video_argv(src: str, settings: Settings, blend: float, max_side: int | None) -> list[str]:
+def video_argv(src: str, settings: dreaming.Settings, blend: float,
+               max_side: int | None) -> list[str]:
     return motion_argv("video", src, settings, "--blend", repr(float(blend)),
                        *max_side_argv(max_side))
 
@@ -92,8 +95,8 @@ def parsed(argv: list[str], output: str) -> argparse.Namespace:
     module = {"zoom": zoom_command, "video": video_command}[argv[0]]
     parser = argparse.ArgumentParser(**module.PARSER)
     module.add_arguments(parser)
-    parser.error = refuse
-    args = parser.parse_intermixed_args([*argv[1:], "-o", not_an_option(output)])
+    parser.error = dreaming.refuse
+    args = parser.parse_intermixed_args([*argv[1:], "-o", dreaming.not_an_option(output)])
     check_max_side(args.max_side)
     return args
 
@@ -257,7 +260,7 @@ class Jobs:
         self._guard = threading.Lock()
         self._worker: threading.Thread | None = None
 
-    def submit(self, upload: Path, settings: Settings, blend: float,
+    def submit(self, upload: Path, settings: dreaming.Settings, blend: float,
                max_side: int | None) -> str:
         """A new job for the uploaded video (checked first: nothing is written for a
         video refused), queued; its id."""

@@ -21,13 +21,13 @@ from dreamer.plan import numbers
 # Modules, not names: dreaming and jobs import dreamer.cli, which imports this tab.
 from dreamer.studio import dreaming, jobs
 from dreamer.studio.context import Stopped, Studio, message_of
-from dreamer.studio.tabs.dream import DEFAULTS, DreamTab, settings_of
+from dreamer.studio.tabs import dream
 
-# The page's starting values: the zoom and video commands' defaults, a few frames, and
-# pictures of at most 512 pixels a side (a page's work should end in minutes).
+# The page's starting values: the zoom and video commands' defaults (the zoom's iterations,
+# rate and octaves are a still's: the Dream tab's, set in `add`), a few frames, and pictures
+# of at most 512 pixels a side (a page's work should end in minutes).
 ZOOM_DEFAULTS = {"zoom_frames": 12, "zoom_zoom": 1.05, "zoom_rotate": 0.0, "zoom_fps": 24.0,
-                 "zoom_iterations": DEFAULTS["iterations"], "zoom_rate": DEFAULTS["rate"],
-                 "zoom_octaves": DEFAULTS["octaves"], "zoom_seed": 0, "zoom_max_side": 512}
+                 "zoom_seed": 0, "zoom_max_side": 512}
 VIDEO_DEFAULTS = {"video_iterations": VIDEO_ITERATIONS, "video_rate": VIDEO_RATE,
                   "video_octaves": VIDEO_OCTAVES, "video_blend": BLEND, "video_seed": 0,
                   "video_max_side": 512}
@@ -54,12 +54,17 @@ def progress_html(done: int, total: int, text: str) -> str:
             f"{html.escape(text)}")
 
 
-def add(studio: Studio, dream: DreamTab) -> None:
+def add(studio: Studio, dream_tab: "dream.DreamTab") -> None:
     gr = studio.gr
     work = jobs.Jobs(studio.cache, studio.folder)
 
-    def number(label: str, name: str, bounds: Bounds, value):
-        return gr.Number(value, label=label, minimum=bounds.low, maximum=bounds.high,
+    defaults = {**ZOOM_DEFAULTS, **VIDEO_DEFAULTS,
+                **{f"zoom_{name}": dream.DEFAULTS[name] for name in ("iterations", "rate",
+                                                                      "octaves")}}
+
+    def number(label: str, name: str, bounds: Bounds):
+        """A number field within `bounds`, starting at its default."""
+        return gr.Number(defaults[name], label=label, minimum=bounds.low, maximum=bounds.high,
                          precision=0 if bounds.integer else None, elem_id=name)
 
     def zoom(upload, model, layer, frames, factor, rotate, fps, iterations, rate, octaves,
@@ -67,7 +72,7 @@ def add(studio: Studio, dream: DreamTab) -> None:
         skip = gr.skip()
         try:
             upload = studio.checked_upload(upload)
-            settings = settings_of(model, layer, iterations, rate, octaves, seed)
+            settings = dream.settings_of(model, layer, iterations, rate, octaves, seed)
             motion = jobs.ZoomMotion(int(given(frames, "frames")), float(given(factor, "zoom")),
                                      float(given(rotate, "rotation")), float(given(fps, "fps")),
                                      max_side_of(max_side))
@@ -111,7 +116,7 @@ def add(studio: Studio, dream: DreamTab) -> None:
             if not upload:
                 raise ValueError("upload a video first")
             upload = studio.checked_upload(upload, "video")
-            settings = settings_of(model, layer, iterations, rate, octaves, seed)
+            settings = dream.settings_of(model, layer, iterations, rate, octaves, seed)
             job_id = work.submit(upload, settings, float(given(blend, "blend")),
                                  max_side_of(max_side))
         except Exception as e:  # a bad upload is a line in the page, never a traceback
@@ -160,24 +165,17 @@ def add(studio: Studio, dream: DreamTab) -> None:
             gr.Markdown("### Zoom\nThe image, model and layer of the Dream tab; each frame is "
                         "dreamed from the previous one zoomed and rotated.")
             with gr.Row():
-                frames = number("frames", "zoom_frames", numbers.FRAMES,
-                                ZOOM_DEFAULTS["zoom_frames"])
-                factor = number("zoom per frame", "zoom_zoom", numbers.ZOOM,
-                                ZOOM_DEFAULTS["zoom_zoom"])
-                rotate = number("degrees per frame", "zoom_rotate", numbers.ROTATE,
-                                ZOOM_DEFAULTS["zoom_rotate"])
-                fps = number("frames per second", "zoom_fps", numbers.FPS,
-                             ZOOM_DEFAULTS["zoom_fps"])
+                frames = number("frames", "zoom_frames", numbers.FRAMES)
+                factor = number("zoom per frame", "zoom_zoom", numbers.ZOOM)
+                rotate = number("degrees per frame", "zoom_rotate", numbers.ROTATE)
+                fps = number("frames per second", "zoom_fps", numbers.FPS)
             with gr.Row():
                 zoom_numbers = [
-                    number("iterations per octave", "zoom_iterations", numbers.ITERATIONS,
-                           ZOOM_DEFAULTS["zoom_iterations"]),
-                    number("rate", "zoom_rate", numbers.RATE, ZOOM_DEFAULTS["zoom_rate"]),
-                    number("octaves", "zoom_octaves", numbers.OCTAVES,
-                           ZOOM_DEFAULTS["zoom_octaves"]),
-                    number("seed", "zoom_seed", numbers.SEED, ZOOM_DEFAULTS["zoom_seed"]),
-                    number("max side", "zoom_max_side", MAX_SIDE,
-                           ZOOM_DEFAULTS["zoom_max_side"])]
+                    number("iterations per octave", "zoom_iterations", numbers.ITERATIONS),
+                    number("rate", "zoom_rate", numbers.RATE),
+                    number("octaves", "zoom_octaves", numbers.OCTAVES),
+                    number("seed", "zoom_seed", numbers.SEED),
+                    number("max side", "zoom_max_side", MAX_SIDE)]
             with gr.Row():
                 zoom_start = gr.Button("Zoom", variant="primary", elem_id="zoom_start")
                 zoom_stop = gr.Button("Stop", variant="stop", elem_id="zoom_stop")
@@ -190,9 +188,9 @@ def add(studio: Studio, dream: DreamTab) -> None:
                 mp4 = gr.File(label="MP4", interactive=False, elem_id="zoom_mp4")
             zoom_command = gr.Textbox(label="the same zoom on the command line",
                                       interactive=False, elem_id="zoom_command")
-    zoom_start.click(zoom, [dream.upload, dream.model, dream.layer, frames, factor, rotate,
-                            fps, *zoom_numbers], [frame, gif, mp4, zoom_command, zoom_status],
-                     trigger_mode="always_last")
+    zoom_start.click(zoom, [dream_tab.upload, dream_tab.model, dream_tab.layer, frames, factor,
+                            rotate, fps, *zoom_numbers],
+                     [frame, gif, mp4, zoom_command, zoom_status], trigger_mode="always_last")
     zoom_stop.click(halt_zoom, None, None)
 
     with gr.Row():
@@ -204,16 +202,12 @@ def add(studio: Studio, dream: DreamTab) -> None:
                             elem_id="video_upload")
             with gr.Row():
                 video_numbers = [
-                    number("iterations", "video_iterations", numbers.ITERATIONS,
-                           VIDEO_DEFAULTS["video_iterations"]),
-                    number("rate", "video_rate", numbers.RATE, VIDEO_DEFAULTS["video_rate"]),
-                    number("octaves", "video_octaves", numbers.OCTAVES,
-                           VIDEO_DEFAULTS["video_octaves"]),
-                    number("seed", "video_seed", numbers.SEED, VIDEO_DEFAULTS["video_seed"]),
-                    number("blend", "video_blend", numbers.BLEND,
-                           VIDEO_DEFAULTS["video_blend"]),
-                    number("max side", "video_max_side", MAX_SIDE,
-                           VIDEO_DEFAULTS["video_max_side"])]
+                    number("iterations", "video_iterations", numbers.ITERATIONS),
+                    number("rate", "video_rate", numbers.RATE),
+                    number("octaves", "video_octaves", numbers.OCTAVES),
+                    number("seed", "video_seed", numbers.SEED),
+                    number("blend", "video_blend", numbers.BLEND),
+                    number("max side", "video_max_side", MAX_SIDE)]
             video_start = gr.Button("Start the video job", variant="primary",
                                     elem_id="video_start")
             video_message = gr.Markdown(elem_id="video_message")
@@ -232,7 +226,7 @@ def add(studio: Studio, dream: DreamTab) -> None:
                                        interactive=False, elem_id="video_command")
     last = gr.State(None)
     views = [table, chosen, video_status, video_command, download, last]
-    video_start.click(start_video, [video, dream.model, dream.layer, *video_numbers],
+    video_start.click(start_video, [video, dream_tab.model, dream_tab.layer, *video_numbers],
                       [*views, video_message])
     video_stop.click(lambda job, seen: act(work.stop, job, seen), [chosen, last],
                      [*views, video_message])
