@@ -105,12 +105,12 @@ def test_stop_ends_a_zoom_with_no_files(page, tmp_path):
     assert page.locator("#zoom_gif a").count() == 0 and page.locator("#zoom_mp4 a").count() == 0
 
 
-def start_video(page, video: Path) -> str:
-    """Upload `video`, start its job on conv2 with 2 iterations; the page's message."""
+def start_video(page, video: Path, iterations: int = 2) -> str:
+    """Upload `video`, start its job on conv2 with `iterations`; the page's message."""
     choose_layer(page, "conv2")
     open_move(page)
     page.locator("#video_upload input[type=file]").set_input_files(str(video))
-    fill(page, video_iterations=2)
+    fill(page, video_iterations=iterations)
     page.locator("#video_start").click()
     message = page.locator("#video_message", has_text=re.compile("queued|error"))
     message.wait_for()
@@ -157,6 +157,21 @@ def test_a_text_file_named_mp4_is_a_line_not_a_traceback(page, tmp_path):
     assert page.locator("#video_jobs [role=row]", has_text="notes.mp4").count() == 0
 
 
+def test_the_page_stops_and_resumes_a_video_job(page, tmp_path):
+    text = start_video(page, clip(tmp_path / "slow.mp4"), iterations=100_000)
+    job_id = text.split()[1]
+    status = page.locator("#video_status")
+    expect(status).to_contain_text(f"job {job_id}: frame 0 of 6, running")
+    page.locator("#video_stop").click()
+    expect(status).to_contain_text(f"job {job_id}: frame 0 of 6, stopped")
+    page.locator("#video_resume").click()
+    expect(status).to_contain_text(re.compile(f"job {job_id}: .*(queued|running)"))
+    page.locator("#video_stop").click()
+    expect(status).to_contain_text(f"job {job_id}: frame 0 of 6, stopped")
+    row = page.locator("#video_jobs [role=row]", has_text=job_id)
+    expect(row).to_contain_text("stopped")
+
+
 # --- the jobs in this process -------------------------------------------------------------
 
 @pytest.fixture
@@ -179,7 +194,7 @@ class StoppedAfter(jobs.Jobs):
 def finished(work: jobs.Jobs, job_id: str) -> jobs.Progress:
     """The job's progress once it is no longer queued or running."""
     deadline = time.monotonic() + 60
-    while (progress := work.progress(job_id)).state in ("queued", "running"):
+    while (progress := work.progress(job_id)).state in jobs.ACTIVE:
         assert time.monotonic() < deadline, progress
         time.sleep(0.05)
     return progress

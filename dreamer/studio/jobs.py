@@ -53,6 +53,7 @@ from dreamer.studio.context import Stopped, message_of
 MAX_VIDEO_FRAMES = 600
 JOB_ID = re.compile(r"[0-9a-f]{12}")
 JOB_FILE = "job.json"
+ACTIVE = ("queued", "running")  # the states of a job not yet ended
 JOBS_FOLDER = "jobs"
 UNSAFE = re.compile(r"[^\w.+-]", re.ASCII)
 
@@ -332,7 +333,7 @@ class Jobs:
     def resume(self, job_id: str) -> None:
         """Queue a stopped or failed job again: it continues from its frames folder."""
         progress = self.progress(job_id)
-        if progress.state in ("queued", "running", "done"):
+        if progress.state in (*ACTIVE, "done"):
             raise ValueError(f"the job is {progress.state}")
         self._enqueue(job_id, replace(progress, state="queued"))
 

@@ -137,8 +137,9 @@ def add(studio: Studio, dream_tab: "dream.DreamTab") -> None:
 
     def shown(chosen: str | None, last: Any):
         """The jobs' table, the job list with `chosen` (else the newest) chosen, its
-        progress, command and MP4; `last`: the (job, state) the page shows (its command
-        and MP4 are sent again only when that changes)."""
+        progress, command and MP4, what the page shows, and the timer: ticking while a
+        job is queued or running. `last`: the (job, state) the page shows (its command and
+        MP4 are sent again only when that changes)."""
         rows = work.rows()
         if chosen not in [row.id for row in rows]:
             chosen = rows[0].id if rows else None
@@ -146,19 +147,20 @@ def add(studio: Studio, dream_tab: "dream.DreamTab") -> None:
                   row.progress.state] for row in rows]
         choices = gr.update(choices=[(f"{row.name} · {row.id}", row.id) for row in rows],
                             value=chosen)
+        ticking = gr.Timer(active=any(row.progress.state in jobs.ACTIVE for row in rows))
         if chosen is None:
-            return table, choices, "", None, None, None
+            return table, choices, "", None, None, None, ticking
         progress = work.progress(chosen)
         status = progress_html(progress.done, progress.total,
                                f"job {chosen}: frame {progress.done} of {progress.total}, "
                                f"{progress.state}")
         now = (chosen, progress.state)
         if now == last:
-            return table, choices, status, gr.skip(), gr.skip(), now
+            return table, choices, status, gr.skip(), gr.skip(), now, ticking
         record = work.record(chosen)
         command = dreaming.command_text(record["argv"], record["output"], studio.models_folder)
         mp4 = work.output(chosen)
-        return table, choices, status, command, str(mp4) if mp4 else None, now
+        return table, choices, status, command, str(mp4) if mp4 else None, now, ticking
 
     with gr.Row():
         with gr.Column():
@@ -219,18 +221,20 @@ def add(studio: Studio, dream_tab: "dream.DreamTab") -> None:
             with gr.Row():
                 video_stop = gr.Button("Stop the job", variant="stop", elem_id="video_stop")
                 video_resume = gr.Button("Resume the job", elem_id="video_resume")
+                refresh = gr.Button("Refresh", elem_id="video_refresh")
             video_status = gr.HTML(elem_id="video_status")
             download = gr.File(label="MP4", interactive=False, elem_id="video_download")
             video_command = gr.Textbox(label="the same video on the command line (in the "
                                        "job's folder, it resumes the job's frames)",
                                        interactive=False, elem_id="video_command")
     last = gr.State(None)
-    views = [table, chosen, video_status, video_command, download, last]
+    timer = gr.Timer(TICK_SECONDS)  # lists the jobs when the page opens, then while one runs
+    views = [table, chosen, video_status, video_command, download, last, timer]
     video_start.click(start_video, [video, dream_tab.model, dream_tab.layer, *video_numbers],
                       [*views, video_message])
     video_stop.click(lambda job, seen: act(work.stop, job, seen), [chosen, last],
                      [*views, video_message])
     video_resume.click(lambda job, seen: act(work.resume, job, seen), [chosen, last],
                        [*views, video_message])
-    chosen.input(shown, [chosen, last], views, show_progress="hidden")
-    gr.Timer(TICK_SECONDS).tick(shown, [chosen, last], views, show_progress="hidden")
+    for event in (chosen.input, refresh.click, timer.tick):
+        event(shown, [chosen, last], views, show_progress="hidden")
