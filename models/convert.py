@@ -54,6 +54,16 @@ def cache_root() -> Path:
     return Path(base) / "dreamzoo"
 
 
+def mirror_folder(given: Path | None) -> Path | None:
+    """The folder to take zoo files from: `given` (--from), else $DREAMZOO_MIRROR, else None
+    (download); a UsageError when it is not a folder."""
+    mirror = given or (Path(os.environ["DREAMZOO_MIRROR"])
+                       if os.environ.get("DREAMZOO_MIRROR") else None)
+    if mirror is not None and not Path(mirror).is_dir():
+        raise UsageError(f"{mirror}: the mirror folder does not exist")
+    return mirror
+
+
 def convert_zoo(model: ZooModel, mirror: Path | None = None, root: Path | None = None,
                 cache: Path | None = None, quiet: bool = False, onnx: bool = False) -> Converted:
     """Fetch (from `mirror`, else the download cache), verify and convert a zoo model."""
@@ -258,10 +268,7 @@ def _run(args: argparse.Namespace) -> Converted | None:
         names = ", ".join(m.name for m in REGISTRY)
         raise UsageError(f"unknown MODEL {args.model!r}; the zoo has: {names} "
                          f"(`make convert` lists them with details)")
-    mirror = args.mirror or (Path(os.environ["DREAMZOO_MIRROR"])
-                             if os.environ.get("DREAMZOO_MIRROR") else None)
-    if mirror is not None and not Path(mirror).is_dir():
-        raise UsageError(f"{mirror}: the mirror folder does not exist")
+    mirror = mirror_folder(args.mirror)
     done = None if args.again or args.format == "onnx" else up_to_date(model, mirror)
     if done is not None:
         print(f"{model.name}: already converted in {done}/ from the same files (--again "
