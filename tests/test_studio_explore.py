@@ -244,3 +244,10 @@ def test_gallery_cells_are_bounded_and_the_cache_key_follows_image_and_settings(
               gallery.gallery_key("net", first, gallery.GallerySettings(None, "", 8, 3, 0.03,
                                                                         1, 32, 0))}
     assert key not in others and len(others) == 3
+
+
+def test_a_studio_from_a_missing_mirror_is_one_line(tmp_path, capsys):
+    from dreamer.cli import main
+    assert main(["studio", "--from", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {tmp_path / 'nowhere'}: the mirror folder does not exist"]
