@@ -251,3 +251,24 @@ def test_a_studio_from_a_missing_mirror_is_one_line(tmp_path, capsys):
     assert main(["studio", "--from", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err.splitlines() == [
         f"error: {tmp_path / 'nowhere'}: the mirror folder does not exist"]
+
+
+def test_without_a_mirror_the_zoo_tab_downloads_from_the_zoos_urls(tmp_path, monkeypatch):
+    """A zoo entry served by a local HTTP server stands for the zoo's URLs."""
+    from test_zoo_download import FileServer, tiny_model
+    folder = shared_path("models", "tiny")
+    prototxt, caffemodel = (folder / "deploy.prototxt").read_bytes(), \
+        (folder / "tiny.caffemodel").read_bytes()
+    server = FileServer()
+    server.files.update({"/deploy.prototxt": prototxt, "/tiny.caffemodel": caffemodel})
+    server.start()
+    try:
+        model = tiny_model(server.url, prototxt, caffemodel)
+        monkeypatch.setattr(zoo, "lookup", {model.name: model}.get)
+        monkeypatch.setenv("DREAMZOO_CACHE", str(tmp_path / "cache"))
+        converted = zoo.convert(model.name, tmp_path / "models", None)
+    finally:
+        server.stop()
+    assert [path for path, _ in server.requests] == ["/deploy.prototxt", "/tiny.caffemodel"]
+    assert converted.directory == tmp_path / "models" / model.name
+    assert (tmp_path / "cache" / "tiny" / "tiny.caffemodel").read_bytes() == caffemodel
