@@ -193,6 +193,9 @@ def test_converting_a_zoo_model_from_the_mirror_offers_it_on_the_dream_tab(page,
     field.fill(CONVERTED)
     page.get_by_role("option", name=CONVERTED, exact=True).click()
     page.locator("#zoo-convert").click()
+    bar = page.locator("#zoo-status [role=progressbar]")
+    expect(bar).to_have_attribute(
+        "aria-label", f"converting {CONVERTED} from the mirror {shared_path('models')}")
     status = page.locator("#zoo-status", has_text=re.compile("converted|error"))
     status.wait_for()
     assert status.inner_text().startswith(f"{CONVERTED}: converted"), status.inner_text()
