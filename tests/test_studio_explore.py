@@ -275,3 +275,14 @@ def test_without_a_mirror_the_zoo_tab_downloads_from_the_zoos_urls(tmp_path, mon
     assert [path for path, _ in server.requests] == ["/deploy.prototxt", "/tiny.caffemodel"]
     assert converted.directory == tmp_path / "models" / model.name
     assert (tmp_path / "cache" / "tiny" / "tiny.caffemodel").read_bytes() == caffemodel
+
+
+def test_the_gallerys_settings_hold_only_what_its_cells_depend_on():
+    from dreamer.studio.tabs.gallery import PER_LAYER, settings_of
+    numbers = (2, 0.03, 1, 32, 0)
+    assert settings_of(PER_CHANNEL, "conv2", "0-2", 4, *numbers) == \
+        settings_of(PER_CHANNEL, "conv2", "0-2", 9, *numbers)  # the layer count: no matter
+    assert settings_of(PER_LAYER, "conv2", "0-2", 4, *numbers) == \
+        settings_of(PER_LAYER, "conv1", "5", 4, *numbers)  # nor the layer and channels
+    with pytest.raises(ValueError, match="choose or type a value for layer"):
+        settings_of(PER_CHANNEL, None, "0-2", 4, *numbers)

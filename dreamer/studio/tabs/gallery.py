@@ -8,12 +8,13 @@ from converters.errors import DreamzooError
 from converters.numbers import Bounds
 from dreamer.cli import gallery as gallery_command
 from dreamer.plan import numbers
+
+# Modules, not names: dreamer.studio.gallery imports dreamer.cli, which imports this tab.
 from dreamer.studio import gallery
 from dreamer.studio.context import Studio, message_of
 from dreamer.studio.tabs.dream import DreamTab
 
 PER_LAYER, PER_CHANNEL = "one per layer", "one per channel of the Dream tab's layer"
-# Modules, not names: dreamer.studio.gallery imports dreamer.cli, which imports this tab.
 # The page's starting values: the gallery command's short dreams, on small cells.
 DEFAULTS = {"count": 8, "channels": "0-7", "iterations": gallery_command.ITERATIONS,
             "rate": gallery_command.RATE, "octaves": 2, "size": 128, "seed": 0}
@@ -22,17 +23,18 @@ DEFAULTS = {"count": 8, "channels": "0-7", "iterations": gallery_command.ITERATI
 def settings_of(kind, layer, channels, count, iterations, rate, octaves, size, seed
                 ) -> "gallery.GallerySettings":
     """The page's values, refused with a message when one is missing."""
-    values = {"cells": kind, "layers": count, "iterations": iterations, "rate": rate,
-              "octaves": octaves, "cell size": size, "seed": seed}
-    if kind == PER_CHANNEL:
-        values.update(layer=layer, channels=channels)
+    per_channel = kind == PER_CHANNEL
+    values = {"cells": kind, "iterations": iterations, "rate": rate, "octaves": octaves,
+              "cell size": size, "seed": seed,
+              **({"layer": layer, "channels": channels} if per_channel else {"layers": count})}
     missing = [name for name, value in values.items() if value in (None, "")]
     if missing:
         raise ValueError(f"choose or type a value for {missing[0]}")
-    return gallery.GallerySettings(layer if kind == PER_CHANNEL else None,
-                                   channels if kind == PER_CHANNEL else "", int(count),
-                                   int(iterations), float(rate), int(octaves), int(size),
-                                   int(seed))
+    # Only what the cells depend on, so that the cache finds the same gallery.
+    return gallery.GallerySettings(layer if per_channel else None,
+                                   channels if per_channel else "",
+                                   0 if per_channel else int(count), int(iterations),
+                                   float(rate), int(octaves), int(size), int(seed))
 
 
 def add(studio: Studio, dream: DreamTab) -> None:
