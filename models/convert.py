@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,10 +65,18 @@ def mirror_folder(given: Path | None) -> Path | None:
     return mirror
 
 
+# What `convert_zoo` tells `on_step` as it starts each (the studio's progress bar).
+CONVERSION_STEPS = ("fetching and verifying the files", "converting the network",
+                    "writing the model folder")
+
+
 def convert_zoo(model: ZooModel, mirror: Path | None = None, root: Path | None = None,
-                cache: Path | None = None, quiet: bool = False, onnx: bool = False) -> Converted:
-    """Fetch (from `mirror`, else the download cache), verify and convert a zoo model."""
+                cache: Path | None = None, quiet: bool = False, onnx: bool = False,
+                on_step: Callable[[int], None] = lambda index: None) -> Converted:
+    """Fetch (from `mirror`, else the download cache), verify and convert a zoo model;
+    `on_step(i)` as the i-th of `CONVERSION_STEPS` starts."""
     check_network_target((root or models_root()) / model.name)
+    on_step(0)
     if mirror is not None:
         if not Path(mirror).is_dir():
             raise ConversionError(f"{mirror}: the mirror folder does not exist")
@@ -81,6 +90,7 @@ def convert_zoo(model: ZooModel, mirror: Path | None = None, root: Path | None =
                                   f"(or set DREAMZOO_MIRROR)") from None
     by_kind = {f.source.kind: f for f in files if f.status != "unavailable"}
     height, width = model.input_size
+    on_step(1)
     network = converters.load_caffe(by_kind["prototxt"].path, by_kind["weights"].path,
                                     [1, 3, height, width])
     mean = mean_values(by_kind["mean"].path) if "mean" in by_kind else None
@@ -104,6 +114,7 @@ def convert_zoo(model: ZooModel, mirror: Path | None = None, root: Path | None =
             labels = {"labels.txt": read_labels(names.path).text()}
         except ConversionError as e:  # the net works without names: this only warns
             names.status, names.problem = "unavailable", str(e)
+    on_step(2)
     directory = write_model(network, table, model.name, root or models_root(), onnx, labels)
     warnings = [text for found in files if (text := warning(model, found))]
     return Converted(model.name, directory, network, table, files, warnings)

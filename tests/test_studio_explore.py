@@ -194,8 +194,8 @@ def test_converting_a_zoo_model_from_the_mirror_offers_it_on_the_dream_tab(page,
     page.get_by_role("option", name=CONVERTED, exact=True).click()
     page.locator("#zoo-convert").click()
     bar = page.locator("#zoo-status [role=progressbar]")
-    expect(bar).to_have_attribute(
-        "aria-label", f"converting {CONVERTED} from the mirror {shared_path('models')}")
+    expect(bar).to_have_attribute("aria-label", re.compile(
+        f"^converting {CONVERTED} from the mirror {shared_path('models')}: "))
     status = page.locator("#zoo-status", has_text=re.compile("converted|error"))
     status.wait_for()
     assert status.inner_text().startswith(f"{CONVERTED}: converted"), status.inner_text()
@@ -269,9 +269,11 @@ def test_without_a_mirror_the_zoo_tab_downloads_from_the_zoos_urls(tmp_path, mon
         model = tiny_model(server.url, prototxt, caffemodel)
         monkeypatch.setattr(zoo, "lookup", {model.name: model}.get)
         monkeypatch.setenv("DREAMZOO_CACHE", str(tmp_path / "cache"))
-        converted = zoo.convert(model.name, tmp_path / "models", None)
+        steps: list[int] = []
+        converted = zoo.convert(model.name, tmp_path / "models", None, steps.append)
     finally:
         server.stop()
+    assert steps == [0, 1, 2]  # each of models.convert.CONVERSION_STEPS, in order
     assert [path for path, _ in server.requests] == ["/deploy.prototxt", "/tiny.caffemodel"]
     assert converted.directory == tmp_path / "models" / model.name
     assert (tmp_path / "cache" / "tiny" / "tiny.caffemodel").read_bytes() == caffemodel

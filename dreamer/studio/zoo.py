@@ -4,6 +4,7 @@ started with, else downloaded from the zoo's URLs). The page sends a zoo name on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from converters.spec import ConversionError
@@ -54,7 +55,9 @@ def zoo_model(name: str | None, root: Path) -> ZooModel:
     return model
 
 
-def convert(name: str | None, root: Path, mirror: Path | None) -> Converted:
-    """Convert the zoo model `name` into `root`, as `python -m models NAME` does; the
-    download progress goes through tqdm (the page tracks it)."""
-    return convert_zoo(zoo_model(name, root), mirror, root=root)
+def convert(name: str | None, root: Path, mirror: Path | None,
+            on_step: Callable[[int], None] = lambda index: None) -> Converted:
+    """Convert the zoo model `name` into `root`, as `python -m models NAME` does, calling
+    `on_step(i)` as the i-th of models.convert.CONVERSION_STEPS starts (a download's progress goes
+    through tqdm)."""
+    return convert_zoo(zoo_model(name, root), mirror, root=root, on_step=on_step)

@@ -6,6 +6,7 @@ from converters.errors import DreamzooError
 from dreamer.studio import zoo
 from dreamer.studio.context import Studio, message_of
 from dreamer.studio.tabs.dream import DreamTab
+from models.convert import CONVERSION_STEPS
 
 
 def add(studio: Studio, dream: DreamTab) -> None:
@@ -21,12 +22,15 @@ def add(studio: Studio, dream: DreamTab) -> None:
         """Convert `name`: (the Dream tab's models, the zoo table, the choices, a line)."""
         skip = gr.skip()
         source = f"the mirror {studio.mirror}" if studio.mirror else "its download URLs"
-        progress(0, desc=f"converting {name} from {source}")
+
+        def on_step(index: int) -> None:
+            progress((index, len(CONVERSION_STEPS)), unit="steps",
+                     desc=f"converting {name} from {source}: {CONVERSION_STEPS[index]}")
+
         try:
-            converted = zoo.convert(name, root, studio.mirror)
+            converted = zoo.convert(name, root, studio.mirror, on_step)
         except (DreamzooError, ValueError) as e:
             return skip, skip, skip, message_of(e)
-        progress(1, desc="converted")
         names = studio.cache.names()
         notes = "".join(f"\n\nwarning: {text}" for text in converted.warnings)
         return (gr.update(choices=names, value=converted.name),
