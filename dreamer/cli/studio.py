@@ -10,6 +10,7 @@ from pathlib import Path
 from converters.errors import UsageError
 from converters.numbers import Bounds
 from dreamer.studio import app
+from models.convert import mirror_folder
 from models.converted import models_root
 
 PORT = Bounds(1, 65535, integer=True)
@@ -29,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"port to listen on, {PORT.describe()} (default: %(default)s)")
     parser.add_argument("--models", metavar="DIR", help="the folder of converted models to "
                         "offer (default: where `make convert` puts them)")
+    parser.add_argument("--from", dest="mirror", metavar="MIRROR", type=Path,
+                        help="the Zoo tab converts models from this folder, laid out like "
+                        "shared/models (default: $DREAMZOO_MIRROR, else download)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,8 +40,9 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(args.models) if args.models else None
     if folder is not None and not folder.is_dir():
         raise UsageError(f"--models {args.models}: no such folder")
+    mirror = mirror_folder(args.mirror)
     if args.host not in LOCAL_HOSTS:
         print(f"warning: the studio listens on {args.host}: anyone who can reach port "
               f"{args.port} can use this machine", file=sys.stderr)
-    app.serve(folder or models_root(), folder, args.host, args.port)
+    app.serve(folder or models_root(), folder, args.host, args.port, mirror)
     return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 from converters.errors import UsageError
 from dreamer.studio.cache import ModelCache
 from dreamer.studio.context import Studio
-from dreamer.studio.tabs import dream, explore, move
+from dreamer.studio.tabs import dream, explore, move, zoo
 
 # Uploads over this many bytes are refused (pixels: load_rgb's own bound, as the CLI's);
 # the environment variable below overrides it when the studio starts.
@@ -42,12 +42,12 @@ def max_upload_bytes() -> int:
 
 
 def build(cache: ModelCache, folder: Path, models_folder: Path | None,
-          max_upload: int = MAX_UPLOAD_BYTES):
+          max_upload: int = MAX_UPLOAD_BYTES, mirror: Path | None = None):
     """The studio's page: dreams on `cache`'s models, outputs written in `folder`;
     `models_folder`: the folder the studio was started with (shown in the command);
-    uploads over `max_upload` bytes are refused."""
+    uploads over `max_upload` bytes are refused; `mirror`: where the Zoo tab converts from."""
     gr = import_gradio()
-    studio = Studio(gr, cache, folder, models_folder, max_upload)
+    studio = Studio(gr, cache, folder, models_folder, max_upload, mirror=mirror)
     with gr.Blocks(title="dreamzoo studio", analytics_enabled=False) as page:
         gr.Markdown("## dreamzoo studio: DeepDream on the classic Caffe and Torch7 nets")
         with gr.Tab("Dream"):
@@ -56,6 +56,8 @@ def build(cache: ModelCache, folder: Path, models_folder: Path | None,
             layer_table = explore.add(studio, dream_tab)
         with gr.Tab("Zoom & video"):
             move.add(studio, dream_tab)
+        with gr.Tab("Zoo"):
+            zoo.add(studio, dream_tab)
         page.load(lambda model: dream.layers_of(studio, model), dream_tab.model,
                   [dream_tab.layer, layer_table])
         dream_tab.model.change(lambda model: dream.layers_of(studio, model), dream_tab.model,
@@ -63,13 +65,14 @@ def build(cache: ModelCache, folder: Path, models_folder: Path | None,
     return page
 
 
-def serve(root: Path, models_folder: Path | None, host: str, port: int) -> None:
+def serve(root: Path, models_folder: Path | None, host: str, port: int,
+          mirror: Path | None = None) -> None:
     """Serve the studio on host:port until interrupted, its PNGs in a temporary folder of
     its own (removed when it stops)."""
     import_gradio()
     folder = Path(tempfile.mkdtemp(prefix="dreamzoo-studio-"))
     try:
-        page = build(ModelCache(root), folder, models_folder, max_upload_bytes())
+        page = build(ModelCache(root), folder, models_folder, max_upload_bytes(), mirror)
         page.queue(default_concurrency_limit=1)
         page.launch(server_name=host, server_port=port, show_error=False)
     finally:
