@@ -35,10 +35,10 @@ lint: setup
 	$(PY) -m ruff check .
 
 # The studio: the still dreamer in a local web page (http://127.0.0.1:7860; STUDIO_FLAGS,
-# e.g. --port 8000 or --models DIR).
+# e.g. --port 8000 or --models DIR; FROM=<mirror folder>: its Zoo tab converts from there).
 .PHONY: studio
 studio: setup
-	$(PY) -m dreamer studio $(STUDIO_FLAGS)
+	$(PY) -m dreamer studio $(MIRROR_FLAG) $(STUDIO_FLAGS)
 
 # Every reader on FUZZ_CASES mutated files per format (findings in build/fuzz/findings.txt),
 # then every subcommand on CLI_FUZZ_CASES generated command lines (Hypothesis; a random seed,

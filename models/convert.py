@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,10 +55,28 @@ def cache_root() -> Path:
     return Path(base) / "dreamzoo"
 
 
+def mirror_folder(given: Path | None) -> Path | None:
+    """The folder to take zoo files from: `given` (--from), else $DREAMZOO_MIRROR, else None
+    (download); a UsageError when it is not a folder."""
+    mirror = given or (Path(os.environ["DREAMZOO_MIRROR"])
+                       if os.environ.get("DREAMZOO_MIRROR") else None)
+    if mirror is not None and not Path(mirror).is_dir():
+        raise UsageError(f"{mirror}: the mirror folder does not exist")
+    return mirror
+
+
+# What `convert_zoo` tells `on_step` as it starts each (the studio's progress bar).
+CONVERSION_STEPS = ("fetching and verifying the files", "converting the network",
+                    "writing the model folder")
+
+
 def convert_zoo(model: ZooModel, mirror: Path | None = None, root: Path | None = None,
-                cache: Path | None = None, quiet: bool = False, onnx: bool = False) -> Converted:
-    """Fetch (from `mirror`, else the download cache), verify and convert a zoo model."""
+                cache: Path | None = None, quiet: bool = False, onnx: bool = False,
+                on_step: Callable[[int], None] = lambda index: None) -> Converted:
+    """Fetch (from `mirror`, else the download cache), verify and convert a zoo model;
+    `on_step(i)` as the i-th of `CONVERSION_STEPS` starts."""
     check_network_target((root or models_root()) / model.name)
+    on_step(0)
     if mirror is not None:
         if not Path(mirror).is_dir():
             raise ConversionError(f"{mirror}: the mirror folder does not exist")
@@ -71,6 +90,7 @@ def convert_zoo(model: ZooModel, mirror: Path | None = None, root: Path | None =
                                   f"(or set DREAMZOO_MIRROR)") from None
     by_kind = {f.source.kind: f for f in files if f.status != "unavailable"}
     height, width = model.input_size
+    on_step(1)
     network = converters.load_caffe(by_kind["prototxt"].path, by_kind["weights"].path,
                                     [1, 3, height, width])
     mean = mean_values(by_kind["mean"].path) if "mean" in by_kind else None
@@ -94,6 +114,7 @@ def convert_zoo(model: ZooModel, mirror: Path | None = None, root: Path | None =
             labels = {"labels.txt": read_labels(names.path).text()}
         except ConversionError as e:  # the net works without names: this only warns
             names.status, names.problem = "unavailable", str(e)
+    on_step(2)
     directory = write_model(network, table, model.name, root or models_root(), onnx, labels)
     warnings = [text for found in files if (text := warning(model, found))]
     return Converted(model.name, directory, network, table, files, warnings)
@@ -258,10 +279,7 @@ def _run(args: argparse.Namespace) -> Converted | None:
         names = ", ".join(m.name for m in REGISTRY)
         raise UsageError(f"unknown MODEL {args.model!r}; the zoo has: {names} "
                          f"(`make convert` lists them with details)")
-    mirror = args.mirror or (Path(os.environ["DREAMZOO_MIRROR"])
-                             if os.environ.get("DREAMZOO_MIRROR") else None)
-    if mirror is not None and not Path(mirror).is_dir():
-        raise UsageError(f"{mirror}: the mirror folder does not exist")
+    mirror = mirror_folder(args.mirror)
     done = None if args.again or args.format == "onnx" else up_to_date(model, mirror)
     if done is not None:
         print(f"{model.name}: already converted in {done}/ from the same files (--again "

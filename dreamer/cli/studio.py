@@ -18,6 +18,7 @@ from dreamer.plan import numbers
 from dreamer.studio import app
 from dreamer.studio.cache import ModelCache
 from dreamer.studio.ray_dreams import RayDreams
+from models.convert import mirror_folder
 from models.converted import models_root
 
 PORT = Bounds(1, 65535, integer=True)
@@ -38,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"port to listen on, {PORT.describe()} (default: %(default)s)")
     parser.add_argument("--models", metavar="DIR", help="the folder of converted models to "
                         "offer (default: where `make convert` puts them)")
+    parser.add_argument("--from", dest="mirror", metavar="MIRROR", type=Path,
+                        help="the Zoo tab converts models from this folder, laid out like "
+                        "shared/models (default: $DREAMZOO_MIRROR, else download)")
     parser.add_argument("--memory", metavar="SIZE", type=memory_size, default=MEMORY,
                         help="memory budget of the models kept open between dreams, in bytes "
                         "or with K, M, G (the least recently used is closed beyond it; "
@@ -62,13 +66,14 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(args.models) if args.models else None
     if folder is not None and not folder.is_dir():
         raise UsageError(f"--models {args.models}: no such folder")
+    mirror = mirror_folder(args.mirror)
     if args.host not in LOCAL_HOSTS:
         print(f"warning: the studio listens on {args.host}: anyone who can reach port "
               f"{args.port} can use this machine", file=sys.stderr)
     ray = RayDreams(workers_of(args)) if args.ray is not None else None
     try:
         cache = models_cache(args, folder or models_root(), ray)
-        app.serve(cache.root, folder, args.host, args.port, cache)
+        app.serve(cache.root, folder, args.host, args.port, cache, mirror)
     finally:
         if ray is not None:
             ray.close()

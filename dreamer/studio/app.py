@@ -13,7 +13,7 @@ from pathlib import Path
 from converters.errors import UsageError
 from dreamer.studio.cache import ModelCache
 from dreamer.studio.context import Studio
-from dreamer.studio.tabs import dream, explore, status
+from dreamer.studio.tabs import dream, explore, move, status, zoo
 
 # Uploads over this many bytes are refused (pixels: load_rgb's own bound, as the CLI's);
 # the environment variable below overrides it when the studio starts.
@@ -42,12 +42,12 @@ def max_upload_bytes() -> int:
 
 
 def build(cache: ModelCache, folder: Path, models_folder: Path | None,
-          max_upload: int = MAX_UPLOAD_BYTES):
+          max_upload: int = MAX_UPLOAD_BYTES, mirror: Path | None = None):
     """The studio's page: dreams on `cache`'s models, outputs written in `folder`;
     `models_folder`: the folder the studio was started with (shown in the command);
-    uploads over `max_upload` bytes are refused."""
+    uploads over `max_upload` bytes are refused; `mirror`: where the Zoo tab converts from."""
     gr = import_gradio()
-    studio = Studio(gr, cache, folder, models_folder, max_upload)
+    studio = Studio(gr, cache, folder, models_folder, max_upload, mirror=mirror)
     with gr.Blocks(title="dreamzoo studio", analytics_enabled=False) as page:
         gr.Markdown("## dreamzoo studio: DeepDream on the classic Caffe and Torch7 nets")
         status.add(studio, page)
@@ -55,6 +55,10 @@ def build(cache: ModelCache, folder: Path, models_folder: Path | None,
             dream_tab = dream.add(studio)
         with gr.Tab("Layers & classes"):
             layer_table = explore.add(studio, dream_tab)
+        with gr.Tab("Zoom & video"):
+            move.add(studio, dream_tab)
+        with gr.Tab("Zoo"):
+            zoo.add(studio, dream_tab)
         page.load(lambda model: dream.layers_of(studio, model), dream_tab.model,
                   [dream_tab.layer, layer_table])
         dream_tab.model.change(lambda model: dream.layers_of(studio, model), dream_tab.model,
@@ -63,7 +67,7 @@ def build(cache: ModelCache, folder: Path, models_folder: Path | None,
 
 
 def serve(root: Path, models_folder: Path | None, host: str, port: int,
-          cache: ModelCache | None = None) -> None:
+          cache: ModelCache | None = None, mirror: Path | None = None) -> None:
     """Serve the studio on host:port until interrupted, its PNGs in a temporary folder of
     its own (removed when it stops); `cache`: the models and workers (default: one worker,
     the cache's default budget)."""
@@ -71,7 +75,7 @@ def serve(root: Path, models_folder: Path | None, host: str, port: int,
     cache = cache or ModelCache(root)
     folder = Path(tempfile.mkdtemp(prefix="dreamzoo-studio-"))
     try:
-        page = build(cache, folder, models_folder, max_upload_bytes())
+        page = build(cache, folder, models_folder, max_upload_bytes(), mirror)
         # one queue: each event (a dream, ...) runs as many at once as there are workers
         page.queue(default_concurrency_limit=cache.dreaming.count)
         page.launch(server_name=host, server_port=port, show_error=False)

@@ -32,6 +32,7 @@ class Studio:
     models_folder: Path | None
     max_upload: int
     stops: dict[str, threading.Event] = field(default_factory=dict)
+    mirror: Path | None = None  # where the Zoo tab takes files from (None: download)
 
     def checked_upload(self, upload: str | None, what: str = "image") -> Path:
         """The uploaded file, refused (as the CLI refuses an image file) over the bound."""

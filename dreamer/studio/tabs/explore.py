@@ -6,6 +6,7 @@ from __future__ import annotations
 from converters.errors import DreamzooError
 from dreamer.studio import explore
 from dreamer.studio.context import Studio, message_of
+from dreamer.studio.tabs import gallery
 from dreamer.studio.tabs.dream import DreamTab
 
 
@@ -51,4 +52,5 @@ def add(studio: Studio, dream: DreamTab):
     search.click(classes_of, [dream.model, query], [class_table, class_status])
     query.submit(classes_of, [dream.model, query], [class_table, class_status])
     classify_button.click(classify, [dream.upload, dream.model], [top_table, top_status])
+    gallery.add(studio, dream)
     return layer_table
