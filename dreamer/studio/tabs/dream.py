@@ -182,7 +182,7 @@ def add(studio: Studio) -> DreamTab:
                     objective = gr.Dropdown([(f"{n}: {rule.help}", n) for n, rule in RULES.items()],
                                             value="l2", label="objective", elem_id="objective")
                     parameter = gr.Textbox(label="objective's value (topk:F)", elem_id="parameter",
-                                           placeholder="e.g. 0.05")
+                                           max_lines=1, placeholder="e.g. 0.05")
                 with gr.Row():
                     octave_scale = number("octave scale", "octave_scale")
                     jitter = number("jitter (pixels)", "jitter")
