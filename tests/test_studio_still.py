@@ -20,7 +20,7 @@ from studio_harness import WAIT_MS, choose_layer, expect, fill, running_studio
 
 from converters.ownership import MARKER_KEY, read_marker
 from dreamer.studio.dreaming import Settings, command_line, parsed, progress_html
-from dreamer.studio.tabs.dream import preset_numbers, settings_of
+from dreamer.studio.tabs.dream import check_names, preset_numbers, settings_of
 from models import sample
 
 CLI_SECONDS = 120
@@ -74,6 +74,16 @@ def test_the_pages_fields_become_settings_empty_ones_the_default():
         settings_of("tiny", "conv2", "", "", "l2", "", "3", "", "", "", "-1", "", 0, "")
     with pytest.raises(ValueError, match="--max-side"):
         settings_of("tiny", "conv2", "", "", "l2", "", "3", "", "", "", "", "", 0, "0")
+
+
+def test_an_image_and_a_guide_of_one_name_must_be_one_file(tmp_path):
+    image, guide = noise_image(tmp_path / "a.png", 8, 8, 1), tmp_path / "g" / "a.png"
+    guide.parent.mkdir()
+    guide.write_bytes(image.read_bytes())
+    check_names(image, guide)  # the same picture: the command names it once
+    noise_image(guide, 8, 8, 2)
+    with pytest.raises(ValueError, match="two files named a.png"):
+        check_names(image, guide)
 
 
 def test_a_preset_fills_its_own_numbers():

@@ -70,6 +70,14 @@ def number_of(name: str, text) -> int | float | None:
     return bounds.parse(text, option) if text else None
 
 
+def check_names(upload: Path, guide: Path | None) -> None:
+    """Refuse two different images of one name: the command names both by their names."""
+    if guide is not None and guide.name == upload.name \
+            and guide.read_bytes() != upload.read_bytes():
+        raise ValueError(f"the image and the guide image are two files named {upload.name}: "
+                         "rename one, so that the command can name both")
+
+
 def settings_of(model, layer, class_, preset, objective, parameter, iterations, rate,
                 octaves, octave_scale, jitter, channel, seed, max_side,
                 guide: Path | None = None) -> "dreaming.Settings":
@@ -101,6 +109,7 @@ def add(studio: Studio) -> DreamTab:
         try:
             upload = studio.checked_upload(upload)
             guide = studio.checked_upload(guide, "image for the guide") if guide else None
+            check_names(upload, guide)
             settings = settings_of(*values[2:], guide=guide)
             output = f"{upload.stem}_dream.png"
             command = dreaming.command_text(dreaming.command_line(upload.name, settings),
