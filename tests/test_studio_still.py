@@ -20,7 +20,7 @@ from studio_harness import WAIT_MS, choose_layer, expect, fill, running_studio
 
 from converters.ownership import MARKER_KEY, read_marker
 from dreamer.studio.dreaming import Settings, command_line, parsed, progress_html
-from dreamer.studio.tabs.dream import check_names, preset_numbers, settings_of
+from dreamer.studio.tabs.dream import check_names, page_settings, preset_numbers
 from models import sample
 
 CLI_SECONDS = 120
@@ -64,16 +64,16 @@ def test_a_rate_needs_the_iterations_and_a_dream_a_target():
 
 
 def test_the_pages_fields_become_settings_empty_ones_the_default():
-    settings = settings_of("tiny", "conv2", "", "", "topk", " 0.05 ", "3", "0.02", "",
+    settings = page_settings("tiny", "conv2", "", "", "topk", " 0.05 ", "3", "0.02", "",
                            "1.5", "", "", 7, "256", guide=Path("/up/load/g.png"))
     assert settings == Settings("tiny", "conv2", 3, 0.02, None, 7, objective="topk:0.05",
                                 guide="g.png", octave_scale=1.5, max_side=256)
-    assert settings_of("tiny", "conv2", "4", "", "l2", "", "", "", "", "", "", "", 0,
+    assert page_settings("tiny", "conv2", "4", "", "l2", "", "", "", "", "", "", "", 0,
                        "").class_ == "4"
     with pytest.raises(ValueError, match="--jitter"):
-        settings_of("tiny", "conv2", "", "", "l2", "", "3", "", "", "", "-1", "", 0, "")
+        page_settings("tiny", "conv2", "", "", "l2", "", "3", "", "", "", "-1", "", 0, "")
     with pytest.raises(ValueError, match="--max-side"):
-        settings_of("tiny", "conv2", "", "", "l2", "", "3", "", "", "", "", "", 0, "0")
+        page_settings("tiny", "conv2", "", "", "l2", "", "3", "", "", "", "", "", 0, "0")
 
 
 def test_an_image_and_a_guide_of_one_name_must_be_one_file(tmp_path):

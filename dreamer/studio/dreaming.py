@@ -128,8 +128,7 @@ def dream_file(cache: ModelCache, upload: Path, settings: Settings, folder: Path
     check_max_side(args.max_side)
     rgb = scaled_down(load_rgb(upload), args.max_side)
     check_image(loaded.network, plan, rgb)
-    loop = loop_of(plan)
-    total, done = loop.steps(plan), 0
+    total, done = loop_of(plan).steps(plan), 0
 
     def on_step() -> None:
         nonlocal done
@@ -143,7 +142,7 @@ def dream_file(cache: ModelCache, upload: Path, settings: Settings, folder: Path
         result = dream_with_plan(rgb, loaded.network, plan, raw=True, on_step=on_step,
                                  on_octave=lambda k, octave: on_octave(k, quantise(octave)))
     out = Path(tempfile.mkdtemp(dir=folder)) / f"{Path(src).stem}_dream.png"
-    return save_rgb(out, loop.quantise(result),
+    return save_rgb(out, loop_of(plan).quantise(result),
                     marker(argv=argv, cwd=os.getcwd(), network=loaded.digest))
 
 

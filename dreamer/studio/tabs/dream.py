@@ -18,10 +18,11 @@ from dreamer.plan.presets import PRESET_NAMES, PRESETS
 from dreamer.studio import dreaming, explore
 from dreamer.studio.cache import default_layer, layer_choices
 from dreamer.studio.context import Stopped, Studio, message_of
+from models import sample
 
 # The page's starting values: the still dreamer's defaults (an empty field leaves the
 # option to the dreamer's default).
-DEFAULTS = {"iterations": "10", "rate": "0.01", "octaves": "4", "seed": 0}
+DEFAULTS = {"iterations": 10, "rate": 0.01, "octaves": 4, "seed": 0}
 # The number fields (text: an empty one is no option), as the command line names them.
 NUMBERS = {"iterations": ("ITERATIONS", numbers.ITERATIONS), "rate": ("RATE", numbers.RATE),
            "octaves": ("--octaves", numbers.OCTAVES),
@@ -78,9 +79,20 @@ def check_names(upload: Path, guide: Path | None) -> None:
                          "rename one, so that the command can name both")
 
 
-def settings_of(model, layer, class_, preset, objective, parameter, iterations, rate,
-                octaves, octave_scale, jitter, channel, seed, max_side,
-                guide: Path | None = None) -> "dreaming.Settings":
+def settings_of(model, layer, iterations, rate, octaves, seed) -> "dreaming.Settings":
+    """The model, layer and numbers, refused with a message when one is missing (the
+    Zoom & video tab's settings)."""
+    values = {"model": model, "layer": layer, "iterations": iterations, "rate": rate,
+              "octaves": octaves, "seed": seed}
+    missing = [name for name, value in values.items() if value in (None, "")]
+    if missing:
+        raise ValueError(f"choose or type a value for {missing[0]}")
+    return dreaming.Settings(model, layer, int(iterations), float(rate), int(octaves), int(seed))
+
+
+def page_settings(model, layer, class_, preset, objective, parameter, iterations, rate,
+                  octaves, octave_scale, jitter, channel, seed, max_side,
+                  guide: Path | None = None) -> "dreaming.Settings":
     """The page's values, refused with a message when a needed one is missing; empty
     fields leave the option to the dreamer's default."""
     if not model:
@@ -110,7 +122,7 @@ def add(studio: Studio) -> DreamTab:
             upload = studio.checked_upload(upload)
             guide = studio.checked_upload(guide, "image for the guide") if guide else None
             check_names(upload, guide)
-            settings = settings_of(*values[2:], guide=guide)
+            settings = page_settings(*values[2:], guide=guide)
             output = f"{upload.stem}_dream.png"
             command = dreaming.command_text(dreaming.command_line(upload.name, settings),
                                            output, studio.models_folder)
@@ -153,8 +165,9 @@ def add(studio: Studio) -> DreamTab:
 
     def number(label: str, name: str):
         """A number field (text: it may be empty), starting at the dreamer's default."""
-        return gr.Textbox(DEFAULTS.get(name, ""), label=label, elem_id=name, max_lines=1,
-                          placeholder="default")
+        start = DEFAULTS.get(name)
+        return gr.Textbox("" if start is None else str(start), label=label, elem_id=name,
+                          max_lines=1, placeholder="default")
 
     def sample():
         """The sample photo as the upload (written once in the studio's folder)."""
@@ -231,7 +244,6 @@ def sample_photo(folder: Path) -> Path:
     `folder`; ImportError without scikit-image."""
     import skimage.data  # noqa: F401  # optional (a dev dependency): only the sample needs it
 
-    from models import sample
     path = folder / "sample" / SAMPLE
     if not path.exists():
         path.parent.mkdir(exist_ok=True)

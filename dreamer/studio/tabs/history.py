@@ -2,7 +2,9 @@
 puts its settings back in the Dream tab's fields."""
 
 from dreamer.studio.context import Studio
-from dreamer.studio.tabs.dream import DreamTab, restored
+
+# A module, not names: dreaming imports dreamer.cli, whose studio imports the tabs.
+from dreamer.studio.tabs import dream as dream_tab
 
 
 def gallery_of(history: list) -> list[tuple[str, str]]:
@@ -10,14 +12,14 @@ def gallery_of(history: list) -> list[tuple[str, str]]:
     return [(entry["png"], entry["command"]) for entry in history]
 
 
-def add(studio: Studio, dream: DreamTab):
+def add(studio: Studio, dream: "dream_tab.DreamTab"):
     """The tab; its gallery follows each dream."""
     gr = studio.gr
 
     def restore(history: list, selected: gr.SelectData):
         entry = history[selected.index]
-        return [*restored(studio, entry), f"settings of dream {selected.index + 1} restored: "
-                f"{entry['command']}"]
+        note = f"settings of dream {selected.index + 1} restored: {entry['command']}"
+        return [*dream_tab.restored(studio, entry), note]
 
     gr.Markdown("The dreams of this page, the first first: click one to put its settings "
                 "back on the Dream tab.")
