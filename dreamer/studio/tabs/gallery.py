@@ -37,7 +37,7 @@ def settings_of(kind, layer, channels, count, iterations, rate, octaves, size, s
                                    float(rate), int(octaves), int(size), int(seed))
 
 
-def add(studio: Studio, dream: dream_tab.DreamTab) -> None:
+def add(studio: Studio, dream: "dream_tab.DreamTab") -> None:
     gr = studio.gr
 
     def show(upload, model, layer, kind, channels, count, iterations, rate, octaves, size,

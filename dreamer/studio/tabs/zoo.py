@@ -9,7 +9,7 @@ from dreamer.studio.tabs import dream as dream_tab  # a module: see tabs/history
 from models.convert import CONVERSION_STEPS
 
 
-def add(studio: Studio, dream: dream_tab.DreamTab) -> None:
+def add(studio: Studio, dream: "dream_tab.DreamTab") -> None:
     gr, root = studio.gr, studio.cache.root
 
     def choices() -> dict:
