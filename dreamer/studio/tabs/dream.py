@@ -144,7 +144,7 @@ def add(studio: Studio) -> DreamTab:
                         dreaming.progress_html(event[1], event[2], now - started), skip
                 elif event[0] == "octave":
                     yield event[2], skip, skip, \
-                        f"dreaming… octave {event[1] + 1} done", skip, skip
+                        f"dreaming… octave {event[1] + 1} finished", skip, skip
                 elif event[0] == "done":
                     entry = {"png": str(event[1]), "command": command, "values": list(values)}
                     yield skip, str(event[1]), command, f"done: {output}", skip, \
