@@ -13,7 +13,7 @@ from pathlib import Path
 from converters.errors import UsageError
 from dreamer.studio.cache import ModelCache
 from dreamer.studio.context import Studio
-from dreamer.studio.tabs import dream, explore, move, status, zoo
+from dreamer.studio.tabs import dream, explore, history, move, status, zoo
 
 # Uploads over this many bytes are refused (pixels: load_rgb's own bound, as the CLI's);
 # the environment variable below overrides it when the studio starts.
@@ -59,10 +59,14 @@ def build(cache: ModelCache, folder: Path, models_folder: Path | None,
             move.add(studio, dream_tab)
         with gr.Tab("Zoo"):
             zoo.add(studio, dream_tab)
+        with gr.Tab("History"):
+            history.add(studio, dream_tab)
         page.load(lambda model: dream.layers_of(studio, model), dream_tab.model,
                   [dream_tab.layer, layer_table])
-        dream_tab.model.change(lambda model: dream.layers_of(studio, model), dream_tab.model,
-                               [dream_tab.layer, layer_table])
+        dream_tab.model.change(lambda model, layer: dream.layers_of(studio, model, layer),
+                               [dream_tab.model, dream_tab.layer], [dream_tab.layer, layer_table])
+        page.load(lambda model: dream.classes_of(studio, model), dream_tab.model,
+                  dream_tab.fields[dream.FIELDS.index("class_")])
     return page
 
 

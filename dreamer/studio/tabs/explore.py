@@ -6,11 +6,11 @@ from __future__ import annotations
 from converters.errors import DreamzooError
 from dreamer.studio import explore
 from dreamer.studio.context import Studio, message_of
+from dreamer.studio.tabs import dream as dream_tab  # a module: see tabs/history.py
 from dreamer.studio.tabs import gallery
-from dreamer.studio.tabs.dream import DreamTab
 
 
-def add(studio: Studio, dream: DreamTab):
+def add(studio: Studio, dream: dream_tab.DreamTab):
     """The tab; returns its layer table (filled when the model changes)."""
     gr, cache = studio.gr, studio.cache
 

@@ -12,7 +12,7 @@ from dreamer.plan import numbers
 # Modules, not names: dreamer.studio.gallery imports dreamer.cli, which imports this tab.
 from dreamer.studio import gallery
 from dreamer.studio.context import Studio, message_of
-from dreamer.studio.tabs.dream import DreamTab
+from dreamer.studio.tabs import dream as dream_tab  # a module: see tabs/history.py
 
 PER_LAYER, PER_CHANNEL = "one per layer", "one per channel of the Dream tab's layer"
 # The page's starting values: the gallery command's short dreams, on small cells.
@@ -37,7 +37,7 @@ def settings_of(kind, layer, channels, count, iterations, rate, octaves, size, s
                                    float(rate), int(octaves), int(size), int(seed))
 
 
-def add(studio: Studio, dream: DreamTab) -> None:
+def add(studio: Studio, dream: "dream_tab.DreamTab") -> None:
     gr = studio.gr
 
     def show(upload, model, layer, kind, channels, count, iterations, rate, octaves, size,

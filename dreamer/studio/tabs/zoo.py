@@ -5,11 +5,11 @@ appears in the Dream tab's model list."""
 from converters.errors import DreamzooError
 from dreamer.studio import zoo
 from dreamer.studio.context import Studio, message_of
-from dreamer.studio.tabs.dream import DreamTab
+from dreamer.studio.tabs import dream as dream_tab  # a module: see tabs/history.py
 from models.convert import CONVERSION_STEPS
 
 
-def add(studio: Studio, dream: DreamTab) -> None:
+def add(studio: Studio, dream: "dream_tab.DreamTab") -> None:
     gr, root = studio.gr, studio.cache.root
 
     def choices() -> dict:
