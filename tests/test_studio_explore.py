@@ -187,7 +187,7 @@ def test_stop_ends_a_gallery_and_keeps_nothing(page, studio, tmp_path):
 
 def test_converting_a_zoo_model_from_the_mirror_offers_it_on_the_dream_tab(page, studio):
     root = studio[2]
-    page.get_by_role("tab", name="Zoo").click()
+    page.get_by_role("tab", name="Zoo", exact=True).click()
     field = page.locator("#zoo-model input")
     field.click()
     field.fill(CONVERTED)
