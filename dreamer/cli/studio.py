@@ -85,7 +85,8 @@ def models_cache(args: argparse.Namespace, root: Path, ray: RayDreams | None) ->
     or Ray gives (said on the terminal)."""
     if ray is None:
         workers = args.workers or 1
-        where = f"{share_threads(workers)} torch threads each"
+        threads = share_threads(workers)
+        where = f"{threads} torch thread{'s' * (threads > 1)} each"
     else:
         workers = ray.count
         where = f"on {ray.describe()} (no octave previews: the final image only)"
