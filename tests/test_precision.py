@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import warnings
 
 import pytest
@@ -99,6 +100,20 @@ def test_lrn_and_the_gradient_stay_float32_under_bf16(tiny):
     with reduced_precision(tiny, "cpu", None):  # fp32: no autocast at all
         assert not torch.is_autocast_enabled("cpu")
 
+
+
+def test_the_lrn_hooks_of_one_thread_leave_another_threads_run_alone(tiny):
+    """The studio's workers run one network in two threads at once: the float32 hooks a
+    bf16 dream puts on LRN act only in its own thread (autocast's state is per thread)."""
+    lrn = next(m for m in tiny.modules() if type(m).__name__ == "LRN")
+    x = torch.rand(1, 8, 6, 6, dtype=torch.float64)
+    seen = []
+    with reduced_precision(tiny, "cpu", torch.bfloat16):
+        other = threading.Thread(target=lambda: seen.append(lrn(x).dtype))
+        other.start()
+        other.join()
+        assert lrn(x).dtype == torch.float32  # this thread's hooks act here
+    assert seen == [torch.float64]  # not there: the input was not made float32
 
 @pytest.mark.numerical
 def test_bf16_dream_is_within_30_db_of_fp32(googlenet):

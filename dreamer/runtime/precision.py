@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,15 +114,20 @@ def reduced_precision(network: nn.Module, device_type: str, dtype: torch.dtype |
         with _no_tf32() if device_type == "cuda" else contextlib.nullcontext():
             yield
         return
-    handles, outer = [], []
+    handles, outer, owner = [], [], threading.get_ident()
 
-    def enter_fp32(module: nn.Module, inputs: tuple) -> tuple:
+    # The hooks act only in this thread: the studio's workers may run the same network in
+    # other threads at once, each under its own autocast (a thread-local state).
+    def enter_fp32(module: nn.Module, inputs: tuple) -> tuple | None:
+        if threading.get_ident() != owner:
+            return None
         outer.append(torch.autocast(device_type, enabled=False))
         outer[-1].__enter__()
         return tuple(t.float() if torch.is_tensor(t) else t for t in inputs)
 
     def leave_fp32(module: nn.Module, inputs: tuple, output):
-        outer.pop().__exit__(None, None, None)
+        if threading.get_ident() == owner:
+            outer.pop().__exit__(None, None, None)
         return output
 
     for module in network.modules():
