@@ -202,3 +202,21 @@ def test_the_upload_bound_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv(MAX_UPLOAD_VARIABLE, "50MB")
     with pytest.raises(UsageError, match="DREAMZOO_STUDIO_MAX_UPLOAD='50MB'"):
         max_upload_bytes()
+
+
+def test_the_work_folder_is_new_empty_or_a_studios_and_nothing_else(tmp_path):
+    from dreamer.studio.app import work_folder
+    made = work_folder(tmp_path / "new" / "work")
+    (made / "jobs").mkdir()
+    assert work_folder(made) == made and (made / "jobs").is_dir()  # a studio's: kept as is
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert work_folder(empty) == empty
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine\n")
+    with pytest.raises(UsageError, match="notes: a folder the studio did not make"):
+        work_folder(notes)
+    assert sorted(p.name for p in notes.iterdir()) == ["todo.txt"]
+    with pytest.raises(UsageError, match="todo.txt: not a folder"):
+        work_folder(notes / "todo.txt")

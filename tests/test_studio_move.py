@@ -208,6 +208,8 @@ def test_a_stopped_job_resumes_from_its_frames_as_if_never_stopped(cache, tmp_pa
     assert finished(work, stopped) == jobs.Progress("stopped", 2, 6)
     frames = work.folder_of(stopped) / "clip_dream_frames"
     first = (frames / "frame000001.png").stat().st_mtime_ns
+    restarted = jobs.Jobs(cache, tmp_path / "work")  # a studio started again (--work)
+    assert restarted.progress(stopped) == jobs.Progress("stopped", 2, 6)
     work.frames = None
     work.resume(stopped)
     straight = work.submit(video, SETTINGS, 0.8, None)

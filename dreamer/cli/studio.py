@@ -42,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="mirror", metavar="MIRROR", type=Path,
                         help="the Zoo tab converts models from this folder, laid out like "
                         "shared/models (default: $DREAMZOO_MIRROR, else download)")
+    parser.add_argument("--work", metavar="DIR", type=Path,
+                        help="the studio's work folder (dreams, zoom and video jobs, layer "
+                        "galleries), kept when it stops, so that a video job goes on when the "
+                        "studio starts again there; a new or empty folder, or one a studio "
+                        "worked in (default: a temporary folder, removed when it stops)")
     parser.add_argument("--memory", metavar="SIZE", type=memory_size, default=MEMORY,
                         help="memory budget of the models kept open between dreams, in bytes "
                         "or with K, M, G (the least recently used is closed beyond it; "
@@ -67,13 +72,14 @@ def run(args: argparse.Namespace) -> int:
     if folder is not None and not folder.is_dir():
         raise UsageError(f"--models {args.models}: no such folder")
     mirror = mirror_folder(args.mirror)
+    work = app.work_folder(args.work) if args.work else None
     if args.host not in LOCAL_HOSTS:
         print(f"warning: the studio listens on {args.host}: anyone who can reach port "
               f"{args.port} can use this machine", file=sys.stderr)
     ray = RayDreams(workers_of(args)) if args.ray is not None else None
     try:
         cache = models_cache(args, folder or models_root(), ray)
-        app.serve(cache.root, folder, args.host, args.port, cache, mirror)
+        app.serve(cache.root, folder, args.host, args.port, cache, mirror, work)
     finally:
         if ray is not None:
             ray.close()

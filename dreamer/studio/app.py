@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from converters.errors import UsageError
+from converters.ownership import check_writable_folder, has_record, write_record
 from dreamer.studio.cache import ModelCache
 from dreamer.studio.context import Studio
 from dreamer.studio.tabs import dream, explore, history, move, status, zoo
@@ -19,6 +20,8 @@ from dreamer.studio.tabs import dream, explore, history, move, status, zoo
 # the environment variable below overrides it when the studio starts.
 MAX_UPLOAD_BYTES = 50_000_000
 MAX_UPLOAD_VARIABLE = "DREAMZOO_STUDIO_MAX_UPLOAD"
+# A name inside the work folder, to check that its parent can be written.
+WORK_RECORD_CHILD = "record"
 
 
 def import_gradio():
@@ -71,17 +74,35 @@ def build(cache: ModelCache, folder: Path, models_folder: Path | None,
 
 
 def serve(root: Path, models_folder: Path | None, host: str, port: int,
-          cache: ModelCache | None = None, mirror: Path | None = None) -> None:
-    """Serve the studio on host:port until interrupted, its PNGs in a temporary folder of
-    its own (removed when it stops); `cache`: the models and workers (default: one worker,
-    the cache's default budget)."""
+          cache: ModelCache | None = None, mirror: Path | None = None,
+          work: Path | None = None) -> None:
+    """Serve the studio on host:port until interrupted; `cache`: the models and workers
+    (default: one worker, the cache's default budget); `work`: its work folder (PNGs, jobs,
+    galleries; checked by `work_folder`), kept afterwards (default: a temporary folder,
+    removed when it stops)."""
     import_gradio()
     cache = cache or ModelCache(root)
-    folder = Path(tempfile.mkdtemp(prefix="dreamzoo-studio-"))
+    folder = work or Path(tempfile.mkdtemp(prefix="dreamzoo-studio-"))
     try:
         page = build(cache, folder, models_folder, max_upload_bytes(), mirror)
         # one queue: each event (a dream, ...) runs as many at once as there are workers
         page.queue(default_concurrency_limit=cache.dreaming.count)
         page.launch(server_name=host, server_port=port, show_error=False)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if work is None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def work_folder(path: Path) -> Path:
+    """`--work DIR`: a new or empty folder (then marked as the studio's), or one a studio
+    worked in before (its jobs go on); any other folder is refused, untouched."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--work {path}: not a folder")
+    if path.is_dir() and any(path.iterdir()) and not has_record(path):
+        raise UsageError(f"--work {path}: a folder the studio did not make (give a new or "
+                         "empty one, or one a studio worked in)")
+    if not path.is_dir() or not has_record(path):
+        check_writable_folder(path / WORK_RECORD_CHILD)
+        path.mkdir(parents=True, exist_ok=True)
+        write_record(path, kind="studio work folder")
+    return path
