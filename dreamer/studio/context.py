@@ -3,9 +3,11 @@ upload bound and the Stop flags of the dreams running."""
 
 from __future__ import annotations
 
+import queue
 import sys
 import threading
 import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -51,3 +53,35 @@ def message_of(error: BaseException) -> str:
         return f"error: {error}"
     traceback.print_exception(error, file=sys.stderr)
     return f"error: the dream failed ({type(error).__name__}); see the studio's log"
+
+
+def stopper(stop: threading.Event) -> Callable[[], None]:
+    """A step callback that ends the work (raises Stopped) once `stop` is set."""
+    def on_step() -> None:
+        if stop.is_set():
+            raise Stopped
+    return on_step
+
+
+def threaded(work: Callable[[Callable[[tuple], None]], object], stop: threading.Event,
+             name: str) -> Iterator[tuple]:
+    """The events `work(put)` puts as it runs in a worker thread, then ("done", what it
+    returned), or ("error", exception) when it fails. Closing the iterator (the page's
+    Stop, or the page gone) sets `stop`, which the work heeds at its next step."""
+    events: queue.Queue = queue.Queue()
+
+    def run() -> None:
+        try:
+            events.put(("done", work(events.put)))
+        except Exception as e:  # handed to the page, which shows it
+            events.put(("error", e))
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    try:
+        while True:
+            event = events.get()
+            yield event
+            if event[0] in ("done", "error"):
+                return
+    finally:
+        stop.set()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
 import shlex
 import tempfile
 import threading
@@ -22,7 +21,7 @@ from dreamer.cli.still import still_parser
 from dreamer.image_io import check_max_side, quantise, save_rgb, scaled_down
 from dreamer.loops.run import check_image, dream_with_plan, loop_of
 from dreamer.studio.cache import ModelCache
-from dreamer.studio.context import Stopped
+from dreamer.studio.context import Stopped, threaded
 
 
 @dataclass(frozen=True)
@@ -161,24 +160,8 @@ def dream_events(cache: ModelCache, upload: Path, settings: Settings, folder: Pa
     then ("done", png); ("error", exception) instead when the dream fails. The dream runs
     in a worker thread; closing the iterator (the page's Stop, or the page gone) stops it
     at its next step."""
-    events: queue.Queue = queue.Queue()
-
-    def work() -> None:
-        try:
-            png = dream_file(cache, upload, settings, folder, stop,
-                             lambda k, rgb: events.put(("octave", k, rgb)), guide,
-                             lambda done, total: events.put(("step", done, total)))
-            events.put(("done", png))
-        except Exception as e:  # handed to the page, which shows it
-            events.put(("error", e))
-
-    worker = threading.Thread(target=work, name="studio-dream", daemon=True)
-    worker.start()
-    try:
-        while True:
-            event = events.get()
-            yield event
-            if event[0] in ("done", "error"):
-                return
-    finally:
-        stop.set()
+    return threaded(
+        lambda put: dream_file(cache, upload, settings, folder, stop,
+                               lambda k, rgb: put(("octave", k, rgb)), guide,
+                               lambda done, total: put(("step", done, total))),
+        stop, "studio-dream")

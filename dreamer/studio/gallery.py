@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
 import shutil
 import tempfile
 import threading
@@ -32,7 +31,7 @@ from dreamer.loops.run import check_image, dream_with_plan
 from dreamer.plan.plan import make_plan
 from dreamer.plan.targets import resolve_layer
 from dreamer.studio.cache import ModelCache
-from dreamer.studio.context import Stopped
+from dreamer.studio.context import Stopped, stopper, threaded
 
 MAX_CELLS = 64  # a page's gallery, not a contact sheet's 4096
 COLUMNS = 4  # of the sheet to download
@@ -71,10 +70,7 @@ class StoppableStill(Still):
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self, network: Network) -> np.ndarray:
-        def on_step() -> None:
-            if self.stop.is_set():
-                raise Stopped
-        return dream_with_plan(self.rgb, network, self.plan, on_step=on_step)
+        return dream_with_plan(self.rgb, network, self.plan, on_step=stopper(self.stop))
 
 
 def cells_of(network: Network, settings: GallerySettings) -> list[Cell]:
@@ -122,25 +118,10 @@ def gallery_events(cache: ModelCache, model: str, upload: Path, settings: Galler
     if cells is not None:
         yield "cached", cells, entry / SHEET_FILE
         return
-    events: queue.Queue = queue.Queue()
-
-    def work() -> None:
-        try:
-            events.put(("done", dream_gallery(loaded.network, upload, settings, entry, stop,
-                                              lambda *cell: events.put(("cell", *cell)),
-                                              cache.dreaming)))
-        except Exception as e:  # handed to the page, which shows it
-            events.put(("error", e))
-
-    threading.Thread(target=work, name="studio-gallery", daemon=True).start()
-    try:
-        while True:
-            event = events.get()
-            yield event
-            if event[0] != "cell":
-                return
-    finally:
-        stop.set()
+    yield from threaded(
+        lambda put: dream_gallery(loaded.network, upload, settings, entry, stop,
+                                  lambda *cell: put(("cell", *cell)), cache.dreaming),
+        stop, "studio-gallery")
 
 
 def dream_gallery(network: Network, upload: Path, settings: GallerySettings, entry: Path,

@@ -46,7 +46,7 @@ from dreamer.plan.plan import DreamPlan
 # A module, not names: dreaming imports dreamer.cli, whose studio imports this module.
 from dreamer.studio import dreaming
 from dreamer.studio.cache import ModelCache
-from dreamer.studio.context import Stopped, message_of
+from dreamer.studio.context import Stopped, message_of, stopper
 
 # A video upload of more frames than this is refused before any work (the CLI has no
 # bound; a page's job should end within the hour at a small size).
@@ -102,13 +102,6 @@ def parsed(argv: list[str], output: str) -> argparse.Namespace:
     return args
 
 
-def on_step_of(stop: threading.Event) -> Callable[[], None]:
-    def on_step() -> None:
-        if stop.is_set():
-            raise Stopped
-    return on_step
-
-
 def locked(frames: Iterator, lock: threading.Lock) -> Iterator:
     """`frames`, each one made while holding `lock` (the dreams'): dreams and other jobs
     run between frames, never beside them."""
@@ -118,29 +111,6 @@ def locked(frames: Iterator, lock: threading.Lock) -> Iterator:
         if item is None:
             return
         yield item
-
-
-def threaded(work: Callable[[Callable[[tuple], None]], object],
-             stop: threading.Event) -> Iterator[tuple]:
-    """The events `work(put)` puts, as it runs in a worker thread, then ("done", what it
-    returned) or ("error", exception). Closing the iterator sets `stop`."""
-    events: queue.Queue = queue.Queue()
-
-    def run() -> None:
-        try:
-            events.put(("done", work(events.put)))
-        except Exception as e:  # handed to the page, which shows it
-            events.put(("error", e))
-
-    threading.Thread(target=run, name="studio-motion", daemon=True).start()
-    try:
-        while True:
-            event = events.get()
-            yield event
-            if event[0] in ("done", "error"):
-                return
-    finally:
-        stop.set()
 
 
 # --- zoom -------------------------------------------------------------------------------
@@ -159,7 +129,7 @@ def zoom_files(cache: ModelCache, upload: Path, argv: list[str], output: str, fo
     check_gif_rate(args.fps)
     out = Path(tempfile.mkdtemp(dir=folder)) / output
     frames = frames_folder(None, out, zoom_settings(rgb, network, plan, motion), False, False)
-    made = zoom_frames(rgb, network, plan, motion, args.frames, frames, on_step_of(stop))
+    made = zoom_frames(rgb, network, plan, motion, args.frames, frames, stopper(stop))
     for k, frame in locked(made, cache.dreaming):
         put(("frame", k, args.frames, quantise(frame)))
     fps, size = Fraction(args.fps).limit_denominator(1001), (rgb.shape[1], rgb.shape[0])
@@ -374,7 +344,7 @@ class Jobs:
         settings = video_settings(job.path, network, plan, args.blend, job.first, job.max_side)
         frames = frames_folder(None, out, settings, False, False)
         self._set(job_id, done=frames.complete())
-        made = video_frames(job, network, plan, args.blend, frames, on_step_of(stop))
+        made = video_frames(job, network, plan, args.blend, frames, stopper(stop))
         for k, _ in locked(made, self.cache.dreaming):
             self._set(job_id, done=k)
         count = frames.complete()

@@ -20,7 +20,7 @@ from dreamer.plan import numbers
 
 # Modules, not names: dreaming and jobs import dreamer.cli, which imports this tab.
 from dreamer.studio import dreaming, jobs
-from dreamer.studio.context import Stopped, Studio, message_of
+from dreamer.studio.context import Stopped, Studio, message_of, threaded
 from dreamer.studio.tabs import dream
 
 # The page's starting values: the zoom and video commands' defaults (the zoom's iterations,
@@ -87,8 +87,8 @@ def add(studio: Studio, dream_tab: "dream.DreamTab") -> None:
         stop = studio.stops[key] = threading.Event()
         yield None, None, None, command, progress_html(0, motion.frames, "zooming…")
         try:
-            events = jobs.threaded(lambda put: jobs.zoom_files(
-                studio.cache, upload, argv, output, studio.folder, stop, put), stop)
+            events = threaded(lambda put: jobs.zoom_files(
+                studio.cache, upload, argv, output, studio.folder, stop, put), stop, "studio-zoom")
             for event in events:
                 if event[0] == "frame":
                     _, k, count, rgb = event
