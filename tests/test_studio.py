@@ -64,6 +64,7 @@ def test_a_text_file_named_png_is_a_message_not_a_traceback(page, tmp_path):
     status.filter(has_text="error").wait_for()
     text = status.inner_text()
     assert "notes.png" in text and "Traceback" not in page.content(), text
+    assert text.startswith("error: notes.png: ") and "/" not in text, text  # no server folder
     assert page.locator("#download a").count() == 0
 
 
@@ -109,7 +110,7 @@ def test_an_upload_over_the_byte_limit_is_refused_with_the_clis_message(page, tm
     big = tmp_path / "big.png"
     big.write_bytes(bytes(MAX_UPLOAD + 1))
     text = dream_status(page, big)
-    assert "big.png: too large for an image (over 100000 bytes)" in text, text
+    assert text == "error: big.png: too large for an image (over 100000 bytes)", text
     assert page.locator("#download a").count() == 0
 
 

@@ -3,8 +3,11 @@ upload bound and the Stop flags of the dreams running."""
 
 from __future__ import annotations
 
+import os
 import queue
+import re
 import sys
+import tempfile
 import threading
 import traceback
 from collections.abc import Callable, Iterator
@@ -16,6 +19,9 @@ from converters.bounded import read_bounded
 from converters.errors import DreamzooError
 from converters.images import ImageError
 from dreamer.studio.cache import ModelCache
+
+# The studio's work folders (`--work` may be anywhere): cut from the page's messages.
+WORK_FOLDERS: set[str] = set()
 
 
 class Stopped(Exception):
@@ -36,6 +42,9 @@ class Studio:
     stops: dict[str, threading.Event] = field(default_factory=dict)
     mirror: Path | None = None  # where the Zoo tab takes files from (None: download)
 
+    def __post_init__(self) -> None:
+        WORK_FOLDERS.add(str(self.folder))
+
     def checked_upload(self, upload: str | None, what: str = "image") -> Path:
         """The uploaded file, refused (as the CLI refuses an image file) over the bound."""
         if not upload:
@@ -45,14 +54,23 @@ class Studio:
 
 
 def message_of(error: BaseException) -> str:
-    """One line for the page: our errors' text; anything else by its type (its traceback
-    goes to the server's log)."""
+    """One line for the page: our errors' text, naming a file by its name only (never the
+    server's folders); anything else by its type (its traceback goes to the server's log)."""
     if isinstance(error, Stopped):
         return "stopped"
     if isinstance(error, (DreamzooError, ValueError)):
-        return f"error: {error}"
+        return f"error: {without_server_folders(str(error))}"
     traceback.print_exception(error, file=sys.stderr)
     return f"error: the dream failed ({type(error).__name__}); see the studio's log"
+
+
+def without_server_folders(text: str) -> str:
+    """`text` with the folders of the server's temporary files (uploads, work folders) cut
+    from the paths in it: "/tmp/gradio/1f…/cat.jpg: …" becomes "cat.jpg: …"."""
+    for root in {tempfile.gettempdir(), os.environ.get("GRADIO_TEMP_DIR"), *WORK_FOLDERS}:
+        if root:
+            text = re.sub(re.escape(str(root).rstrip("/")) + r"(/[^/\s]+)*/", "", text)
+    return text
 
 
 def stopper(stop: threading.Event) -> Callable[[], None]:

@@ -127,8 +127,8 @@ def add(studio: Studio) -> DreamTab:
             command = dreaming.command_text(dreaming.command_line(upload.name, settings),
                                            output, studio.models_folder)
         except (DreamzooError, ValueError) as e:
-            gr.Warning(str(e))
-            yield skip, None, skip, f"error: {e}", "", skip
+            gr.Warning(message_of(e))
+            yield skip, None, skip, message_of(e), "", skip
             return
         stop = studio.stops[request.session_hash] = threading.Event()
         yield None, None, command, "dreaming…", "", skip
@@ -269,7 +269,7 @@ def classes_of(studio: Studio, model: str | None, chosen: str | None = None):
     try:
         labels = explore.labels_of(studio.cache, model) if model else None
     except (DreamzooError, ValueError) as e:
-        gr.Warning(str(e))
+        gr.Warning(message_of(e))
         labels = None
     choices = [NO_CLASS]
     if labels is not None:
@@ -288,7 +288,7 @@ def layers_of(studio: Studio, model: str | None, chosen: str | None = None):
     try:
         network = studio.cache.get(model).network
     except (DreamzooError, ValueError) as e:
-        gr.Warning(str(e))
+        gr.Warning(message_of(e))
         return empty
     layer = chosen if chosen in network.layer_index else default_layer(network)
     return (gr.update(choices=layer_choices(network), value=layer),

@@ -21,7 +21,7 @@ def add(studio: Studio, dream: dream_tab.DreamTab):
                 raise ValueError("choose a model on the Dream tab")
             rows = explore.class_table(cache, model, query or "")
         except (DreamzooError, ValueError) as e:
-            return [], f"error: {e}"
+            return [], message_of(e)
         return rows, f"{len(rows)} classes"
 
     def classify(upload, model: str | None):

@@ -51,7 +51,7 @@ def add(studio: Studio, dream: "dream_tab.DreamTab") -> None:
             settings = settings_of(kind, layer, channels, count, iterations, rate, octaves,
                                    size, seed)
         except (DreamzooError, ValueError) as e:
-            yield skip, skip, f"error: {e}"
+            yield skip, skip, message_of(e)
             return
         key = f"{request.session_hash} gallery"  # not the Dream tab's Stop
         stop = studio.stops[key] = threading.Event()
@@ -71,7 +71,7 @@ def add(studio: Studio, dream: "dream_tab.DreamTab") -> None:
                 else:
                     yield skip, skip, message_of(event[1])
         except (DreamzooError, ValueError) as e:  # the model could not be opened
-            yield skip, skip, f"error: {e}"
+            yield skip, skip, message_of(e)
         finally:
             if studio.stops.get(key) is stop:
                 del studio.stops[key]

@@ -77,8 +77,8 @@ def add(studio: Studio, dream_tab: "dream.DreamTab") -> None:
                                      float(given(rotate, "rotation")), float(given(fps, "fps")),
                                      max_side_of(max_side))
         except (DreamzooError, ValueError) as e:
-            gr.Warning(str(e))
-            yield skip, skip, skip, skip, f"error: {e}"
+            gr.Warning(message_of(e))
+            yield skip, skip, skip, skip, message_of(e)
             return
         argv, output = jobs.zoom_argv(upload.name, settings, motion), f"{upload.stem}_zoom.gif"
         command = "\n".join(dreaming.command_text(argv, name, studio.models_folder)
@@ -132,7 +132,7 @@ def add(studio: Studio, dream_tab: "dream.DreamTab") -> None:
         try:
             action(job_id)
         except ValueError as e:
-            return *shown(job_id, last), f"error: {e}"
+            return *shown(job_id, last), message_of(e)
         return *shown(job_id, last), ""
 
     def shown(chosen: str | None, last: Any):
