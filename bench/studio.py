@@ -15,7 +15,10 @@ command the page shows, in this process, same threads); a second dream pays no m
 
 The first dream runs on a fresh server (its page opened the model when it loaded); then,
 `rounds` times, a studio dream and the same dream in this process alternate, so that load
-from other processes spreads over both; medians (min–max) are printed.
+from other processes spreads over both; medians (min–max) are printed. So are the CPU
+seconds (the server process's during a studio dream, this process's during its dream); on a
+busy machine they include OpenMP's threads spinning while they wait, which grows with the
+load (OMP_WAIT_POLICY=PASSIVE removes it), so there they are no steadier than wall times.
 
 --screenshot PNG: instead, one dream of the cat photo at its own size (a few iterations),
 and a picture of the page once the final image is there, quantised to 256 colours.
@@ -160,8 +163,7 @@ def report(args: argparse.Namespace, command: str, opened: float, first: dict,
           f"{min(final) / min(compute):.3f}× (fastest of each); target ≤ {OVERHEAD_TARGET}×")
     cpu, local_cpu = [r["cpu"] for r in studio], [r["cpu"] for r in local]
     print(f"    CPU time: the studio's server {spread(cpu)}, in-process {spread(local_cpu)} "
-          f"({statistics.median(cpu) / statistics.median(local_cpu):.3f}×; steadier on a "
-          "busy machine)")
+          f"({statistics.median(cpu) / statistics.median(local_cpu):.3f}×)")
     print(f"(c) page opened → its layer list (the model opened): {opened:.2f} s")
     print(f"    first dream on the fresh server: {first['final']:.2f} s; the second: "
           f"{final[0]:.2f} s (second / first {final[0] / first['final']:.2f}×); "
