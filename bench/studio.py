@@ -1,7 +1,7 @@
 """The studio's latency in a real browser, against the same dream in one warm Python process.
 
     python bench/studio.py [--size N] [--iterations N] [--octaves N] [--rate R]
-                           [--threads T] [--rounds R]
+                           [--threads T] [--rounds R] [--passive]
     python bench/studio.py --screenshot PNG     (`make studio-screenshot`)
 
 Real GoogLeNet (the converted zoo model, else converted from DREAMZOO_SHARED's mirror into
@@ -18,7 +18,8 @@ The first dream runs on a fresh server (its page opened the model when it loaded
 from other processes spreads over both; medians (min–max) are printed. So are the CPU
 seconds (the server process's during a studio dream, this process's during its dream); on a
 busy machine they include OpenMP's threads spinning while they wait, which grows with the
-load (OMP_WAIT_POLICY=PASSIVE removes it), so there they are no steadier than wall times.
+load, so there they are no steadier than wall times; --passive (OMP_WAIT_POLICY=PASSIVE in
+the studio and here) removes the spinning.
 
 --screenshot PNG: instead, one dream of the cat photo at its own size (a few iterations),
 and a picture of the whole page once the final image is there, quantised to 256 colours
@@ -149,8 +150,10 @@ def report(args: argparse.Namespace, command: str, opened: float, first: dict,
     import torch
 
     print(f"dream: {command}")
+    policy = os.environ.get("OMP_WAIT_POLICY", "unset")
     print(f"  ({args.size}×{args.size}, {args.threads} threads, ATen CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}; {args.rounds} rounds, median "
+          f"{torch.backends.cpu.get_cpu_capability()}, OMP_WAIT_POLICY {policy}; "
+          f"{args.rounds} rounds, median "
           "(min–max); a shared machine's timings are noisy)")
     preview, final = ([r[key] for r in studio] for key in ("preview", "final"))
     local_preview, compute = ([r[key] for r in local] for key in ("preview", "final"))
@@ -201,7 +204,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--screenshot", type=Path, metavar="PNG",
                         help="save a picture of the page after one dream instead")
+    parser.add_argument("--passive", action="store_true", help="OpenMP's threads sleep "
+                        "while they wait, in the studio and here (OMP_WAIT_POLICY=PASSIVE): "
+                        "steadier numbers on a busy machine")
     args = parser.parse_args()
+    if args.passive:  # before this process loads OpenMP, which reads it once
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     missing = missing_tools()
     if missing:
         print(f"error: the studio's bench needs {missing}", file=sys.stderr)
