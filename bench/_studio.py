@@ -137,6 +137,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """cpu_seconds() of process `pid` and of all its descendants alive now."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # the process ended meanwhile
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    total, waiting = 0.0, [pid]
+    while waiting:
+        process = waiting.pop()
+        waiting += children.get(process, [])
+        try:
+            total += cpu_seconds(process)
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 @contextmanager
 def chromium():
     """Debian's chromium, headless, through Playwright."""

@@ -48,6 +48,7 @@ from _studio import (
     quantised_png,
     running_studio,
     set_up_dream,
+    tree_cpu_seconds,
 )
 
 LAYER = "inception_4c/output"
@@ -113,12 +114,20 @@ def in_process_dream(zoo: Path, image: Path, command: str, threads: int):
     return run
 
 
+def browser_cpu_seconds(server: int) -> float:
+    """The CPU seconds of this process's children but the studio's server (`server`):
+    Playwright's driver and chromium."""
+    me = os.getpid()
+    return tree_cpu_seconds(me) - cpu_seconds(me) - tree_cpu_seconds(server)
+
+
 def timed_dream(page, server: int) -> dict[str, float]:
-    """dream()'s seconds, and the CPU seconds the server process (`server`, its id) spent
-    meanwhile ("cpu")."""
-    cpu = cpu_seconds(server)
+    """dream()'s seconds, and the CPU seconds that the server process (`server`, its id;
+    "cpu") and the browser ("browser") spent meanwhile."""
+    cpu, browser = cpu_seconds(server), browser_cpu_seconds(server)
     seconds = dream(page)
-    return {**seconds, "cpu": cpu_seconds(server) - cpu}
+    return {**seconds, "cpu": cpu_seconds(server) - cpu,
+            "browser": browser_cpu_seconds(server) - browser}
 
 
 def spread(values: list[float]) -> str:
@@ -169,6 +178,8 @@ def report(args: argparse.Namespace, command: str, opened: float, first: dict,
     cpu, local_cpu = [r["cpu"] for r in studio], [r["cpu"] for r in local]
     print(f"    CPU time: the studio's server {spread(cpu)}, in-process {spread(local_cpu)} "
           f"({statistics.median(cpu) / statistics.median(local_cpu):.3f}×)")
+    print(f"    CPU time of the browser (chromium, Playwright) meanwhile: "
+          f"{spread([r['browser'] for r in studio])}")
     print(f"(c) page opened → its layer list (the model opened): {opened:.2f} s")
     print(f"    first dream on the fresh server: {first['final']:.2f} s; the second: "
           f"{final[0]:.2f} s (second / first {final[0] / first['final']:.2f}×); "
