@@ -19,7 +19,8 @@ from other processes spreads over both; medians (min–max) are printed. So are 
 seconds (the server process's during a studio dream, this process's during its dream); on a
 busy machine they include OpenMP's threads spinning while they wait, which grows with the
 load, so there they are no steadier than wall times; --passive (OMP_WAIT_POLICY=PASSIVE in
-the studio and here) removes the spinning.
+the studio and here) removes the spinning. The browser runs on the same cores: its CPU
+seconds (chromium's and Playwright's) during each studio dream are printed too.
 
 --screenshot PNG: instead, one dream of the cat photo at its own size (a few iterations),
 and a picture of the whole page once the final image is there, quantised to 256 colours
