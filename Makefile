@@ -59,6 +59,16 @@ cli-fuzz: setup
 bench: setup
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
+# The studio in Debian's chromium: latency from pressing Dream against the same dream in one
+# process (bench/studio.py; also in `make bench`), and README's picture of the page after a
+# dream (bench/studio.png, regenerated here, never by hand).
+.PHONY: bench-studio studio-screenshot
+bench-studio: setup
+	$(PY) bench/studio.py
+
+studio-screenshot: setup
+	$(PY) bench/studio.py --screenshot bench/studio.png
+
 # --- model zoo (models/; the registry is models/registry.py) ---------------------------------
 #   make convert                                  list the zoo
 #   make convert MODEL=nin [FROM=../shared/models] fetch (or take from a mirror), verify, convert
