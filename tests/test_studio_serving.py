@@ -63,7 +63,7 @@ def test_a_second_page_waits_with_its_position_shown_then_finishes(browser, stud
         start_dream(first, image, LONG)
         expect(serving(first)).to_contain_text("workers: 1 of 1 busy")
         start_dream(second, image, 1)
-        expect(second.locator("#status")).to_contain_text("queue: 1/1")
+        expect(second.locator("#preview")).to_contain_text("queue: 1/1")
         expect(serving(first)).to_contain_text("waiting: 1")
         first.locator("#stop").click()
         assert finished(first) == "stopped"

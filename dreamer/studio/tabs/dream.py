@@ -35,7 +35,7 @@ SAMPLE = "astronaut.png"  # scikit-image's photograph, as `make demo` dreams on
 SAMPLE_NOTE = (f"{SAMPLE}: scikit-image's sample photo; `python -m models.sample {SAMPLE}` "
                "writes it (or download it above)")
 NO_CLASS = ("none: dream the layer", "")
-PROGRESS_SECONDS = 0.2  # the progress bar is redrawn at most this often
+PROGRESS_SECONDS = 1.0  # the progress bar is redrawn at most this often
 # The dream's inputs, in the order of the handlers' arguments and of a history entry.
 FIELDS = ("upload", "guide", "model", "layer", "class_", "preset", "objective", "parameter",
           "iterations", "rate", "octaves", "octave_scale", "jitter", "channel", "seed",
@@ -229,7 +229,10 @@ def add(studio: Studio) -> DreamTab:
               rate, octaves, octave_scale, jitter, channel, seed, max_side]
     dreamt = start.click(dream, [*fields, history],
                          [preview, download, command, status, progress, history],
-                         trigger_mode="always_last")  # a click while one ends: run next
+                         trigger_mode="always_last",  # a click while one ends: run next
+                         # Gradio's waiting and queue position on the result alone: its
+                         # animation on every output costs the browser a core's share.
+                         show_progress="minimal", show_progress_on=[preview])
     # No `cancels=`: a cancelled event may never report its end to the page, which then
     # ignores the next Dream; the dream ends itself at its next step and says "stopped".
     stop.click(halt, None, None)

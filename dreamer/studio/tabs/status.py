@@ -6,7 +6,7 @@ shown by Gradio)."""
 from dreamer.loops.memory import size_text
 from dreamer.studio.context import Studio
 
-REFRESH_S = 0.5
+REFRESH_S = 1.0
 RAY_NOTE = " · on Ray workers: no octave previews, the final image only"
 
 
@@ -31,6 +31,14 @@ def line(studio: Studio, page) -> str:
 def add(studio: Studio, page) -> None:
     """The line, refreshed every REFRESH_S seconds (outside the dreams' queue)."""
     gr = studio.gr
-    shown = gr.Markdown(line(studio, page), elem_id="serving")
-    gr.Timer(REFRESH_S).tick(lambda: line(studio, page), None, shown, queue=False,
+    text = line(studio, page)
+    shown = gr.Markdown(text, elem_id="serving")
+    last = gr.State(text)
+
+    def refreshed(before: str):
+        """The line and its state when it changed; else nothing is sent to the page."""
+        now = line(studio, page)
+        return (gr.skip(), gr.skip()) if now == before else (now, now)
+
+    gr.Timer(REFRESH_S).tick(refreshed, last, [shown, last], queue=False,
                              show_progress="hidden")
