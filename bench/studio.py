@@ -196,6 +196,8 @@ def screenshot(path: Path, temp: Path) -> None:
         page, _ = open_page(browser, url)
         set_up_dream(page, CAT, LAYER, **SCREENSHOT_DREAM)
         dream(page)
+        # the serving line, refreshed each second, has seen the worker go idle
+        page.locator("#serving", has_text="0 of 1 busy").wait_for()
         page.mouse.move(0, 0)  # no hover effects
         shot = page.screenshot(full_page=True)
     for colours in (256, 128, 64):  # fewer where a taller page would make it large
