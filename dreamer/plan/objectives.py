@@ -7,7 +7,9 @@ terms; `a + b` sends both, `0.5 * a` scales a's. The leaves:
 - `LayerObjective(layer, rule)`: dy = rule(y) on a layer's output (`RULES` below: l2, the
   classic dy = y, mean, sign, square, topk), optionally on one channel only;
 - `ClassLogit(layer, index)`: raise one class score (dy = 1 on that channel);
-- `Guided(layer, rgb)`: the notebook's guided dream towards a guide image's features.
+- `Guided(layer, rgb)`: the notebook's guided dream towards a guide image's features;
+- feature visualisation's (Lucid's): `ChannelMean`, `Neuron`, `Direction`, `Diversity`
+  (read from a TARGET by dreamer/plan/visual_targets.py).
 
 A new rule, with a parameter or not, is one class registered in `RULES`: its dataclass
 field is its parameter (`--objective NAME:VALUE`, checked by the class's `bounds`).
@@ -15,6 +17,7 @@ field is its parameter (`--objective NAME:VALUE`, checked by the class's `bounds
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import ClassVar
@@ -238,3 +241,107 @@ class Guided(Objective):
         best = (y.reshape(channels, -1).t() @ guide_columns).argmax(1)
         dy = guide_columns[:, best].reshape(y.shape)
         return [(self.layer, dy if self.channel is None else only_channel(dy, self.channel))]
+
+
+# Feature visualisation's leaves (Lucid's objectives `channel`, `neuron`, `direction`,
+# `diversity`), read by dreamer/plan/visual_targets.py. Means are per image: a batch's
+# images each get the gradient one image alone would.
+
+
+def positions(y: Tensor) -> int:
+    """The spatial positions of each channel of `y` (1 for a fully connected output)."""
+    return math.prod(y.shape[2:])
+
+
+@dataclass(frozen=True)
+class ChannelMean(Objective):
+    """Raise one channel's mean over positions: dy = 1/(H·W) on `channel`."""
+
+    layer: str
+    channel: int
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return (self.layer,)
+
+    def terms(self, outputs):
+        y = outputs[self.layer]
+        return [(self.layer, only_channel(torch.full_like(y, 1 / positions(y)), self.channel))]
+
+
+@dataclass(frozen=True)
+class Neuron(Objective):
+    """Raise one unit: dy = 1 at (`channel`, `y`, `x`) of `layer`'s output."""
+
+    layer: str
+    channel: int
+    y: int
+    x: int
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return (self.layer,)
+
+    def terms(self, outputs):
+        out = outputs[self.layer]
+        height, width = out.shape[2:] if out.dim() == 4 else (0, 0)
+        if not (0 <= self.y < height and 0 <= self.x < width):
+            raise UsageError(f"neuron {self.layer}:{self.channel}@{self.y},{self.x} is out "
+                             f"of range: the layer's output is {height}×{width} (H×W) here")
+        dy = torch.zeros_like(out)
+        dy[:, :, self.y, self.x] = 1
+        return [(self.layer, only_channel(dy, self.channel))]
+
+
+@dataclass(frozen=True, eq=False)
+class Direction(Objective):
+    """Raise the mean over positions of the dot product of the features with `vector`
+    (one number per channel): dy = vector/(H·W) at every position."""
+
+    layer: str
+    vector: np.ndarray  # C numbers
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return (self.layer,)
+
+    def terms(self, outputs):
+        y = outputs[self.layer]
+        if y.dim() < 2 or y.shape[1] != self.vector.size:
+            raise UsageError(f"the direction has {self.vector.size} numbers, but layer "
+                             f"{self.layer!r} has {y.shape[1] if y.dim() > 1 else 0} channels")
+        v = torch.as_tensor(self.vector, dtype=y.dtype, device=y.device)
+        v = v.reshape(1, -1, *([1] * (y.dim() - 2)))
+        return [(self.layer, (v / positions(y)).expand_as(y).contiguous())]
+
+
+@dataclass(frozen=True)
+class Diversity(Objective):
+    """Lucid's diversity: minus the mean pairwise cosine similarity of the batch images'
+    Gram matrices at `layer` (0 for one image); dy by autograd."""
+
+    layer: str
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return (self.layer,)
+
+    @staticmethod
+    def value(y: Tensor) -> Tensor:
+        """The objective's value on a batch of outputs B×C×..."""
+        batch = y.shape[0]
+        if batch < 2:
+            return y.sum() * 0
+        features = y.reshape(batch, y.shape[1], -1)
+        grams = features @ features.transpose(1, 2)
+        grams = grams.reshape(batch, -1)
+        grams = grams / grams.norm(dim=1, keepdim=True).clamp_min(1e-10)
+        cosines = grams @ grams.t()
+        pairs = batch * (batch - 1)
+        return -(cosines.sum() - cosines.diagonal().sum()) / pairs
+
+    def terms(self, outputs):
+        y = outputs[self.layer].detach().requires_grad_(True)
+        with torch.enable_grad():
+            (dy,) = torch.autograd.grad(self.value(y), y)
+        return [(self.layer, dy)]
