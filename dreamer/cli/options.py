@@ -103,6 +103,10 @@ def add_dream_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--laplacian", type=numbers.LAPLACIAN, default=0,
                         help="normalise the gradient over this many Laplacian-pyramid "
                         f"levels, {numbers.LAPLACIAN.describe()} (default: %(default)s, none)")
+    parser.add_argument("--param", default="pixels", metavar="pixels|fft",
+                        help="ascend as if in this parameterisation: pixels (default), or fft "
+                        "(Lucid's Fourier image: each gradient through the colour covariance "
+                        "and a 1/f² filter)")
     parser.add_argument("--tile", type=numbers.TILE, help="compute gradients in tiles of "
                         f"this size, {numbers.TILE.describe()} (bounded memory for large "
                         "images; seamless; default: no tiles)")

@@ -34,6 +34,7 @@ from dreamer.plan.objectives import (
     Objective,
     rule_from_text,
 )
+from dreamer.plan.params import PARAMS, ParamPreconditioner
 from dreamer.plan.presets import STEP_NORMS, Preset, preset_named
 from dreamer.plan.stages import GradientStage, gradient_stages
 from dreamer.plan.targets import Target, parse_targets
@@ -57,12 +58,17 @@ class Options:
     guide: str | Path | np.ndarray | None = None
     blur: float = 0.0
     laplacian: int = 0
+    param: str = "pixels"
     tile: int | None = None
     tile_margin: int | None = None
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
 
+
+# The parameterisations a dream's gradient can follow (maco's phase step needs the image:
+# `visualize` only).
+DREAM_PARAMS = tuple(name for name in PARAMS if name != "maco")
 
 # The ranges of the options, named as the command line names them.
 OPTION_BOUNDS = (("octaves", numbers.OCTAVES), ("octave_scale", numbers.OCTAVE_SCALE),
@@ -146,10 +152,19 @@ def make_plan(network: Network, layer: str | int | list | Objective,
         octave_scale=preset.octave_scale if given.octave_scale is None else given.octave_scale,
         jitter=preset.jitter if given.jitter is None else given.jitter,
         step_norm=given.step_norm or preset.step_norm,
-        stages=gradient_stages(given.blur, given.laplacian),
+        stages=(*gradient_stages(given.blur, given.laplacian), *param_stage(network, given)),
         tile=given.tile, tile_margin=given.tile_margin, seed=given.seed, device=device,
         dtype=dtype, given=given, given_numbers=(iterations, rate),
         composed=isinstance(layer, Objective))
+
+
+def param_stage(network: Network, given: Options) -> tuple[GradientStage, ...]:
+    """The gradient stage of `--param` (none for pixels), in the net's input space."""
+    if given.param == "pixels":
+        return ()
+    pre = network.spec.input_preprocessing()
+    gain = tuple(pre.scale / 255.0 / std for std in pre.std)
+    return (ParamPreconditioner(given.param, pre.channel_order, gain),)
 
 
 def composed_targets(network: Network, objective: Objective, given: Options
@@ -171,6 +186,9 @@ def check_numbers(given: Options, iterations: int | None, rate: float | None) ->
     numbers.RATE.check(1.0 if rate is None else rate, "RATE")
     if given.step_norm not in (None, *STEP_NORMS):
         raise UsageError(f"unknown step norm {given.step_norm!r}")
+    if given.param not in DREAM_PARAMS:
+        raise UsageError(f"--param: unknown parameterisation {given.param!r} for a dream "
+                         f"(choose from {', '.join(DREAM_PARAMS)})")
     for name, bounds in OPTION_BOUNDS:
         value = getattr(given, name)
         if value is not None:
