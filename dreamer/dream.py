@@ -10,6 +10,9 @@ The ways to dream are the presets (dreamer/plan/presets.py):
 - "torch7": the seed `deepdream.lua` reproduced: the image normalised by its own mean
   and std, 224×224, 8 octaves of 1.25/1.4, no jitter, no clipping.
 - "deepdraw": auduno's class visualisation, crops of the net's size on a canvas.
+
+`visualize()`: feature visualisation as Lucid does it (dreamer/loops/visualize.py), images
+optimised from noise to raise a channel, a neuron, a class or a direction.
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ import numpy as np
 import models
 from converters.network import Network
 from dreamer.loops.run import dream_with_plan
+from dreamer.loops.visualize import render, visualisation
+from dreamer.plan.objectives import Objective
 from dreamer.plan.plan import make_plan
+from dreamer.plan.targets import classifier_of, labels_for
+from models.labels import ClassList
 
 
 def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | int | list,
@@ -48,3 +55,29 @@ def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | i
     plan = make_plan(net, layer, iterations, rate, **options)
     return dream_with_plan(image, net, plan, raw=raw, on_step=on_step, on_octave=on_octave,
                            trace=trace)
+
+
+def visualize(target: str | Objective, network: Network | str, *, labels: str | None = None,
+              on_step: Callable[[], None] | None = None, **options) -> np.ndarray:
+    """Feature visualisation of `target` on `network` (a Network, or what `--model`
+    accepts): B×H×W×3 uint8 RGB. `target` is the TARGET of `python -m dreamer visualize`
+    (`layer:channel`, `layer:channel@y,x`, `class:NAME|INDEX`, `layer:@file.npy`, weighted
+    sums) or an Objective (dreamer/plan/objectives.py). `labels`: a class list file for
+    class:NAME (default: the model's labels.txt).
+
+    Options (dreamer/loops/visualize.py's `visualisation`): param (pixels, fft, maco),
+    transforms (none, standard, a list), batch, diversity, diversity_layer, size, steps,
+    lr, seed, device, precision; each checked before any compute.
+    """
+    net = network if isinstance(network, Network) else models.open(network)
+    names = target_labels(net, None if net is network else network, labels, target)
+    return render(net, visualisation(net, target, labels=names, **options), on_step=on_step)
+
+
+def target_labels(network: Network, model: str | None, labels: str | None,
+                  target: str | Objective) -> ClassList | None:
+    """The class names a TARGET's `class:NAME` terms are read with (`labels_for`), None
+    where it has none and no `labels` file is given (a net may have no classes)."""
+    if labels or (isinstance(target, str) and "class:" in target):
+        return labels_for(model, labels, classifier_of(network).classes)
+    return None

@@ -3,7 +3,8 @@ dreamer, dreamer/cli/still.py) and its subcommands, one module each:
 `python -m dreamer zoom|video ...` (animations), `batch INPUT LAYER ITERATIONS RATE -o
 OUTDIR` (many images), `gallery SRC [ITERATIONS RATE]` (one labelled cell per layer),
 `sweep SRC [LAYERS [ITERATIONS RATE]] --channels 0-3` (layers × channels),
-`classify IMG` (the net's top classes) and `studio` (the still dreamer in a web page).
+`classify IMG` (the net's top classes), `visualize TARGET` (feature visualisation) and
+`studio` (the still dreamer in a web page).
 Options that more than one takes: options.py.
 Errors are one line, exit status 2, and no output file.
 
@@ -21,14 +22,14 @@ from tqdm import tqdm
 
 from converters.cli import broken_pipe, flushed, interrupted, shown_once
 from converters.errors import DreamzooError
-from dreamer.cli import batch, classify, gallery, still, studio, sweep, video, zoom
+from dreamer.cli import batch, classify, gallery, still, studio, sweep, video, visualize, zoom
 from dreamer.cli.options import DeprecatedForm
 from dreamer.runtime.allocator import keep_freed_memory
 from models.open import UnofficialWeights
 
 # `python -m dreamer NAME ...`: NAME's module; without a NAME, the still dreamer.
 COMMANDS = {"zoom": zoom, "video": video, "batch": batch, "gallery": gallery, "sweep": sweep,
-            "classify": classify, "studio": studio}
+            "classify": classify, "studio": studio, "visualize": visualize}
 STILL = "still"  # the still dreamer's name among the parsers (never typed)
 # Those whose rerun continues where an interrupted run stopped (frames folder, batch record).
 RESUMABLE = ("zoom", "video", "batch")

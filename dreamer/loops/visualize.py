@@ -5,7 +5,8 @@ objective (dreamer/plan/objectives.py); every step the images pass through rando
 transforms (dreamer/plan/transforms.py) and the net's own preprocessing, so that what
 is drawn survives small shifts, scales and rotations.
 
-    images = render(network, objective, PARAMS["fft"](), STANDARD, VisualSettings())
+    vis = visualisation(network, "inception_4c/output:97", param="fft")   # checked once
+    images = render(network, vis)                        # B×H×W×3 uint8 RGB
 
 A target behind a fully connected classifier is computed only at the net's declared
 input size: the transformed images are then resized to it (a further random scale).
@@ -13,6 +14,7 @@ input size: the transformed images are then resized to it (a further random scal
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,13 +25,27 @@ from torch import Tensor
 
 from converters.errors import UsageError
 from converters.network import Network
+from converters.numbers import Bounds
 from converters.preprocessing import LUMA, Preprocessing
 from dreamer.loops.gradient import crop_size
-from dreamer.plan.objectives import Objective
-from dreamer.plan.targets import Target
-from dreamer.runtime.precision import reduced_precision
+from dreamer.loops.run import on_device
+from dreamer.plan import numbers
+from dreamer.plan.objectives import Diversity, Objective
+from dreamer.plan.params import PARAMS
+from dreamer.plan.targets import Target, resolve_layer
+from dreamer.plan.transforms import Transform, apply_transforms, transforms_from_text
+from dreamer.plan.visual_targets import visual_objective
+from dreamer.runtime.devices import resolve_device
+from dreamer.runtime.precision import reduced_precision, resolve_precision, warn_if_emulated
+from models.labels import ClassList
 
-Transform = Callable[[Tensor, torch.Generator], Tensor]
+# The ranges of the numbers (the command line's options name them).
+BATCH = Bounds(1, 256, integer=True)
+STEPS = Bounds(1, 100_000, integer=True)
+LR = Bounds(0, 100, low_open=True)
+DIVERSITY = Bounds(0, 1e6)
+SIZE = Bounds(8, 4096, integer=True)
+DEFAULT_DIVERSITY = 1.0  # --diversity without a weight
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,48 @@ class VisualSettings:
     seed: int = 0
     device: str = "cpu"
     dtype: torch.dtype | None = None  # the network's autocast dtype; None: float32
+
+
+@dataclass(frozen=True, eq=False)
+class Visualisation:
+    """One visualisation, decided and checked: what is raised, through what."""
+
+    objective: Objective
+    param: str
+    transforms: tuple[Transform, ...]
+    settings: VisualSettings
+
+
+def visualisation(network: Network, target: str | Objective, *, labels: ClassList | None = None,
+                  param: str = "pixels", transforms: str = "standard", batch: int = 1,
+                  diversity: float = 0.0, diversity_layer: str | None = None,
+                  size: int = 224, steps: int = 512, lr: float = 0.05, seed: int = 0,
+                  device: str = "auto", precision: str = "auto") -> Visualisation:
+    """The visualisation of `target` (the TARGET text, or an Objective) on `network`, every
+    setting checked here with the option's name in the error. `diversity`: the weight of
+    Lucid's diversity term at `diversity_layer` (default: the objective's first layer)."""
+    for value, bounds, name in ((batch, BATCH, "--batch"), (steps, STEPS, "--steps"),
+                                (lr, LR, "--lr"), (diversity, DIVERSITY, "--diversity"),
+                                (size, SIZE, "--size"), (seed, numbers.SEED, "--seed")):
+        bounds.check(value, name)
+    if param not in PARAMS:
+        raise UsageError(f"--param: unknown parameterisation {param!r} (choose from "
+                         f"{', '.join(PARAMS)})")
+    chosen = transforms_from_text(transforms)
+    seen = transformed_size(chosen, size)
+    objective = visual_objective(target, network, labels, seen) \
+        if isinstance(target, str) else target
+    if diversity:
+        layer = resolve_layer(network, diversity_layer) if diversity_layer \
+            else objective.layers[0]
+        objective = objective + diversity * Diversity(layer)
+    check_size(network, objective, seen, size)
+    device = resolve_device(device)
+    with warnings.catch_warnings():  # warned when the visualisation starts
+        warnings.simplefilter("ignore")
+        dtype = resolve_precision(precision, torch.device(device))
+    settings = VisualSettings(batch, size, size, steps, lr, seed, device, dtype)
+    return Visualisation(objective, param, chosen, settings)
 
 
 def net_input(images: Tensor, pre: Preprocessing) -> Tensor:
@@ -64,22 +122,40 @@ def fixed_size(network: Network, objective: Objective) -> tuple[int, int] | None
     return crop_size(network, [Target(layer) for layer in objective.layers])
 
 
-def check_size(network: Network, objective: Objective, height: int, width: int) -> None:
-    """Refuse, before any compute, an image size the objective's layers cannot be read at."""
+def transformed_size(transforms: Sequence[Transform], size: int) -> tuple[int, int]:
+    """(H, W) of a size×size image after the transforms (tried once on a blank image:
+    their sizes are arithmetic, a transform too large for the image is refused)."""
+    blank = torch.zeros(1, 3, size, size)
+    return tuple(apply_transforms(transforms, blank, torch.Generator()).shape[-2:])
+
+
+def check_size(network: Network, objective: Objective, seen: tuple[int, int],
+               size: int) -> None:
+    """Refuse, before any compute, a size whose transformed image (`seen`, H×W) the
+    objective's layers cannot be computed on."""
     if fixed_size(network, objective) is not None:
         return  # resized to the declared size every step
-    problem = network.size_problem(height, width, objective.layers)
+    problem = network.size_problem(*seen, objective.layers)
     if problem is not None:
-        raise UsageError(f"--size {max(height, width)}: layer {problem.layer!r} cannot be "
-                         f"computed: {problem.reason}")
+        raise UsageError(f"--size {size}: layer {problem.layer!r} cannot be computed: "
+                         f"{problem.reason}")
 
 
-def render(network: Network, objective: Objective, parameterisation, transforms:
-           Sequence[Transform], settings: VisualSettings, start: Tensor | None = None,
+def render(network: Network, vis: Visualisation, start: Tensor | None = None,
            on_step: Callable[[], None] | None = None) -> np.ndarray:
-    """The optimised images, B×H×W×3 uint8 RGB. `parameterisation` is one of PARAMS'
-    (random, from_image, to_image); `start`: B×3×H×W RGB in (0, 1) to begin from (default:
-    the parameterisation's random start). The net must be on `settings.device`."""
+    """The optimised images, B×H×W×3 uint8 RGB. `start`: B×3×H×W RGB in (0, 1) to begin
+    from (default: the parameterisation's random start)."""
+    warn_if_emulated(vis.settings.dtype, torch.device(vis.settings.device))
+    return optimised(on_device(network, vis.settings.device), vis.objective,
+                     PARAMS[vis.param](), vis.transforms, vis.settings, start, on_step)
+
+
+def optimised(network: Network, objective: Objective, parameterisation,
+              transforms: Sequence[Transform], settings: VisualSettings,
+              start: Tensor | None = None, on_step: Callable[[], None] | None = None
+              ) -> np.ndarray:
+    """`render`'s loop, the net on `settings.device` and `parameterisation` one of PARAMS'
+    (random, from_image, to_image)."""
     generator = torch.Generator().manual_seed(settings.seed)
     if start is None:
         params = parameterisation.random(settings.batch, settings.height, settings.width,
@@ -92,9 +168,7 @@ def render(network: Network, objective: Objective, parameterisation, transforms:
     pre = network.spec.input_preprocessing()
     for _ in range(settings.steps):
         optimiser.zero_grad(set_to_none=True)
-        images = parameterisation.to_image(params)
-        for transform in transforms:
-            images = transform(images, generator)
+        images = apply_transforms(transforms, parameterisation.to_image(params), generator)
         if size is not None and tuple(images.shape[-2:]) != size:
             images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
         backward_objective(network, objective, net_input(images, pre), settings.dtype)
