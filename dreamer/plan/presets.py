@@ -49,7 +49,7 @@ PRESETS: dict[str | None, Preset] = {p.name: p for p in (
     Preset("deepdraw", "deepdraw", iterations=None, rate=1.0, octaves=None,
            eight_bit_input=True, noise_source=True, warns_noise=False, animates=False,
            refuses=("octave_scale", "jitter", "step_norm", "tile", "guide", "channel",
-                    "objective")),
+                    "objective", "param")),
 )}
 PRESET_NAMES = tuple(name for name in PRESETS if name is not None)
 
