@@ -16,6 +16,7 @@ from dreamer.plan.transforms import (
     RandomRotate,
     RandomScale,
     apply_transforms,
+    smallest_size,
     transforms_from_text,
 )
 
@@ -151,6 +152,16 @@ def test_the_same_seed_gives_the_same_images_and_another_seed_others():
     assert torch.equal(first, apply_transforms(STANDARD, image, seeded(5)))
     others = [apply_transforms(STANDARD, image, seeded(seed)) for seed in range(6, 10)]
     assert any(o.shape != first.shape or not torch.equal(o, first) for o in others)
+
+
+def test_smallest_size_is_the_smallest_the_transforms_make():
+    # Lucid's standard at 224: pad 12 -> 248, jitter 8 -> 240, scale 0.9 -> 216, jitter 4
+    assert smallest_size(STANDARD, 224, 224) == (212, 212)
+    image = known_image(30, 40)
+    sizes = {apply_transforms(STANDARD, image, seeded(seed)).shape[-2:]
+             for seed in range(100)}
+    # 30×40: pad -> 54×64, jitter -> 46×56, scale 0.9 -> 41×50, jitter -> 37×46
+    assert smallest_size(STANDARD, 30, 40) == min(sizes) == (37, 46)
 
 
 def test_transforms_carry_the_gradient_to_the_image():

@@ -4,7 +4,9 @@ through at each step, so that it must work from any nearby crop, scale and angle
 A `Transform` maps images (B×3×H×W, values in (0, 1)) and a torch.Generator to images,
 differentiably (torch only). Each draws its random choice from the generator, once for the
 whole batch (as Lucid does), so the same seed gives the same sequence. The size may change:
-`Pad` grows the image, `Jitter` crops it, `RandomScale` resizes it.
+`Pad` grows the image, `Jitter` crops it, `RandomScale` resizes it; `smallest(height,
+width)` tells the smallest size a transform can make, and `smallest_size` that of a list
+(what to check a size against before any compute).
 
 `STANDARD` is Lucid's `standard_transforms`; `transforms_from_text` reads `--transforms`
 (`none`, `standard`, or a list such as `pad:12,jitter:8,scale:0.9-1.1,rotate:10`).
@@ -13,8 +15,9 @@ whole batch (as Lucid does), so the same seed gives the same sequence. The size 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +26,14 @@ from torch import Tensor
 from converters.errors import UsageError
 from converters.numbers import Bounds
 
-Transform = Callable[[Tensor, torch.Generator], Tensor]
+
+class Transform(Protocol):
+    """images (B×3×H×W), generator -> images; `smallest`: the smallest (H, W) it makes."""
+
+    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor: ...
+
+    def smallest(self, height: int, width: int) -> tuple[int, int]: ...
+
 
 PIXELS = Bounds(0, 10_000, integer=True)
 SCALE = Bounds(0.1, 10)
@@ -45,6 +55,9 @@ class Pad:
     width: int
     value: float = 0.5
 
+    def smallest(self, height: int, width: int) -> tuple[int, int]:
+        return height + 2 * self.width, width + 2 * self.width
+
     def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
         w = self.width
         return F.pad(images, (w, w, w, w), mode="constant", value=self.value)
@@ -57,14 +70,17 @@ class Jitter:
 
     pixels: int
 
+    def smallest(self, height: int, width: int) -> tuple[int, int]:
+        if self.pixels >= min(height, width):
+            raise UsageError(f"--transforms jitter:{self.pixels} is too large for a "
+                             f"{width}×{height} image at that point")
+        return height - self.pixels, width - self.pixels
+
     def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
         d = self.pixels
-        height, width = images.shape[-2:]
-        if d >= min(height, width):
-            raise UsageError(f"--transforms jitter:{d} is too large for a {width}×{height} "
-                             f"image at that point")
+        height, width = self.smallest(*images.shape[-2:])
         top, left = torch.randint(d + 1, (2,), generator=generator).tolist()
-        return images[..., top:top + height - d, left:left + width - d]
+        return images[..., top:top + height, left:left + width]
 
 
 @dataclass(frozen=True)
@@ -73,13 +89,20 @@ class RandomScale:
 
     scales: tuple[float, ...]
 
+    def smallest(self, height: int, width: int) -> tuple[int, int]:
+        return scaled_size(min(self.scales), height, width)
+
     def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
         scale = choose(self.scales, generator)
         height, width = images.shape[-2:]
-        size = (max(1, round(scale * height)), max(1, round(scale * width)))
+        size = scaled_size(scale, height, width)
         if size == (height, width):
             return images
         return F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+
+
+def scaled_size(scale: float, height: int, width: int) -> tuple[int, int]:
+    return max(1, round(scale * height)), max(1, round(scale * width))
 
 
 @dataclass(frozen=True)
@@ -88,6 +111,9 @@ class RandomRotate:
     bilinear; what comes in from outside is 0 (as Lucid's rotate)."""
 
     degrees: tuple[float, ...]
+
+    def smallest(self, height: int, width: int) -> tuple[int, int]:
+        return height, width
 
     def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
         angle = choose(self.degrees, generator)
@@ -116,6 +142,15 @@ def apply_transforms(transforms: Sequence[Transform], images: Tensor,
     for transform in transforms:
         images = transform(images, generator)
     return images
+
+
+def smallest_size(transforms: Sequence[Transform], height: int, width: int
+                  ) -> tuple[int, int]:
+    """(H, W) of the smallest image `transforms` can make of a height×width one, by
+    arithmetic (a jitter too large for the image on the way: a UsageError)."""
+    for transform in transforms:
+        height, width = transform.smallest(height, width)
+    return height, width
 
 
 def evenly(low: float, high: float, count: int) -> tuple[float, ...]:
