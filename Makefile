@@ -55,9 +55,22 @@ fuzz: setup
 cli-fuzz: setup
 	$(CLI_FUZZ)
 
+# The lucent peer of bench/visualize.py, in its own folder (below).
+LUCENT_PEER := build/bench-peers/lucent/torch_lucent-0.1.8.dist-info
 # Every benchmark in bench/ (shared code in bench/_*.py): speed, precisions, memory.
-bench: setup
+bench: setup $(LUCENT_PEER)
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+# Feature visualisation against lucent and the deepdraw preset (bench/visualize.py; VIS_FLAGS,
+# e.g. --quick). lucent is no dependency: pip puts it in its own folder, which only the
+# benchmark reads.
+$(LUCENT_PEER): | $(PY)
+	$(PY) -m pip install -q --target build/bench-peers/lucent torch-lucent==0.1.8 \
+		kornia==0.5.11 decorator ipython
+
+.PHONY: bench-visualize
+bench-visualize: setup $(LUCENT_PEER)
+	$(PY) bench/visualize.py $(VIS_FLAGS)
 
 # The studio in Debian's chromium: latency from pressing Dream against the same dream in one
 # process (bench/studio.py; also in `make bench`), and README's picture of the page after a
