@@ -106,7 +106,8 @@ def add_dream_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--param", default="pixels", metavar="pixels|fft",
                         help="ascend as if in this parameterisation: pixels (default), or fft "
                         "(Lucid's Fourier image: each gradient through the colour covariance "
-                        "and a 1/f² filter)")
+                        "and a 1/f² filter, so large shapes and colours; its smooth steps "
+                        "want a larger RATE, e.g. 0.2-0.5)")
     parser.add_argument("--tile", type=numbers.TILE, help="compute gradients in tiles of "
                         f"this size, {numbers.TILE.describe()} (bounded memory for large "
                         "images; seamless; default: no tiles)")
