@@ -143,6 +143,46 @@ def test_the_preconditioner_reads_a_bgr_net_input_through_its_gain():
     assert torch.allclose(stage(grad_bgr), expected, rtol=1e-9, atol=1e-12)
 
 
+def test_the_preconditioner_is_l_lt_with_l_as_an_explicit_matrix():
+    """L built column by column from the Fourier image's forward map alone (no autograd)."""
+    height, width = 4, 5
+    fourier = Fourier()
+    (params,) = fourier.random(1, height, width, torch.Generator())
+    basis = torch.eye(params.numel(), dtype=torch.float64)
+    matrix = torch.stack([fourier.linear([column.reshape(params.shape)]).flatten()
+                          for column in basis], dim=1)
+    grad = torch.randn(1, 3, height, width, dtype=torch.float64)
+    expected = (matrix @ (matrix.T @ grad.flatten())).reshape(grad.shape)
+    assert torch.allclose(ParamPreconditioner("fft")(grad), expected, rtol=1e-9, atol=1e-12)
+
+
+def maco_linear(magnitude: torch.Tensor, size: tuple[int, int]):
+    """MACO's image before its sigmoid, as a function of the phase."""
+    colour = torch.as_tensor(COLOUR_CORRELATION)
+    def image(phase: torch.Tensor) -> torch.Tensor:
+        spatial = torch.fft.irfft2(torch.polar(magnitude, phase), s=size, norm="ortho")
+        return torch.einsum("ij,bjhw->bihw", colour, spatial)
+    return image
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_the_maco_preconditioner_is_j_jt_at_the_images_own_phase(size):
+    """J Jᵀ g by autograd (a vector-Jacobian, then a Jacobian-vector product) at the phase
+    of the image the dream is at."""
+    image = torch.randn(1, 3, *size, dtype=torch.float64)
+    inverse = torch.linalg.inv(torch.as_tensor(COLOUR_CORRELATION))
+    spectrum = torch.fft.rfft2(torch.einsum("ij,bjhw->bihw", inverse, image), norm="ortho")
+    function = maco_linear(spectrum.abs(), size)
+    phase = spectrum.angle()
+    assert torch.allclose(function(phase), image, atol=1e-12)
+    grad = torch.randn_like(image)
+    _, jt_g = torch.autograd.functional.vjp(function, phase, grad)
+    _, expected = torch.autograd.functional.jvp(function, phase, jt_g)
+    stage = ParamPreconditioner("maco")
+    assert stage.reads_input
+    assert torch.allclose(stage(grad, image), expected, rtol=1e-9, atol=1e-12)
+
+
 def test_pixels_precondition_nothing():
     grad = torch.randn(1, 3, 5, 5)
     assert torch.equal(ParamPreconditioner("pixels")(grad), grad)
@@ -157,25 +197,24 @@ def dream(tmp_path, tiny_cli_args, *more: str) -> subprocess.CompletedProcess:
                            *more], cwd=tmp_path, capture_output=True, text=True, timeout=120)
 
 
-def test_a_dream_with_param_fft_differs_from_pixels(tmp_path, tiny_cli_args):
+def test_a_dream_with_param_fft_or_maco_differs_from_pixels(tmp_path, tiny_cli_args):
     images = {}
-    for name in ("pixels", "fft"):
+    for name in ("pixels", "fft", "maco"):
         done = dream(tmp_path, tiny_cli_args, "--param", name, "-o", f"{name}.png")
         assert done.returncode == 0, done.stderr
         images[name] = np.asarray(Image.open(tmp_path / f"{name}.png"), np.float64)
     cat = np.asarray(Image.open(shared_path("models", "_common", "cat.jpg"))
                      .resize(images["fft"].shape[1::-1]), np.float64)
-    assert np.abs(images["fft"] - images["pixels"]).mean() > 5
-    assert np.abs(images["fft"] - cat).mean() > 5  # it dreamt
+    for name in ("fft", "maco"):
+        assert np.abs(images[name] - images["pixels"]).mean() > 5
+        assert np.abs(images[name] - cat).mean() > 5  # it dreamt
 
 
-@pytest.mark.parametrize("value", ["x", "maco"])
-def test_a_bad_param_is_a_one_line_error(tmp_path, tiny_cli_args, value):
-    done = dream(tmp_path, tiny_cli_args, "--param", value, "-o", "out.png")
+def test_a_bad_param_is_a_one_line_error(tmp_path, tiny_cli_args):
+    done = dream(tmp_path, tiny_cli_args, "--param", "x", "-o", "out.png")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        f"error: --param: unknown parameterisation {value!r} for a dream "
-        "(choose from pixels, fft)"]
+        "error: --param: unknown parameterisation 'x' (choose from pixels, fft, maco)"]
     assert not (tmp_path / "out.png").exists()
 
 

@@ -76,8 +76,8 @@ class DreamGradient:
             grad = self.plain(x)
         else:
             grad = self.tiled(x) if self.spans is None else self.output_tiled(x)
-        for stage in self.stages:
-            grad = stage(grad)
+        for stage in self.stages:  # --param maco's step reads the image
+            grad = stage(grad, x) if getattr(stage, "reads_input", False) else stage(grad)
         return grad
 
     def largest_window(self, height: int, width: int) -> tuple[int, int]:

@@ -22,6 +22,7 @@ L Lᵀ g.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -186,38 +187,74 @@ PARAMS: dict[str, type] = {"pixels": Pixels, "fft": Fourier, "maco": Maco}
 @dataclass(frozen=True)
 class ParamPreconditioner:
     """A gradient stage (dreamer/plan/stages.py) for a dream in another parameterisation
-    (`--param`): the net input's gradient g -> L Lᵀ g, where L is the parameterisation's
-    linear part, as plain ascent in its parameters would move the image. For fft: the
-    colour covariance C Cᵀ and the 1/f^(2·decay) filter. `channel_order` and `gain`
-    (d input/d pixel per input channel) map the net's input to RGB pixels and back; a grey
-    net gets the frequency filter only."""
+    (`--param`): the net input's gradient g -> J Jᵀ g, where J is the Jacobian of the
+    parameterisation's image before its sigmoid, as plain ascent in its parameters moves
+    the image. fft: J = L, linear: the colour covariance C Cᵀ and the 1/f^(2·decay)
+    filter. maco: the phase of the image's own spectrum, so it `reads_input` (called as
+    stage(grad, x)): the step keeps the image's magnitude spectrum. `channel_order` and
+    `gain` (d input/d pixel per input channel) map the net's input to RGB pixels and back;
+    a grey net gets the spatial part only."""
 
     name: str
     channel_order: str = "RGB"
     gain: tuple[float, ...] = (1.0, 1.0, 1.0)
     decay: float = 1.0
 
-    def __call__(self, grad: Tensor) -> Tensor:
+    @property
+    def reads_input(self) -> bool:
+        return self.name == "maco"
+
+    def __call__(self, grad: Tensor, x: Tensor | None = None) -> Tensor:
         if self.name == "pixels":
             return grad
         gain = _table(np.asarray(self.gain), grad).reshape(1, -1, 1, 1)
-        pixels = grad * gain
-        if self.channel_order == "L":
-            return self.filtered(pixels) * gain
-        order = ["RGB".index(c) for c in self.channel_order]
-        rgb = torch.empty_like(pixels)
-        rgb[:, order] = pixels
-        return self.fft_lt(rgb)[:, order] * gain
+        grey = self.channel_order == "L"
+        order = [0] if grey else ["RGB".index(c) for c in self.channel_order]
+        colour = None if grey else colour_matrix(grad)
+        pixel_grad = to_rgb(grad * gain, order)
+        if self.name == "maco":
+            image = to_rgb(x.to(grad.dtype) / gain, order)  # its mean is DC: no matter
+            step = phase_step(pixel_grad, image, colour)
+        else:
+            step = colour_mixed(self.filtered, pixel_grad, colour)
+        return step[:, order] * gain
 
     def filtered(self, image: Tensor) -> Tensor:
-        """The 1/f^(2·decay) filter of L Lᵀ (with Lucid's 1/4², no colour)."""
+        """The 1/f^(2·decay) filter of L Lᵀ (with Lucid's 1/4²)."""
         height, width = image.shape[-2:]
         weights = (frequency_scale(height, width, self.decay) ** 2 * adjoint_weights(width)
                    * FFT_SCALE ** 2)
         return spatial(spectrum(image) * _table(weights, image), height, width)
 
-    def fft_lt(self, rgb: Tensor) -> Tensor:
-        """L Lᵀ g of the fft parameterisation, g in RGB."""
-        matrix = colour_matrix(rgb)
-        return torch.einsum("ij,bjhw->bihw", matrix,
-                            self.filtered(torch.einsum("ji,bjhw->bihw", matrix, rgb)))
+
+def to_rgb(net: Tensor, order: list[int]) -> Tensor:
+    """Net input channels (in `order` of RGB) -> RGB (a grey net: its one channel)."""
+    rgb = torch.empty_like(net)
+    rgb[:, order] = net
+    return rgb
+
+
+def colour_mixed(spatial_map: Callable[[Tensor], Tensor], rgb: Tensor,
+                 colour: Tensor | None) -> Tensor:
+    """C · spatial_map(Cᵀ rgb), per pixel's colour vector (no colour: spatial_map(rgb))."""
+    if colour is None:
+        return spatial_map(rgb)
+    mixed = spatial_map(torch.einsum("ji,bjhw->bihw", colour, rgb))
+    return torch.einsum("ij,bjhw->bihw", colour, mixed)
+
+
+def phase_step(grad: Tensor, image: Tensor, colour: Tensor | None) -> Tensor:
+    """J Jᵀ g for image = C · irfft2(m e^(iφ)) at the image's own phase: with X its
+    decorrelated spectrum and G = Aᵀ Cᵀ g (A = irfft2), Jᵀ g = Im(G X̄) per bin and
+    J δ = C · A(i X δ)."""
+    height, width = image.shape[-2:]
+    decorrelated = image if colour is None else torch.einsum(
+        "ij,bjhw->bihw", torch.linalg.inv(colour), image)
+    x_spectrum = spectrum(decorrelated)
+    weights = _table(adjoint_weights(width), grad)
+
+    def along_phase(g: Tensor) -> Tensor:
+        phase_grad = (spectrum(g) * weights * x_spectrum.conj()).imag
+        return spatial(1j * x_spectrum * phase_grad, height, width)
+
+    return colour_mixed(along_phase, grad, colour)

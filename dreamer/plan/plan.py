@@ -66,10 +66,6 @@ class Options:
     precision: str = "auto"
 
 
-# The parameterisations a dream's gradient can follow (maco's phase step needs the image:
-# `visualize` only).
-DREAM_PARAMS = tuple(name for name in PARAMS if name != "maco")
-
 # The ranges of the options, named as the command line names them.
 OPTION_BOUNDS = (("octaves", numbers.OCTAVES), ("octave_scale", numbers.OCTAVE_SCALE),
                  ("jitter", numbers.JITTER), ("channel", numbers.CHANNEL),
@@ -186,9 +182,9 @@ def check_numbers(given: Options, iterations: int | None, rate: float | None) ->
     numbers.RATE.check(1.0 if rate is None else rate, "RATE")
     if given.step_norm not in (None, *STEP_NORMS):
         raise UsageError(f"unknown step norm {given.step_norm!r}")
-    if given.param not in DREAM_PARAMS:
-        raise UsageError(f"--param: unknown parameterisation {given.param!r} for a dream "
-                         f"(choose from {', '.join(DREAM_PARAMS)})")
+    if given.param not in PARAMS:
+        raise UsageError(f"--param: unknown parameterisation {given.param!r} (choose from "
+                         f"{', '.join(PARAMS)})")
     for name, bounds in OPTION_BOUNDS:
         value = getattr(given, name)
         if value is not None:
