@@ -21,8 +21,9 @@ seed for all.
 3. Time: seconds per step (wall, and this process's CPU time), median over all runs.
 
 The full run (512 steps, 10 classes, 8 channels, 1000 crops; 64 visualisations) takes
-about 64 × 512 steps × the seconds per step printed: hours on a CPU, ~15 minutes on a
-GPU. --quick: 2 classes, 2 channels, 24 steps, 100 crops (a few minutes on a CPU).
+512 steps × the seconds per step of each: about a day on 2 CPU cores (its last line
+estimates it from the rates measured). --quick: 2 classes, 2 channels, 24 steps, 100
+crops (about 10 minutes on 2 busy CPU cores).
 """
 
 from __future__ import annotations
