@@ -106,9 +106,9 @@ def add_dream_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--param", default="pixels", metavar="pixels|fft|maco",
                         help="ascend as if in this parameterisation: pixels (default); fft "
                         "(Lucid's Fourier image: each gradient through the colour covariance "
-                        "and a 1/f² filter, so large shapes and colours; its smooth steps "
-                        "want a larger RATE, e.g. 0.2-0.5); maco (only the phase of the "
-                        "image's spectrum moves, its magnitude stays)")
+                        "and a 1/f² filter: smooth, large shapes); maco (only the phase of "
+                        "the image's spectrum moves: mostly its largest, lowest frequencies, "
+                        "large areas of colour)")
     parser.add_argument("--tile", type=numbers.TILE, help="compute gradients in tiles of "
                         f"this size, {numbers.TILE.describe()} (bounded memory for large "
                         "images; seamless; default: no tiles)")
