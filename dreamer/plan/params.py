@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -64,7 +65,19 @@ def adjoint_weights(width: int) -> np.ndarray:
 
 
 def colour_matrix(like: Tensor) -> Tensor:
-    return torch.as_tensor(COLOUR_CORRELATION, dtype=like.dtype, device=like.device)
+    return _constant("colour", like.dtype, like.device)
+
+
+def scale_table(height: int, width: int, decay: float, like: Tensor) -> Tensor:
+    """`frequency_scale` as a tensor like `like` (made once per size, dtype and device)."""
+    return _constant(("scale", height, width, decay), like.dtype, like.device)
+
+
+@lru_cache(maxsize=32)
+def _constant(key: str | tuple, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The colour matrix or a frequency scale on a device: made once, not every step."""
+    values = COLOUR_CORRELATION if key == "colour" else frequency_scale(*key[1:])
+    return torch.as_tensor(values, dtype=dtype, device=device)
 
 
 def recorrelate(t: Tensor) -> Tensor:
@@ -128,15 +141,14 @@ class Fourier:
     def from_image(self, rgb: Tensor) -> list[Tensor]:
         self.size = tuple(rgb.shape[-2:])
         scaled = spectrum(decorrelate(logit(rgb)) / FFT_SCALE)
-        params = torch.view_as_real(scaled / _table(frequency_scale(*self.size, self.decay),
-                                                     rgb))
+        params = torch.view_as_real(scaled / scale_table(*self.size, self.decay, rgb))
         return [params.detach().contiguous().requires_grad_()]
 
     def linear(self, params: list[Tensor]) -> Tensor:
         """The image before the sigmoid: linear in the parameters (L p)."""
         height, width = self.size
-        scaled = torch.view_as_complex(params[0].contiguous()) * _table(
-            frequency_scale(height, width, self.decay), params[0])
+        scaled = (torch.view_as_complex(params[0].contiguous())
+                  * scale_table(height, width, self.decay, params[0]))
         return recorrelate(spatial(scaled, height, width) * FFT_SCALE)
 
     def to_image(self, params: list[Tensor]) -> Tensor:
@@ -168,8 +180,9 @@ class Maco:
 
     def to_image(self, params: list[Tensor]) -> Tensor:
         phase = params[0]
-        magnitude = self.magnitude.to(device=phase.device, dtype=phase.dtype)
-        return torch.sigmoid(recorrelate(spatial(torch.polar(magnitude, phase), *self.size)))
+        self.magnitude = self.magnitude.to(device=phase.device, dtype=phase.dtype)
+        return torch.sigmoid(recorrelate(spatial(torch.polar(self.magnitude, phase),
+                                                 *self.size)))
 
 
 def model_magnitude(height: int, width: int, decay: float = 1.0) -> np.ndarray:
