@@ -76,8 +76,8 @@ def visualize(target: str | Objective, network: Network | str, *, labels: str | 
 
 def target_labels(network: Network, model: str | None, labels: str | None,
                   target: str | Objective) -> ClassList | None:
-    """The class names a TARGET's `class:NAME` terms are read with (`labels_for`), None
-    where it has none and no `labels` file is given (a net may have no classes)."""
-    if labels or (isinstance(target, str) and "class:" in target):
-        return labels_for(model, labels, classifier_of(network).classes)
-    return None
+    """The class names a TARGET's `class:NAME` terms are read with (`labels_for`): the
+    `labels` file, else the `model`'s own list; None where the target names no class
+    (a net may have none) or a Network came without either."""
+    wanted = labels or (model is not None and isinstance(target, str) and "class:" in target)
+    return labels_for(model, labels, classifier_of(network).classes) if wanted else None

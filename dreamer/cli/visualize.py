@@ -32,6 +32,7 @@ from dreamer.plan import numbers
 from dreamer.plan.params import PARAMS
 from dreamer.plan.plan import network_digest
 from dreamer.plan.transforms import TRANSFORMS_HELP
+from models.open import DEFAULT_MODEL
 
 DESCRIPTION = """\
 Feature visualisation (Olah et al., Distill 2017; Lucid's render_vis): images optimised
@@ -58,10 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_options(parser)
     parser.add_argument("--labels", help="class list for class:NAME (default: the model's "
                         "labels.txt)")
-    parser.add_argument("--param", choices=tuple(PARAMS), default="pixels",
-                        help="what is optimised: pixels, fft (Lucid's Fourier basis with "
-                        "decorrelated colour) or maco (phase only, magnitude fixed) "
-                        "(default: %(default)s)")
+    parser.add_argument("--param", choices=tuple(PARAMS), default="fft",
+                        help="what is optimised: fft (Lucid's default: a 1/f-scaled Fourier "
+                        "basis with decorrelated colour), pixels, or maco (the phase only, "
+                        "the magnitude fixed) (default: %(default)s)")
     parser.add_argument("--transforms", default="standard", help=TRANSFORMS_HELP
                         + " (default: %(default)s)")
     parser.add_argument("--batch", type=BATCH, default=1, help="images at once, "
@@ -99,7 +100,7 @@ def direction_files(target: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     network = models.open(args.model, args.weights)
-    labels = target_labels(network, args.model, args.labels, args.target)
+    labels = target_labels(network, args.model or DEFAULT_MODEL, args.labels, args.target)
     vis = visualisation(network, args.target, labels=labels, param=args.param,
                         transforms=args.transforms, batch=args.batch,
                         diversity=args.diversity, diversity_layer=args.diversity_layer,

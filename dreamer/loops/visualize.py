@@ -73,7 +73,7 @@ class Visualisation:
 
 
 def visualisation(network: Network, target: str | Objective, *, labels: ClassList | None = None,
-                  param: str = "pixels", transforms: str = "standard", batch: int = 1,
+                  param: str = "fft", transforms: str = "standard", batch: int = 1,
                   diversity: float = 0.0, diversity_layer: str | None = None,
                   size: int = 224, steps: int = 512, lr: float = 0.05, seed: int = 0,
                   device: str = "auto", precision: str = "auto") -> Visualisation:
