@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from converters.errors import UsageError
 from dreamer.plan.params import (
     COLOUR_CORRELATION,
     PARAMS,
@@ -20,6 +21,7 @@ from dreamer.plan.params import (
     frequency_scale,
     model_magnitude,
 )
+from dreamer.plan.plan import make_plan
 from tests.conftest import shared_path
 
 SIZES = [(8, 8), (7, 10), (6, 9)]  # even and odd widths: rfft's Nyquist column or none
@@ -186,6 +188,17 @@ def test_the_maco_preconditioner_is_j_jt_at_the_images_own_phase(size):
 def test_pixels_precondition_nothing():
     grad = torch.randn(1, 3, 5, 5)
     assert torch.equal(ParamPreconditioner("pixels")(grad), grad)
+
+
+def test_the_plan_ends_its_stages_with_the_params_preconditioner_in_the_nets_input(tiny):
+    pre = tiny.spec.input_preprocessing()
+    plan = make_plan(tiny, "conv2", 1, 0.1, blur=1.0, param="fft")
+    assert plan.stages[-1] == ParamPreconditioner(
+        "fft", pre.channel_order, tuple(pre.scale / 255 / std for std in pre.std))
+    assert len(plan.stages) == 2  # the blur first
+    assert len(make_plan(tiny, "conv2", 1, 0.1, blur=1.0).stages) == 1  # pixels: none
+    with pytest.raises(UsageError, match="^--param: unknown parameterisation 'FFT'"):
+        make_plan(tiny, "conv2", 1, 0.1, param="FFT")
 
 
 # --- python -m dreamer --param -----------------------------------------------------------
