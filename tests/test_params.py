@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from converters.errors import UsageError
+from dreamer.cli import main
 from dreamer.plan.params import (
     COLOUR_CORRELATION,
     PARAMS,
@@ -203,19 +204,26 @@ def test_the_plan_ends_its_stages_with_the_params_preconditioner_in_the_nets_inp
 
 # --- python -m dreamer --param -----------------------------------------------------------
 
-def dream(tmp_path, tiny_cli_args, *more: str) -> subprocess.CompletedProcess:
+def dream_argv(tmp_path, tiny_cli_args, *more: str) -> list[str]:
     cat = shared_path("models", "_common", "cat.jpg")
-    return subprocess.run([sys.executable, "-m", "dreamer", str(cat), "conv2", "3", "0.1",
-                           *tiny_cli_args, "--max-side", "48", "--octaves", "2", "--quiet",
-                           *more], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    return [str(cat), "conv2", "3", "0.1", *tiny_cli_args, "--max-side", "48", "--octaves",
+            "2", "--quiet", *more]
 
 
-def test_a_dream_with_param_fft_or_maco_differs_from_pixels(tmp_path, tiny_cli_args):
+def dream(tmp_path, tiny_cli_args, *more: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dreamer",
+                           *dream_argv(tmp_path, tiny_cli_args, *more)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+
+def test_a_dream_with_param_fft_or_maco_differs_from_pixels(tmp_path, tiny_cli_args, capsys):
+    """`python -m dreamer`'s main, in this process (three dreams, one interpreter)."""
     images = {}
     for name in ("pixels", "fft", "maco"):
-        done = dream(tmp_path, tiny_cli_args, "--param", name, "-o", f"{name}.png")
-        assert done.returncode == 0, done.stderr
-        images[name] = np.asarray(Image.open(tmp_path / f"{name}.png"), np.float64)
+        output = tmp_path / f"{name}.png"
+        status = main(dream_argv(tmp_path, tiny_cli_args, "--param", name, "-o", str(output)))
+        assert status == 0, capsys.readouterr().err
+        images[name] = np.asarray(Image.open(output), np.float64)
     cat = np.asarray(Image.open(shared_path("models", "_common", "cat.jpg"))
                      .resize(images["fft"].shape[1::-1]), np.float64)
     for name in ("fft", "maco"):
@@ -231,7 +239,9 @@ def test_a_bad_param_is_a_one_line_error(tmp_path, tiny_cli_args):
     assert not (tmp_path / "out.png").exists()
 
 
-def test_the_deepdraw_preset_refuses_param(tmp_path, tiny_cli_args):
-    done = dream(tmp_path, tiny_cli_args, "--preset", "deepdraw", "--param", "fft")
-    assert done.returncode == 2
-    assert done.stderr.strip() == "error: --preset deepdraw does not take --param"
+def test_the_deepdraw_preset_refuses_param(tmp_path, tiny_cli_args, capsys):
+    argv = dream_argv(tmp_path, tiny_cli_args, "--preset", "deepdraw", "--param", "fft", "-o",
+                      str(tmp_path / "out.png"))
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == "error: --preset deepdraw does not take --param"
+    assert not (tmp_path / "out.png").exists()
