@@ -175,7 +175,7 @@ class Maco:
     def from_image(self, rgb: Tensor) -> list[Tensor]:
         self.size = tuple(rgb.shape[-2:])
         photo = spectrum(decorrelate(logit(rgb)))
-        self.magnitude = photo.abs()
+        self.magnitude = photo.abs().detach()
         return [photo.angle().detach().requires_grad_()]
 
     def to_image(self, params: list[Tensor]) -> Tensor:
