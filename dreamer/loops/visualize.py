@@ -45,7 +45,10 @@ STEPS = Bounds(1, 100_000, integer=True)
 LR = Bounds(0, 100, low_open=True)
 DIVERSITY = Bounds(0, 1e6)
 SIZE = Bounds(8, 4096, integer=True)
-DEFAULT_DIVERSITY = 1.0  # --diversity without a weight
+# --diversity without a weight. Measured on GoogLeNet (inception_4c/output:97, fft, batch 4,
+# 32 steps): the batch's mean Gram cosine 0.92 without, 0.75 at 30, 0.43 at 100, the
+# channel's means then 51-209 (without: 130-177; the photos' best crop: 10.4).
+DEFAULT_DIVERSITY = 100.0
 
 
 @dataclass(frozen=True)
