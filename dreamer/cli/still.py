@@ -48,6 +48,7 @@ subcommands (python -m dreamer NAME --help for each):
   gallery   a labelled grid: one short dream per layer
   sweep     a contact sheet: one row per layer, one column per channel
   classify  the net's top classes for an image; --list-classes [QUERY] lists class names
+  visualize feature visualisation as Lucid's: a channel, neuron or class drawn from noise
   studio    the still dreamer in a local web page (the optional dreamzoo[studio])
 """
 
