@@ -11,8 +11,6 @@ less alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 import torch
@@ -25,8 +23,8 @@ from converters.images import load_rgb
 from converters.ownership import MARKER_KEY, read_marker
 from dreamer.__main__ import main
 from dreamer.loops.classify import fit_input, probabilities
-from dreamer.loops.visualize import DEFAULT_DIVERSITY
-from dreamer.plan.objectives import ClassLogit, Diversity, Objective
+from dreamer.loops.visualize import DEFAULT_DIVERSITY, Each
+from dreamer.plan.objectives import ClassLogit, Diversity
 
 SMALL = ["--size", "32", "--steps", "3", "--quiet"]
 
@@ -82,6 +80,25 @@ def test_a_batch_is_one_labelled_sheet(tiny_cli_args, tmp_path):
         assert image.size == (64, 2 * (32 + 18))
 
 
+def test_classes_and_channels_make_labelled_sheets(tiny_cli_args, tmp_path):
+    """--classes: one image per class, as one batch; --channels: a channel atlas."""
+    for argv, cells in ((["--classes", "1,2,3"], 3), (["conv2", "--channels", "0-1,5"], 3)):
+        out = tmp_path / "sheet.png"
+        assert run(*argv, *tiny_cli_args, *SMALL, "-o", str(out)) == 0
+        with Image.open(out) as image:  # 2 columns, 2 rows of a 32-pixel cell over its label
+            assert image.size == (64, 2 * (32 + 18)), (argv, cells, image.size)
+
+
+def test_each_image_raises_its_own_target(tiny):
+    """`Each`: image i of a sheet gets only its own target's gradient (an image alone
+    comes out as in the sheet)."""
+    sheet = dreamer.visualize(Each((ClassLogit("fc3", 1), ClassLogit("fc3", 2))), tiny,
+                              batch=2, size=32, steps=3, transforms="none", param="pixels")
+    alone = dreamer.visualize(ClassLogit("fc3", 1), tiny, batch=2, size=32, steps=3,
+                              transforms="none", param="pixels")
+    assert np.array_equal(sheet[0], alone[0]) and not np.array_equal(sheet[1], alone[1])
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["conv2:30"], "TARGET conv2:30: channel 30 is out of range: layer 'conv2' has 12 "
                    "channels"),
@@ -95,6 +112,11 @@ def test_a_batch_is_one_labelled_sheet(tiny_cli_args, tmp_path):
     (["conv2:3", "--diversity", "-1"], "argument --diversity"),
     (["conv2:3", "--transforms", "spin:3"], "--transforms: unknown transform 'spin'"),
     (["conv2:3", "--param", "jpeg"], "argument --param: invalid choice"),
+    (["--classes", "1,99"], "99"),
+    (["conv2", "--classes", "1"], "--classes makes the sheet: give no TARGET"),
+    (["conv2", "--channels", "0-12"], "channel 12 is out of range"),
+    (["--classes", "1,2", "--batch", "2"], "--batch goes with one TARGET"),
+    ([], "give a TARGET, or --classes"),
 ])
 def test_bad_input_is_one_line_with_nothing_written(argv, message, tiny_cli_args, tmp_path,
                                                     capsys):
@@ -123,26 +145,6 @@ def test_a_users_file_is_refused_and_ours_replaced(tiny_cli_args, tmp_path, caps
 CHANNEL_LAYER = "inception_4c/output"
 # ImageNet's indices, known here, not looked up by the code under test.
 CLASSES = {"goldfish": 1, "flamingo": 130, "zebra": 340, "daisy": 985}
-
-
-@dataclass(frozen=True)
-class OnePerImage(Objective):
-    """Image i of the batch raises `parts[i]` alone (four classes in one batch)."""
-
-    parts: tuple[Objective, ...]
-
-    @property
-    def layers(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(layer for p in self.parts for layer in p.layers))
-
-    def terms(self, outputs):
-        kept = []
-        for i, part in enumerate(self.parts):
-            for layer, dy in part.terms(outputs):
-                mine = torch.zeros_like(dy)
-                mine[i] = dy[i]
-                kept.append((layer, mine))
-        return kept
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +186,7 @@ def test_class_visualisations_are_googlenets_top_class_and_transfer(googlenet, s
     optimised against). Measured, SqueezeNet's rank of goldfish, flamingo, zebra, daisy
     (0: its top 1) for seeds 0 and 1: at 24 steps [0, 5, 0, 42] and [15, 3, 1, 45], at 32
     [0, 1, 2, 21] and [2, 0, 0, 22], at 40 [0, 1, 0, 6] and [0, 0, 0, 10]."""
-    objective = OnePerImage(tuple(ClassLogit("loss3/classifier", i) for i in CLASSES.values()))
+    objective = Each(tuple(ClassLogit("loss3/classifier", i) for i in CLASSES.values()))
     images = dreamer.visualize(objective, googlenet, batch=len(CLASSES), steps=40, size=224,
                                device="cpu")
     ranks = {name: int((squeezed > squeezed[index]).sum())

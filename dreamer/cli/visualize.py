@@ -13,8 +13,10 @@ import re
 from tqdm import tqdm
 
 import models
+from converters.errors import UsageError
 from converters.ownership import OVERWRITE_HELP, check_writable_folder, marker
 from dreamer.cli.options import add_device_options, add_model_options
+from dreamer.cli.sweep import parse_channels
 from dreamer.dream import target_labels
 from dreamer.image_io import check_image_output, save_rgb
 from dreamer.jobs.sheets import grid
@@ -44,6 +46,10 @@ TARGET:
   class:NAME|INDEX       a class's score         class:goldfish
   layer:@file.npy        a direction (one number per channel)
   a weighted sum         0.5*class:goldfish + inception_4c/output:97
+
+sheets, one image per cell optimised as one batch:
+  --classes goldfish,flamingo,zebra          one per class (no TARGET)
+  inception_4c/output --channels 0-15        a channel atlas of the layer
 """
 
 # Where the outputs go: not in the settings the PNG stores (the same image under two names
@@ -55,7 +61,12 @@ PARSER = {"prog": "python -m dreamer visualize", "description": DESCRIPTION,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", metavar="TARGET", help="what to raise (see above)")
+    parser.add_argument("target", metavar="TARGET", nargs="?", help="what to raise (see "
+                        "above); with --channels, a layer")
+    parser.add_argument("--classes", metavar="NAME|INDEX,...", help="a sheet: one image per "
+                        "class (no TARGET)")
+    parser.add_argument("--channels", metavar="RANGES", help="a sheet: one image per channel "
+                        "of the layer TARGET, e.g. 0-7,12 (a channel atlas)")
     add_model_options(parser)
     parser.add_argument("--labels", help="class list for class:NAME (default: the model's "
                         "labels.txt)")
@@ -98,23 +109,43 @@ def direction_files(target: str) -> list[str]:
     return [term.partition(":@")[2].strip() for term in target.split("+") if ":@" in term]
 
 
+def cells_of(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(label, TARGET) per image of a sheet of --classes or --channels; [] for TARGET alone."""
+    if args.classes is not None:
+        if args.target is not None or args.channels is not None:
+            raise UsageError("--classes makes the sheet: give no TARGET or --channels")
+        names = [name.strip() for name in args.classes.split(",") if name.strip()]
+        if not names:
+            raise UsageError("--classes names no class")
+        return [(name, f"class:{name}") for name in names]
+    if args.target is None:
+        raise UsageError("give a TARGET, or --classes (see --help)")
+    if args.channels is None:
+        return []
+    return [(f"#{c}", f"{args.target}:{c}") for c in parse_channels(args.channels)]
+
+
 def run(args: argparse.Namespace) -> int:
+    cells = cells_of(args)
+    target = [text for _, text in cells] if cells else args.target
     network = models.open(args.model, args.weights)
-    labels = target_labels(network, args.model or DEFAULT_MODEL, args.labels, args.target)
-    vis = visualisation(network, args.target, labels=labels, param=args.param,
+    named = "+".join(target) if cells else args.target  # for the classes it names
+    labels = target_labels(network, args.model or DEFAULT_MODEL, args.labels, named)
+    vis = visualisation(network, target, labels=labels, param=args.param,
                         transforms=args.transforms, batch=args.batch,
                         diversity=args.diversity, diversity_layer=args.diversity_layer,
                         size=args.size, steps=args.steps, lr=args.lr, seed=args.seed,
                         device=args.device, precision=args.precision)
-    inputs = [args.model, args.weights, args.labels, *direction_files(args.target)]
-    out = check_image_output(args.output or default_output(args.target), inputs,
-                             args.overwrite)
-    columns = math.ceil(math.sqrt(args.batch))
+    inputs = [args.model, args.weights, args.labels, *direction_files(args.target or "")]
+    name = args.target or f"classes_{args.classes}"
+    out = check_image_output(args.output or default_output(name), inputs, args.overwrite)
+    count = vis.settings.batch
+    columns = math.ceil(math.sqrt(count))
     check_writable_folder(out, 3 * (args.size + 32) ** 2 * columns ** 2 + (1 << 16))
     with tqdm(total=args.steps, disable=args.quiet, unit="step", leave=False) as bar:
         images = render(network, vis, on_step=bar.update)
-    sheet = images[0] if args.batch == 1 else \
-        grid([(f"{args.target} #{i}", image) for i, image in enumerate(images)], columns)
+    captions = [label for label, _ in cells] or [f"{args.target} #{i}" for i in range(count)]
+    sheet = images[0] if count == 1 and not cells else grid(list(zip(captions, images)), columns)
     settings = {k: v for k, v in vars(args).items() if k not in OUTPUT_OPTIONS}
     stored = marker(command="visualize", settings=settings, cwd=os.getcwd(),
                     network=f"{network.name} {network_digest(network)}")

@@ -65,6 +65,27 @@ class VisualSettings:
     dtype: torch.dtype | None = None  # the network's autocast dtype; None: float32
 
 
+@dataclass(frozen=True)
+class Each(Objective):
+    """Image i of the batch raises `parts[i]` alone: a sheet of several targets (classes,
+    channels) optimised as one batch."""
+
+    parts: tuple[Objective, ...]
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(layer for p in self.parts for layer in p.layers))
+
+    def terms(self, outputs):
+        kept = []
+        for i, part in enumerate(self.parts):
+            for layer, dy in part.terms(outputs):
+                mine = torch.zeros_like(dy)
+                mine[i] = dy[i]
+                kept.append((layer, mine))
+        return kept
+
+
 @dataclass(frozen=True, eq=False)
 class Visualisation:
     """One visualisation, decided and checked: what is raised, through what."""
@@ -75,14 +96,16 @@ class Visualisation:
     settings: VisualSettings
 
 
-def visualisation(network: Network, target: str | Objective, *, labels: ClassList | None = None,
+def visualisation(network: Network, target: str | Objective | list[str], *,
+                  labels: ClassList | None = None,
                   param: str = "fft", transforms: str = "standard", batch: int = 1,
                   diversity: float = 0.0, diversity_layer: str | None = None,
                   size: int = 224, steps: int = 512, lr: float = 0.05, seed: int = 0,
                   device: str = "auto", precision: str = "auto") -> Visualisation:
-    """The visualisation of `target` (the TARGET text, or an Objective) on `network`, every
-    setting checked here with the option's name in the error. `diversity`: the weight of
-    Lucid's diversity term at `diversity_layer` (default: the objective's first layer)."""
+    """The visualisation of `target` (the TARGET text, an Objective, or a list of TARGET
+    texts: one image each, `Each`) on `network`, every setting checked here with the
+    option's name in the error. `diversity`: the weight of Lucid's diversity term at
+    `diversity_layer` (default: the objective's first layer)."""
     for value, bounds, name in ((batch, BATCH, "--batch"), (steps, STEPS, "--steps"),
                                 (lr, LR, "--lr"), (diversity, DIVERSITY, "--diversity"),
                                 (size, SIZE, "--size"), (seed, numbers.SEED, "--seed")):
@@ -92,8 +115,15 @@ def visualisation(network: Network, target: str | Objective, *, labels: ClassLis
                          f"{', '.join(PARAMS)})")
     chosen = transforms_from_text(transforms)
     seen = transformed_size(chosen, size)
-    objective = visual_objective(target, network, labels, seen) \
-        if isinstance(target, str) else target
+    if isinstance(target, list):
+        if batch != 1:
+            raise UsageError("--batch goes with one TARGET (a sheet of several has one "
+                             "image each)")
+        batch = BATCH.check(len(target), "the number of targets")
+        objective = Each(tuple(visual_objective(t, network, labels, seen) for t in target))
+    else:
+        objective = visual_objective(target, network, labels, seen) \
+            if isinstance(target, str) else target
     if diversity:
         layer = resolve_layer(network, diversity_layer) if diversity_layer \
             else objective.layers[0]
