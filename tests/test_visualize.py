@@ -57,6 +57,15 @@ def test_visualize_writes_a_marked_png(tiny_cli_args, tmp_path, capsys):
     assert f"written to {out}" in capsys.readouterr().out
 
 
+def test_help_states_the_targets_and_lucids_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["visualize", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "layer:channel@y,x" in text and "class:NAME|INDEX" in text and "--classes" in text
+    assert "(default: fft)" in text and "(default: 512, as Lucid)" in text
+    assert "(default: 0.05, as Lucid)" in text and "alone: 100" in text
+
+
 def test_the_same_seed_gives_the_same_bytes(tiny_cli_args, tmp_path):
     for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
         assert run("conv2:3", *tiny_cli_args, *SMALL, "--param", "fft", "--seed", seed,
