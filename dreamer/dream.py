@@ -24,7 +24,7 @@ import numpy as np
 
 import models
 from converters.network import Network
-from dreamer.loops.run import dream_with_plan
+from dreamer.loops.run import dream_with_plan, input_rgb
 from dreamer.loops.visualize import render, visualisation
 from dreamer.plan.objectives import Objective
 from dreamer.plan.plan import make_plan
@@ -57,21 +57,26 @@ def dream(image: str | Path | np.ndarray, network: Network | str, layer: str | i
                            trace=trace)
 
 
-def visualize(target: str | Objective, network: Network | str, *, labels: str | None = None,
+def visualize(target: str | Objective | list[str], network: Network | str, *,
+              labels: str | None = None, start: str | Path | np.ndarray | None = None,
               on_step: Callable[[], None] | None = None, **options) -> np.ndarray:
     """Feature visualisation of `target` on `network` (a Network, or what `--model`
     accepts): B×H×W×3 uint8 RGB. `target` is the TARGET of `python -m dreamer visualize`
     (`layer:channel`, `layer:channel@y,x`, `class:NAME|INDEX`, `layer:@file.npy`, weighted
-    sums) or an Objective (dreamer/plan/objectives.py). `labels`: a class list file for
-    class:NAME (default: the model's labels.txt).
+    sums), an Objective (dreamer/plan/objectives.py), or a list of TARGETs (a sheet: one
+    image each). `labels`: a class list file for class:NAME (default: the model's
+    labels.txt). `start`: a photo (path or H×W×3 uint8 RGB) to begin from instead of noise.
 
     Options (dreamer/loops/visualize.py's `visualisation`): param (pixels, fft, maco),
     transforms (none, standard, a list), batch, diversity, diversity_layer, size, steps,
     lr, seed, device, precision; each checked before any compute.
     """
     net = network if isinstance(network, Network) else models.open(network)
-    names = target_labels(net, None if net is network else network, labels, target)
-    return render(net, visualisation(net, target, labels=names, **options), on_step=on_step)
+    named = "+".join(target) if isinstance(target, list) else target
+    names = target_labels(net, None if net is network else network, labels, named)
+    vis = visualisation(net, target, labels=names, **options)
+    photo = None if start is None else input_rgb(start)
+    return render(net, vis, start=photo, on_step=on_step)
 
 
 def target_labels(network: Network, model: str | None, labels: str | None,

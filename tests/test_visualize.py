@@ -108,6 +108,26 @@ def test_each_image_raises_its_own_target(tiny):
     assert np.array_equal(sheet[0], alone[0]) and not np.array_equal(sheet[1], alone[1])
 
 
+@pytest.mark.parametrize("param", ["pixels", "fft", "maco"])
+def test_a_start_photo_is_where_it_begins(tiny, param):
+    """--start: each parameterisation begins at the photo's square centre (one tiny step)."""
+    photo = np.random.default_rng(0).integers(0, 256, (40, 60, 3), np.uint8)
+    images = dreamer.visualize("conv2:3", tiny, start=photo, param=param, size=32, steps=1,
+                               lr=1e-6, transforms="none", batch=2)
+    centre = fit_input(photo, 32, 32, "centre").astype(int)
+    assert images.shape == (2, 32, 32, 3)
+    assert np.abs(images.astype(int) - centre).max() <= 1
+
+
+def test_the_start_photo_is_never_the_output(tiny_cli_args, tmp_path, capsys):
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (40, 40), "red").save(photo)
+    before = photo.read_bytes()
+    assert run("conv2:3", *tiny_cli_args, *SMALL, "--start", str(photo), "-o", str(photo),
+               "--overwrite") == 2
+    assert "is the input" in error_line(capsys) and photo.read_bytes() == before
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["conv2:30"], "TARGET conv2:30: channel 30 is out of range: layer 'conv2' has 12 "
                    "channels"),

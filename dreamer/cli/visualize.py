@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 import models
 from converters.errors import UsageError
+from converters.images import load_rgb
 from converters.ownership import OVERWRITE_HELP, check_writable_folder, marker
 from dreamer.cli.options import add_device_options, add_model_options
 from dreamer.cli.sweep import parse_channels
@@ -93,6 +94,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"{LR.describe()} (default: %(default)s, as Lucid)")
     parser.add_argument("--seed", type=numbers.SEED, default=0, help="random seed (the start "
                         f"and the transforms), {numbers.SEED.describe()} (default: %(default)s)")
+    parser.add_argument("--start", metavar="IMG", help="begin from this photo (its square "
+                        "centre at --size) instead of noise")
     add_device_options(parser)
     parser.add_argument("-o", "--output", help="output PNG (default: <TARGET>_vis.png)")
     parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
@@ -136,14 +139,16 @@ def run(args: argparse.Namespace) -> int:
                         diversity=args.diversity, diversity_layer=args.diversity_layer,
                         size=args.size, steps=args.steps, lr=args.lr, seed=args.seed,
                         device=args.device, precision=args.precision)
-    inputs = [args.model, args.weights, args.labels, *direction_files(args.target or "")]
+    photo = None if args.start is None else load_rgb(args.start)
+    inputs = [args.model, args.weights, args.labels, args.start,
+              *direction_files(args.target or "")]
     name = args.target or f"classes_{args.classes}"
     out = check_image_output(args.output or default_output(name), inputs, args.overwrite)
     count = vis.settings.batch
     columns = math.ceil(math.sqrt(count))
     check_writable_folder(out, 3 * (args.size + 32) ** 2 * columns ** 2 + (1 << 16))
     with tqdm(total=args.steps, disable=args.quiet, unit="step", leave=False) as bar:
-        images = render(network, vis, on_step=bar.update)
+        images = render(network, vis, start=photo, on_step=bar.update)
     captions = [label for label, _ in cells] or [f"{args.target} #{i}" for i in range(count)]
     sheet = images[0] if count == 1 and not cells else grid(list(zip(captions, images)), columns)
     settings = {k: v for k, v in vars(args).items() if k not in OUTPUT_OPTIONS}

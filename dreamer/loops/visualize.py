@@ -27,6 +27,7 @@ from converters.errors import UsageError
 from converters.network import Network
 from converters.numbers import Bounds
 from converters.preprocessing import LUMA, Preprocessing
+from dreamer.loops.classify import fit_input
 from dreamer.loops.gradient import crop_size
 from dreamer.loops.run import on_device
 from dreamer.plan import numbers
@@ -174,13 +175,23 @@ def check_size(network: Network, objective: Objective, seen: tuple[int, int],
                          f"{problem.reason}")
 
 
-def render(network: Network, vis: Visualisation, start: Tensor | None = None,
+def render(network: Network, vis: Visualisation, start: np.ndarray | None = None,
            on_step: Callable[[], None] | None = None) -> np.ndarray:
-    """The optimised images, B×H×W×3 uint8 RGB. `start`: B×3×H×W RGB in (0, 1) to begin
-    from (default: the parameterisation's random start)."""
+    """The optimised images, B×H×W×3 uint8 RGB. `start`: an H×W×3 uint8 RGB photo every
+    image begins from, centre-cropped and resized to the size (default: the
+    parameterisation's random start)."""
     warn_if_emulated(vis.settings.dtype, torch.device(vis.settings.device))
+    first = None if start is None else start_images(start, vis.settings)
     return optimised(on_device(network, vis.settings.device), vis.objective,
-                     PARAMS[vis.param](), vis.transforms, vis.settings, start, on_step)
+                     PARAMS[vis.param](), vis.transforms, vis.settings, first, on_step)
+
+
+def start_images(rgb: np.ndarray, settings: VisualSettings) -> Tensor:
+    """The photo as the batch's start: B×3×H×W in [0, 1], the square centre of the photo
+    at the visualisation's size (as classify fits an image to a net)."""
+    fitted = fit_input(rgb, settings.height, settings.width, "centre")
+    image = torch.from_numpy(fitted.astype(np.float32) / 255).permute(2, 0, 1)
+    return image[None].repeat(settings.batch, 1, 1, 1)
 
 
 def optimised(network: Network, objective: Objective, parameterisation,
