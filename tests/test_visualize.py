@@ -236,7 +236,8 @@ def test_a_channel_visualisation_beats_every_natural_crop(googlenet):
 
 def test_diversity_makes_a_batch_less_alike(googlenet):
     """--batch 4 --diversity (its default weight) against none, 12 steps each: the four
-    images' mean pairwise Gram cosine at the layer is lower."""
+    images' mean pairwise Gram cosine at the layer is lower. Measured: 0.87 without, 0.25
+    with (weight 1: 0.85, 10: 0.78)."""
     def gram_cosine(**options) -> float:
         images = dreamer.visualize(f"{CHANNEL_LAYER}:97", googlenet, batch=4, steps=12,
                                    device="cpu", **options)
