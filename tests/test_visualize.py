@@ -146,6 +146,7 @@ def test_the_start_photo_is_never_the_output(tiny_cli_args, tmp_path, capsys):
     (["conv2", "--channels", "0-12"], "channel 12 is out of range"),
     (["--classes", "1,2", "--batch", "2"], "--batch goes with one TARGET"),
     ([], "give a TARGET, or --classes"),
+    (["conv2:3", "--size", "8", "--transforms", "scale:0.5"], "--size 8 (4×4 at the smallest"),
 ])
 def test_bad_input_is_one_line_with_nothing_written(argv, message, tiny_cli_args, tmp_path,
                                                     capsys):

@@ -34,7 +34,12 @@ from dreamer.plan import numbers
 from dreamer.plan.objectives import Diversity, Objective
 from dreamer.plan.params import PARAMS
 from dreamer.plan.targets import Target, resolve_layer
-from dreamer.plan.transforms import Transform, apply_transforms, transforms_from_text
+from dreamer.plan.transforms import (
+    Transform,
+    apply_transforms,
+    smallest_size,
+    transforms_from_text,
+)
 from dreamer.plan.visual_targets import visual_objective
 from dreamer.runtime.devices import resolve_device
 from dreamer.runtime.precision import reduced_precision, resolve_precision, warn_if_emulated
@@ -115,7 +120,7 @@ def visualisation(network: Network, target: str | Objective | list[str], *,
         raise UsageError(f"--param: unknown parameterisation {param!r} (choose from "
                          f"{', '.join(PARAMS)})")
     chosen = transforms_from_text(transforms)
-    seen = transformed_size(chosen, size)
+    seen = smallest_size(chosen, size, size)  # the smallest image the net will see
     if isinstance(target, list):
         if batch != 1:
             raise UsageError("--batch goes with one TARGET (a sheet of several has one "
@@ -156,23 +161,16 @@ def fixed_size(network: Network, objective: Objective) -> tuple[int, int] | None
     return crop_size(network, [Target(layer) for layer in objective.layers])
 
 
-def transformed_size(transforms: Sequence[Transform], size: int) -> tuple[int, int]:
-    """(H, W) of a size×size image after the transforms (tried once on a blank image:
-    their sizes are arithmetic, a transform too large for the image is refused)."""
-    blank = torch.zeros(1, 3, size, size)
-    return tuple(apply_transforms(transforms, blank, torch.Generator()).shape[-2:])
-
-
 def check_size(network: Network, objective: Objective, seen: tuple[int, int],
                size: int) -> None:
-    """Refuse, before any compute, a size whose transformed image (`seen`, H×W) the
-    objective's layers cannot be computed on."""
+    """Refuse, before any compute, a size whose smallest transformed image (`seen`, H×W)
+    the objective's layers cannot be computed on."""
     if fixed_size(network, objective) is not None:
         return  # resized to the declared size every step
     problem = network.size_problem(*seen, objective.layers)
     if problem is not None:
-        raise UsageError(f"--size {size}: layer {problem.layer!r} cannot be computed: "
-                         f"{problem.reason}")
+        raise UsageError(f"--size {size} ({seen[1]}×{seen[0]} at the smallest, after the "
+                         f"transforms): {problem.reason}")
 
 
 def render(network: Network, vis: Visualisation, start: np.ndarray | None = None,
