@@ -113,3 +113,10 @@ def test_topk_value_in_the_objective_is_the_topk_option(tiny):
     rgb = cat(40, 36)
     assert np.array_equal(dreamer.dream(rgb, tiny, "conv2", 1, 0.02, objective="topk:0.2"),
                           dreamer.dream(rgb, tiny, "conv2", 1, 0.02, objective="topk", topk=0.2))
+
+
+def test_an_option_added_later_is_in_the_record_only_away_from_its_old_behaviour(tiny):
+    """A batch or frames folder made before `param` existed still resumes."""
+    assert "param" not in make_plan(tiny, "conv2", 2, 0.02).record("still", tiny)["options"]
+    fft = make_plan(tiny, "conv2", 2, 0.02, param="fft").record("still", tiny)["options"]
+    assert fft["param"] == "fft"

@@ -232,6 +232,9 @@ def guide_rgb(guide: str | Path | np.ndarray) -> np.ndarray:
 # --- the settings record -------------------------------------------------------------
 
 NOT_SETTINGS = ("device",)  # where a dream runs, not what it computes
+# Options added after records were first kept, with the value that dreams as before: at
+# that value they are left out, so that a folder an older version made still resumes.
+ADDED_LATER = {"param": "pixels"}
 
 
 def fingerprint(value) -> object:
@@ -267,7 +270,8 @@ def dream_settings(kind: str, net: Network, targets: list, iterations: int | Non
     every = dict(options)
     if isinstance(every["guide"], str):
         every["guide"] = Path(every["guide"])  # by its content
-    kept = {k: fingerprint(v) for k, v in sorted(every.items()) if k not in NOT_SETTINGS}
+    kept = {k: fingerprint(v) for k, v in sorted(every.items())
+            if k not in NOT_SETTINGS and (k not in ADDED_LATER or v != ADDED_LATER[k])}
     return {"kind": kind, "network": f"{net.name} {network_digest(net)}",
             "targets": [[t.layer, t.weight, t.channel] for t in targets],
             "iterations": iterations, "rate": rate, "options": kept,
