@@ -82,6 +82,17 @@ bench-studio: setup
 studio-screenshot: setup
 	$(PY) bench/studio.py --screenshot bench/studio.png
 
+# README's feature-visualisation sheets: six channels of GoogLeNet's inception_4c/output and
+# six classes, from noise (fft, Lucid's transforms).
+VISUALIZE_FLAGS = --model googlenet --size 192 --steps 128 --seed 0 --overwrite
+.PHONY: visualize-sheets
+visualize-sheets: setup
+	$(PY) -m models googlenet $(MIRROR_FLAG)
+	$(PY) -m dreamer visualize inception_4c/output --channels 0-5 $(VISUALIZE_FLAGS) \
+		-o bench/visualize_channels.png
+	$(PY) -m dreamer visualize --classes goldfish,flamingo,zebra,daisy,volcano,"tiger cat" \
+		$(VISUALIZE_FLAGS) -o bench/visualize_classes.png
+
 # --- model zoo (models/; the registry is models/registry.py) ---------------------------------
 #   make convert                                  list the zoo
 #   make convert MODEL=nin [FROM=../shared/models] fetch (or take from a mirror), verify, convert
