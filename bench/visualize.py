@@ -23,9 +23,10 @@ seed for all.
    (so that load from other processes spreads over all of them): median (min–max).
 
 The full run (512 steps, 10 classes, 8 channels, 1000 crops; 64 visualisations) takes
-512 steps × the seconds per step of each: about a day on 2 CPU cores (its last line
-estimates it from the rates measured). --quick: 2 classes, 2 channels, 24 steps, 100
-crops (about 10 minutes on 2 busy CPU cores).
+512 steps × the seconds per step of each: hours on 2 CPU cores (4 to 15 h estimated here,
+with other work on them; the last line estimates it from the rates measured). --quick:
+2 classes, 2 channels, 24 steps, 100 crops, 2 timing rounds of 16 steps (about 10
+minutes on 2 busy CPU cores).
 """
 
 from __future__ import annotations
