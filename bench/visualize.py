@@ -18,12 +18,16 @@ seed for all.
 2. Channel strength: for the first K of CHANNELS of inception_4c/output, the channel's mean
    reached by the image, relative to the strongest of --crops natural crops (Caffe's
    cat.jpg and fish-bike.jpg, square crops at many positions and scales, resized to --size).
-3. Time: seconds per step (wall, and this process's CPU time), median over all runs.
+3. Time: seconds per step (wall, and this process's CPU time) of each method on a class
+   and on a channel, --time-steps steps per run, the methods in turn for --rounds rounds
+   (so that load from other processes spreads over all of them): median (min–max).
 
 The full run (512 steps, 10 classes, 8 channels, 1000 crops; 64 visualisations) takes
-512 steps × the seconds per step of each: about a day on 2 CPU cores (its last line
-estimates it from the rates measured). --quick: 2 classes, 2 channels, 24 steps, 100
-crops (about 10 minutes on 2 busy CPU cores).
+512 steps × the seconds per step of each: on 2 AVX-512 cores about 0.8 h when they are
+free, up to 15 h with other work on them (the last line estimates it from the rates
+measured). --quick:
+2 classes, 2 channels, 24 steps, 100 crops, 2 timing rounds of 16 steps (about 10
+minutes on 2 busy CPU cores).
 """
 
 from __future__ import annotations
@@ -50,7 +54,8 @@ LABELS = SHARED / "models/bvlc_googlenet/categories.txt"
 PHOTOS = ("cat.jpg", "fish-bike.jpg")
 LUCENT = "lucent 0.1.8"
 DEEPDRAW = "deepdraw preset"
-QUICK = {"classes": 2, "channels": 2, "steps": 24, "crops": 100}
+QUICK = {"classes": 2, "channels": 2, "steps": 24, "crops": 100, "time_steps": 16,
+         "rounds": 2}
 
 # A method: (kind "class"|"channel", index) -> H×W×3 uint8.
 Method = Callable[[str, int], np.ndarray]
@@ -174,6 +179,25 @@ def timed(method: Method, kind: str, index: int) -> tuple[np.ndarray, float, flo
     return image, time.perf_counter() - start, time.process_time() - start_cpu
 
 
+def time_steps(runs: dict[str, tuple[Method, set]], args: argparse.Namespace,
+               class_index: int, channel: int | None
+               ) -> tuple[dict[tuple[str, str], list[float]], dict[tuple[str, str], list[float]]]:
+    """(wall, CPU) seconds per step per (method, kind): --rounds rounds of every method
+    in turn, --time-steps steps each."""
+    steps, args.steps = args.steps, args.time_steps
+    seconds: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.rounds):
+        for kind, index in (("class", class_index), ("channel", channel)):
+            for name, (method, kinds) in runs.items():
+                if kind in kinds and index is not None:
+                    _, wall, used = timed(method, kind, index)
+                    seconds.setdefault((name, kind), []).append(wall / args.steps)
+                    cpu.setdefault((name, kind), []).append(used / args.steps)
+    args.steps = steps
+    return seconds, cpu
+
+
 def save(folder: str | None, name: str, kind: str, index: int, image: np.ndarray) -> None:
     if folder is None:
         return
@@ -209,8 +233,6 @@ def main() -> int:
 
     crops = natural_crops(args.size, args.crops)
     strongest = channel_means(googlenet.to(args.device), crops, channels, args.device).max(0)
-    seconds: dict[str, list[float]] = {name: [] for name in runs}
-    cpu: dict[str, list[float]] = {name: [] for name in runs}
     transfer: dict[str, list[tuple[int, int]]] = {name: [] for name in runs}
     strength: dict[str, list[float]] = {name: [] for name in runs}
     warm_up(runs, args, classes[0] if classes else None, channels[0] if channels else None)
@@ -220,9 +242,7 @@ def main() -> int:
                 if kind not in kinds:
                     continue
                 googlenet.to(args.device)  # top_ranks moved it to the CPU
-                image, wall, used = timed(method, kind, index)
-                seconds[name].append(wall / args.steps)
-                cpu[name].append(used / args.steps)
+                image, wall, _ = timed(method, kind, index)
                 save(args.images, name, kind, index, image)
                 if kind == "class":
                     transfer[name].append((top_ranks(googlenet, image, index),
@@ -232,6 +252,7 @@ def main() -> int:
                                          args.device)[0, 0]
                     strength[name].append(mean / strongest[channels.index(index)])
                 print(f"  {name}: {kind} {index} done in {wall:.1f} s", file=sys.stderr)
+    seconds, cpu = time_steps(runs, args, classes[0], channels[0] if channels else None)
     report(args, classes, labels, channels, strongest, seconds, cpu, transfer, strength)
     return 0
 
@@ -254,15 +275,18 @@ def report(args, classes, labels, channels, strongest, seconds, cpu, transfer,
         if ratios:
             print(f"{name:<34} {statistics.median(ratios):>8.2f}  "
                   f"{' '.join(f'{r:.2f}' for r in ratios)}")
-    print(f"\n3. time at {args.size}×{args.size} ({args.device}), median over all runs")
-    print(f"{'method':<34} {'s/step':>8} {'CPU s/step':>10} {'vs lucent':>10}")
-    peer = statistics.median(seconds[LUCENT])
-    for name, times in seconds.items():
-        t = statistics.median(times)
-        print(f"{name:<34} {t:>8.3f} {statistics.median(cpu[name]):>10.3f} "
-              f"{peer / t:>9.2f}×")
-    full = sum(statistics.median(times) * 512 * (10 + 8 * (name != DEEPDRAW))
-               for name, times in seconds.items())
+    print(f"\n3. time at {args.size}×{args.size} ({args.device}), {args.rounds} rounds × "
+          f"{args.time_steps} steps, median (min–max)")
+    print(f"{'method':<34} {'target':>7} {'s/step':>22} {'CPU s/step':>10} "
+          f"{'lucent/this':>11} {'CPU':>6}")
+    for (name, kind), times in sorted(seconds.items(), key=lambda item: item[0][1]):
+        t, used = statistics.median(times), statistics.median(cpu[name, kind])
+        peer, peer_cpu = (statistics.median(x[LUCENT, kind]) for x in (seconds, cpu))
+        spread = f"{t:.3f} ({min(times):.3f}–{max(times):.3f})"
+        print(f"{name:<34} {kind:>7} {spread:>22} {used:>10.3f} {peer / t:>10.2f}× "
+              f"{peer_cpu / used:>5.2f}×")
+    full = sum(statistics.median(times) * 512 * (10 if kind == "class" else 8)
+               for (name, kind), times in seconds.items())
     print(f"\nthe full run (10 classes, 8 channels, 512 steps) would take about "
           f"{full / 3600:.1f} h at these rates")
 
@@ -277,10 +301,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--crops", type=int, default=1000)
     parser.add_argument("--params", default="fft,maco", help="ours: comma-separated")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--time-steps", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--images", help="save every visualisation here (PNG)")
     parser.add_argument("--quick", action="store_true",
-                        help=", ".join(f"--{k} {v}" for k, v in QUICK.items()))
+                        help=", ".join(f"--{k.replace('_', '-')} {v}"
+                                       for k, v in QUICK.items()))
     args = parser.parse_args()
     if args.quick:
         for key, value in QUICK.items():
