@@ -57,9 +57,11 @@ cli-fuzz: setup
 
 # The lucent peer of bench/visualize.py, in its own folder (below).
 LUCENT_PEER := build/bench-peers/lucent/torch_lucent-0.1.8.dist-info
-# Every benchmark in bench/ (shared code in bench/_*.py): speed, precisions, memory.
+# Every benchmark in bench/ (shared code in bench/_*.py): speed, precisions, memory; the
+# feature visualisation one in its quick mode (its full run is `make bench-visualize`, hours).
 bench: setup $(LUCENT_PEER)
-	@for script in bench/[!_]*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@for script in bench/[!_]*.py; do echo "== $$script"; \
+		$(PY) $$script $$([ $$script = bench/visualize.py ] && echo --quick) || exit 1; done
 
 # Feature visualisation against lucent and the deepdraw preset (bench/visualize.py; VIS_FLAGS,
 # e.g. --quick). lucent is no dependency: pip puts it in its own folder, which only the
