@@ -425,6 +425,12 @@ def warm_up(fixture: Path) -> None:
     import torch
 
     torch.set_num_threads(1)
+    try:
+        import cv2  # optional (zoom, video)
+    except ImportError:
+        pass
+    else:  # OpenCV's thread pool, started here, does not survive the fork of each case
+        cv2.setNumThreads(0)
     for command in COMMANDS:  # not SELF_TEST
         argv = [a.replace("{fx}", str(fixture)) for a in command.base(fixture)]
         with tempfile.TemporaryDirectory() as cwd, open(os.devnull, "w") as null, \
