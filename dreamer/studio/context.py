@@ -11,6 +11,7 @@ import tempfile
 import threading
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -44,6 +45,23 @@ class Studio:
 
     def __post_init__(self) -> None:
         WORK_FOLDERS.add(str(self.folder))
+
+    @contextmanager
+    def stop_flag(self, key: str) -> Iterator[threading.Event]:
+        """The Stop flag of the work `key` names (a browser session's dream, gallery, zoom)
+        while the work runs; `halt(key)` sets it."""
+        stop = self.stops[key] = threading.Event()
+        try:
+            yield stop
+        finally:
+            if self.stops.get(key) is stop:
+                del self.stops[key]
+
+    def halt(self, key: str) -> None:
+        """Stop the work `key` names, if it runs."""
+        stop = self.stops.get(key)
+        if stop is not None:
+            stop.set()
 
     def checked_upload(self, upload: str | None, what: str = "image") -> Path:
         """The uploaded file, refused (as the CLI refuses an image file) over the bound."""

@@ -2,7 +2,6 @@
 objective and guide image; each octave's result as it finishes with a progress bar, Stop,
 the PNG to download and the same dream's command."""
 
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,10 +129,9 @@ def add(studio: Studio) -> DreamTab:
             gr.Warning(message_of(e))
             yield skip, None, skip, message_of(e), "", skip
             return
-        stop = studio.stops[request.session_hash] = threading.Event()
-        yield None, None, command, "dreaming…", "", skip
-        started = shown = time.monotonic()
-        try:
+        with studio.stop_flag(request.session_hash) as stop:
+            yield None, None, command, "dreaming…", "", skip
+            started = shown = time.monotonic()
             for event in dreaming.dream_events(cache, upload, settings, studio.folder, stop,
                                                guide):
                 now = time.monotonic()
@@ -154,14 +152,9 @@ def add(studio: Studio) -> DreamTab:
                     if not isinstance(event[1], Stopped):
                         gr.Warning(message)
                     yield skip, None, command, message, skip, skip
-        finally:
-            if studio.stops.get(request.session_hash) is stop:
-                del studio.stops[request.session_hash]
 
     def halt(request: gr.Request) -> None:
-        stop = studio.stops.get(request.session_hash)
-        if stop is not None:
-            stop.set()
+        studio.halt(request.session_hash)
 
     def number(label: str, name: str):
         """A number field (text: it may be empty), starting at the dreamer's default."""

@@ -2,8 +2,6 @@
 layer, or per channel of the layer chosen on the Dream tab; cells appear as they finish,
 Stop ends it, and the same gallery asked again comes from the studio's work folder."""
 
-import threading
-
 from converters.errors import DreamzooError
 from converters.numbers import Bounds
 from dreamer.cli import gallery as gallery_command
@@ -54,32 +52,27 @@ def add(studio: Studio, dream: "dream_tab.DreamTab") -> None:
             yield skip, skip, message_of(e)
             return
         key = f"{request.session_hash} gallery"  # not the Dream tab's Stop
-        stop = studio.stops[key] = threading.Event()
-        shown: list[tuple[str, str]] = []
-        yield [], None, "dreaming the gallery…"
-        try:
-            for event in gallery.gallery_events(studio.cache, model, upload, settings,
-                                                studio.folder, stop):
-                if event[0] == "cached":
-                    cells = [(str(png), label) for label, png in event[1]]
-                    yield cells, str(event[2]), f"{len(cells)} cells, from the cache"
-                elif event[0] == "cell":
-                    shown.append((str(event[2]), event[1]))
-                    yield shown, skip, f"cell {len(shown)} of {event[3]}: {event[1]}"
-                elif event[0] == "done":
-                    yield skip, str(event[1]), f"done: {len(shown)} cells"
-                else:
-                    yield skip, skip, message_of(event[1])
-        except (DreamzooError, ValueError) as e:  # the model could not be opened
-            yield skip, skip, message_of(e)
-        finally:
-            if studio.stops.get(key) is stop:
-                del studio.stops[key]
+        with studio.stop_flag(key) as stop:
+            shown: list[tuple[str, str]] = []
+            yield [], None, "dreaming the gallery…"
+            try:
+                for event in gallery.gallery_events(studio.cache, model, upload, settings,
+                                                    studio.folder, stop):
+                    if event[0] == "cached":
+                        cells = [(str(png), label) for label, png in event[1]]
+                        yield cells, str(event[2]), f"{len(cells)} cells, from the cache"
+                    elif event[0] == "cell":
+                        shown.append((str(event[2]), event[1]))
+                        yield shown, skip, f"cell {len(shown)} of {event[3]}: {event[1]}"
+                    elif event[0] == "done":
+                        yield skip, str(event[1]), f"done: {len(shown)} cells"
+                    else:
+                        yield skip, skip, message_of(event[1])
+            except (DreamzooError, ValueError) as e:  # the model could not be opened
+                yield skip, skip, message_of(e)
 
     def halt(request: gr.Request) -> None:
-        stop = studio.stops.get(f"{request.session_hash} gallery")
-        if stop is not None:
-            stop.set()
+        studio.halt(f"{request.session_hash} gallery")
 
     def number(label: str, name: str, bounds: Bounds):
         return gr.Number(DEFAULTS[name], label=label, minimum=bounds.low, maximum=bounds.high,

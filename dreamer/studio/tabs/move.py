@@ -6,7 +6,6 @@ Both dream on the Dream tab's model and layer; their numbers are their own (the 
 and the video command's defaults differ from a still's)."""
 
 import html
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -84,9 +83,8 @@ def add(studio: Studio, dream_tab: "dream.DreamTab") -> None:
         command = "\n".join(dreaming.command_text(argv, name, studio.models_folder)
                             for name in (output, f"{upload.stem}_zoom.mp4"))
         key = f"{request.session_hash}/zoom"
-        stop = studio.stops[key] = threading.Event()
-        yield None, None, None, command, progress_html(0, motion.frames, "zooming…")
-        try:
+        with studio.stop_flag(key) as stop:
+            yield None, None, None, command, progress_html(0, motion.frames, "zooming…")
             events = threaded(lambda put: jobs.zoom_files(
                 studio.cache, upload, argv, output, studio.folder, stop, put), stop, "studio-zoom")
             for event in events:
@@ -102,14 +100,9 @@ def add(studio: Studio, dream_tab: "dream.DreamTab") -> None:
                     if not isinstance(event[1], Stopped):
                         gr.Warning(message)
                     yield skip, skip, skip, skip, html.escape(message)
-        finally:
-            if studio.stops.get(key) is stop:
-                del studio.stops[key]
 
     def halt_zoom(request: gr.Request) -> None:
-        stop = studio.stops.get(f"{request.session_hash}/zoom")
-        if stop is not None:
-            stop.set()
+        studio.halt(f"{request.session_hash}/zoom")
 
     def start_video(upload, model, layer, iterations, rate, octaves, seed, blend, max_side):
         try:
