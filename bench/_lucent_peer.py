@@ -3,12 +3,13 @@ run with its own defaults on our converted network.
 
 lucent is no dependency of dreamzoo: `make bench-visualize` installs it in its own folder,
 
-    pip install --target build/bench-peers/lucent torch-lucent==0.1.8 kornia==0.5.11 \\
-        decorator ipython
+    pip install --target build/bench-peers/lucent --no-deps torch-lucent==0.1.8 kornia==0.5.11
+    pip install --target build/bench-peers/lucent decorator ipython
 
-(lucent 0.1.8 calls a kornia function that later kornia removed; it imports IPython), and
-this module puts that folder at the END of sys.path, so that the venv's own packages win
-over the copies pip put beside lucent.
+(lucent 0.1.8 asks for kornia<=0.4.1, which has no wheel for this Python, and for its own
+torch; it runs with kornia 0.5.11 and the venv's torch; it imports IPython), and this
+module puts that folder at the END of sys.path, so that the venv's own packages win over
+the copies pip put beside lucent.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from _common import ROOT
 from torch import nn
 
 PEER_FOLDER = ROOT / "build/bench-peers/lucent"
-INSTALL = (f"pip install --target {PEER_FOLDER.relative_to(ROOT)} torch-lucent==0.1.8 "
-           "kornia==0.5.11 decorator ipython")
+INSTALL = (f"pip install --target {PEER_FOLDER.relative_to(ROOT)} --no-deps "
+           "torch-lucent==0.1.8 kornia==0.5.11 && pip install --target "
+           f"{PEER_FOLDER.relative_to(ROOT)} decorator ipython")
 
 
 def import_lucent():

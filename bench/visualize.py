@@ -4,7 +4,8 @@
                               [--classes K] [--channels K] [--crops N] [--params LIST]
                               [--seed S] [--device D] [--images DIR] [--quick]
 
-Methods: `dreamer.visualize` with each of --params (default fft and maco); our deepdraw
+Methods: `dreamer.visualize` with each of --params (PARAM or PARAM/TRANSFORMS; default
+fft, maco, and fft through the robust transforms); our deepdraw
 preset (classes only: it draws a class); lucent (torch-lucent 0.1.8, the PyTorch port of
 Lucid, installed apart by `make bench-visualize`: bench/_lucent_peer.py) with its own
 defaults (Fourier parameterisation, decorrelated colour, standard transforms, Adam 0.05)
@@ -22,7 +23,7 @@ seed for all.
    and on a channel, --time-steps steps per run, the methods in turn for --rounds rounds
    (so that load from other processes spreads over all of them): median (min–max).
 
-The full run (512 steps, 10 classes, 8 channels, 1000 crops; 64 visualisations) takes
+The full run (512 steps, 10 classes, 8 channels, 1000 crops; 82 visualisations) takes
 512 steps × the seconds per step of each: on 2 AVX-512 cores about 0.8 h when they are
 free, up to 15 h with other work on them (the last line estimates it from the rates
 measured). --quick:
@@ -84,12 +85,12 @@ def methods(network, args: argparse.Namespace, logits: str) -> dict[str, tuple[M
     from dreamer.loops.deepdraw import noise_canvas
     from dreamer.plan.objectives import ClassLogit
 
-    def ours(param: str) -> Method:
+    def ours(param: str, transforms: str) -> Method:
         def run(kind: str, index: int) -> np.ndarray:
             target = f"class:{index}" if kind == "class" else f"{LAYER}:{index}"
             return dreamer.visualize(target, network, labels=str(LABELS), param=param,
-                                     size=args.size, steps=args.steps, seed=args.seed,
-                                     device=args.device)[0]
+                                     transforms=transforms, size=args.size,
+                                     steps=args.steps, seed=args.seed, device=args.device)[0]
         return run
 
     def deepdraw(kind: str, index: int) -> np.ndarray:
@@ -103,7 +104,11 @@ def methods(network, args: argparse.Namespace, logits: str) -> dict[str, tuple[M
                       fixed_size=kind == "class")
 
     both = {"class", "channel"}
-    chosen = {f"dreamzoo visualize --param {p}": (ours(p), both) for p in args.params}
+    chosen = {}
+    for choice in args.params:
+        param, _, transforms = choice.partition("/")
+        name = f"dreamzoo --param {param}" + (f" --transforms {transforms}" if transforms else "")
+        chosen[name] = (ours(param, transforms or "standard"), both)
     return chosen | {DEEPDRAW: (deepdraw, {"class"}), LUCENT: (lucent, both)}
 
 
@@ -261,29 +266,29 @@ def report(args, classes, labels, channels, strongest, seconds, cpu, transfer,
            strength) -> None:
     names = ", ".join(f"{labels.name(i)} ({i})" for i in classes)
     print(f"\n1. class transfer, {len(classes)} classes: {names}")
-    print(f"{'method':<34} {'SqueezeNet top 5':>16} {'GoogLeNet top 1':>16}  "
+    print(f"{'method':<40} {'SqueezeNet top 5':>16} {'GoogLeNet top 1':>16}  "
           f"SqueezeNet ranks")
     for name, ranks in transfer.items():
         squeeze = sum(r[1] <= 5 for r in ranks)
         google = sum(r[0] == 1 for r in ranks)
-        print(f"{name:<34} {squeeze:>13}/{len(ranks):<2} {google:>13}/{len(ranks):<2}  "
+        print(f"{name:<40} {squeeze:>13}/{len(ranks):<2} {google:>13}/{len(ranks):<2}  "
               f"{' '.join(str(r[1]) for r in ranks)}")
     print(f"\n2. channel strength, {LAYER} channels {channels}: the channel's mean reached / "
           f"the strongest natural crop's ({' '.join(f'{v:.1f}' for v in strongest)})")
-    print(f"{'method':<34} {'median':>8}  per channel")
+    print(f"{'method':<40} {'median':>8}  per channel")
     for name, ratios in strength.items():
         if ratios:
-            print(f"{name:<34} {statistics.median(ratios):>8.2f}  "
+            print(f"{name:<40} {statistics.median(ratios):>8.2f}  "
                   f"{' '.join(f'{r:.2f}' for r in ratios)}")
     print(f"\n3. time at {args.size}×{args.size} ({args.device}), {args.rounds} rounds × "
           f"{args.time_steps} steps, median (min–max)")
-    print(f"{'method':<34} {'target':>7} {'s/step':>22} {'CPU s/step':>10} "
+    print(f"{'method':<40} {'target':>7} {'s/step':>22} {'CPU s/step':>10} "
           f"{'lucent/this':>11} {'CPU':>6}")
     for (name, kind), times in sorted(seconds.items(), key=lambda item: item[0][1]):
         t, used = statistics.median(times), statistics.median(cpu[name, kind])
         peer, peer_cpu = (statistics.median(x[LUCENT, kind]) for x in (seconds, cpu))
         spread = f"{t:.3f} ({min(times):.3f}–{max(times):.3f})"
-        print(f"{name:<34} {kind:>7} {spread:>22} {used:>10.3f} {peer / t:>10.2f}× "
+        print(f"{name:<40} {kind:>7} {spread:>22} {used:>10.3f} {peer / t:>10.2f}× "
               f"{peer_cpu / used:>5.2f}×")
     full = sum(statistics.median(times) * 512 * (10 if kind == "class" else 8)
                for (name, kind), times in seconds.items())
@@ -299,7 +304,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--classes", type=int, default=len(CLASSES))
     parser.add_argument("--channels", type=int, default=len(CHANNELS))
     parser.add_argument("--crops", type=int, default=1000)
-    parser.add_argument("--params", default="fft,maco", help="ours: comma-separated")
+    parser.add_argument("--params", default="fft,maco,fft/robust",
+                        help="ours: comma-separated PARAM or PARAM/TRANSFORMS")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--time-steps", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)

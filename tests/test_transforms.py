@@ -11,6 +11,7 @@ from PIL import Image
 from converters.errors import UsageError
 from dreamer.plan.transforms import (
     STANDARD,
+    TRANSFORMS_HELP,
     Jitter,
     Pad,
     RandomRotate,
@@ -179,6 +180,16 @@ def test_transforms_from_text_reads_the_forms():
     assert list(rotate.degrees) == pytest.approx(range(-10, 11))
     assert transforms_from_text("scale:1.5, jitter:2") == (RandomScale((1.5,)), Jitter(2))
     assert transforms_from_text("rotate:0") == (RandomRotate((0,)),)
+
+
+def test_robust_is_the_list_its_help_gives_and_wider_than_standard_in_every_draw():
+    robust = transforms_from_text("robust")
+    assert robust == transforms_from_text("pad:16,jitter:16,scale:0.8-1.2,rotate:15,jitter:8")
+    assert "pad:16,jitter:16,scale:0.8-1.2,rotate:15,jitter:8" in TRANSFORMS_HELP
+    pad, jitter, scale, rotate, jitter_again = robust
+    assert pad.width > 12 and jitter.pixels > 8 and jitter_again.pixels > 4
+    assert min(scale.scales) < min(LUCID_SCALES) and max(scale.scales) > max(LUCID_SCALES)
+    assert max(rotate.degrees) == 15 and min(rotate.degrees) == -15
 
 
 @pytest.mark.parametrize("text, message", [
