@@ -46,10 +46,10 @@ import numpy as np
 from _common import SHARED, open_googlenet
 
 LAYER = "inception_4c/output"
-# ImageNet classes chosen here (none is a class the tests or README dream): animals,
-# food, objects.
-CLASSES = ("flamingo", "tree frog", "peacock", "ladybug", "monarch", "strawberry", "pizza",
-           "beacon", "jack-o'-lantern", "pineapple")
+# ImageNet classes chosen here, none that the tests, README's sheets or the choice of the
+# robust transforms (dreamer/plan/transforms.py) dreamed: animals, food, objects.
+CLASSES = ("king penguin", "tree frog", "red fox", "monarch", "strawberry", "pizza",
+           "pineapple", "beacon", "jack-o'-lantern", "hourglass")
 CHANNELS = (0, 33, 97, 150, 230, 307, 405, 488)  # of inception_4c/output's 512
 LABELS = SHARED / "models/bvlc_googlenet/categories.txt"
 PHOTOS = ("cat.jpg", "fish-bike.jpg")
