@@ -68,7 +68,7 @@ def visualize(target: str | Objective | list[str], network: Network | str, *,
     labels.txt). `start`: a photo (path or H×W×3 uint8 RGB) to begin from instead of noise.
 
     Options (dreamer/loops/visualize.py's `visualisation`): param (pixels, fft, maco),
-    transforms (none, standard, a list), batch, diversity, diversity_layer, size, steps,
+    transforms (none, standard, robust, a list), batch, diversity, diversity_layer, size, steps,
     lr, seed, device, precision; each checked before any compute.
     """
     net = network if isinstance(network, Network) else models.open(network)
