@@ -24,9 +24,9 @@ seed for all.
    (so that load from other processes spreads over all of them): median (min–max).
 
 The full run (512 steps, 10 classes, 8 channels, 1000 crops; 82 visualisations) takes
-512 steps × the seconds per step of each: on 2 AVX-512 cores about 0.8 h when they are
-free, up to 15 h with other work on them (the last line estimates it from the rates
-measured). --quick:
+512 steps × the seconds per step of each: on 2 AVX-512 cores 1.05 h when they are
+free (2026-12-07), many more with other work on them (the last line estimates it from the
+rates measured). --quick:
 2 classes, 2 channels, 24 steps, 100 crops, 2 timing rounds of 16 steps (about 10
 minutes on 2 busy CPU cores).
 """
