@@ -57,31 +57,66 @@ class DreamWorker:
         return run_item(item, self.network)
 
 
-class RayPool:
-    def __init__(self, address: str, network: Network, *, workers: int | None, cpus: int,
-                 gpus: float, device: str) -> None:
+class RayActors:
+    """`count` actors of `worker_class` on Ray, started and ended together: Ray connected to
+    `address` unless this process is already; `prepare` (what the actors need in the object
+    store) and the actors started, each waited for until its method `ready` answers, else a
+    one-line UsageError and nothing left behind; `close` kills them and shuts down Ray only
+    if it started it. A subclass sets what its `start`
+    needs before calling this `__init__`."""
+
+    worker_class: type
+    ready: str
+
+    def __init__(self, address: str, workers: int | None, cpus: int, gpus: float) -> None:
         ray = self.ray = import_ray()
         self.started_ray = not ray.is_initialized()
         if self.started_ray:
             connect(ray, address)
-        self.workers, self.retried = [], 0
-        # a worker without GPUs of its own sees none (Ray hides them): `auto` is its cpu
-        self.device = "cuda" if gpus > 0 else "cpu" if device == "auto" else device
+        self.actors: list[Any] = []
         self.cpus, self.gpus = cpus, gpus
         try:
             self.count = worker_count(ray.cluster_resources(), workers, cpus, gpus)
-            self.model = ray.put(to_bytes(network))
-            self.actor = ray.remote(DreamWorker).options(num_cpus=cpus, num_gpus=gpus,
-                                                         max_restarts=0)
-            self.workers = [self.start() for _ in range(self.count)]
-            self.pids = ray.get([w.pid.remote() for w in self.workers],
-                                timeout=START_TIMEOUT_S)  # each has loaded the network
+            self.prepare()
+            self.actor = ray.remote(self.worker_class).options(num_cpus=cpus, num_gpus=gpus,
+                                                               max_restarts=0)
+            self.actors = [self.start() for _ in range(self.count)]
+            ray.get([getattr(a, self.ready).remote() for a in self.actors],
+                    timeout=START_TIMEOUT_S)
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
             self.close()
             raise UsageError(f"the Ray workers did not start: {first_line(e)}") from None
         except BaseException:
             self.close()
             raise
+
+    def prepare(self) -> None:
+        """Put what the actors need in the object store (nothing by default)."""
+
+    def start(self):
+        """One more actor (an ActorHandle)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
+        if self.started_ray:
+            self.ray.shutdown()
+
+
+class RayPool(RayActors):
+    worker_class = DreamWorker
+    ready = "pid"  # answered once the actor has loaded the network
+
+    def __init__(self, address: str, network: Network, *, workers: int | None, cpus: int,
+                 gpus: float, device: str) -> None:
+        self.network, self.retried = network, 0
+        # a worker without GPUs of its own sees none (Ray hides them): `auto` is its cpu
+        self.device = "cuda" if gpus > 0 else "cpu" if device == "auto" else device
+        super().__init__(address, workers, cpus, gpus)
+
+    def prepare(self) -> None:
+        self.model = self.ray.put(to_bytes(self.network))
 
     def start(self):
         return self.actor.remote(self.model, self.cpus, self.device)
@@ -103,7 +138,7 @@ class RayPool:
                 if job is None:
                     break
                 w = load.index(min(load))
-                handle = self.workers[w]
+                handle = self.actors[w]
                 pending[handle.run.remote(job[1])] = (*job, handle, w)
                 load[w] += 1
             if not pending:
@@ -115,20 +150,14 @@ class RayPool:
                 result = ray.get(ref)
             except ray.exceptions.RayActorError:
                 self.retried += 1
-                if self.workers[w] is handle:  # the first of its items to report the death
-                    self.workers[w] = self.start()
+                if self.actors[w] is handle:  # the first of its items to report the death
+                    self.actors[w] = self.start()
                 if attempts + 1 < MAX_ATTEMPTS:
                     again.append((key, item, attempts + 1))
                 else:
                     yield key, Failure(f"its Ray worker died {MAX_ATTEMPTS} times")
                 continue
             yield key, result
-
-    def close(self) -> None:
-        for worker in self.workers:
-            self.ray.kill(worker)
-        if self.started_ray:
-            self.ray.shutdown()
 
 
 def connect(ray, address: str) -> None:

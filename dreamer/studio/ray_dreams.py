@@ -12,11 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from converters.errors import UsageError
 from converters.network import Network
 from converters.store import from_bytes, to_bytes
 from dreamer.jobs.engine import Workers, work_plan
-from dreamer.jobs.ray_pool import connect, first_line, import_ray, worker_count
+from dreamer.jobs.ray_pool import RayActors, import_ray
 from dreamer.jobs.work import Failure, Still, run_item
 from dreamer.loops.run import dream_with_plan, on_device
 from dreamer.plan.plan import DreamPlan
@@ -25,7 +24,6 @@ from dreamer.studio.cache import Loaded
 from dreamer.studio.context import Stopped
 
 POLL_S = 0.1  # how often a dream waiting for its worker looks at the Stop flag
-START_TIMEOUT_S = 600
 
 
 @dataclass
@@ -58,36 +56,21 @@ class StudioWorker:
         return run_item(item, self.network)
 
 
-class RayDreams:
+class RayDreams(RayActors):
     """Dreams on `workers` (Ray workers), one per slot of the studio's queue."""
 
+    worker_class = StudioWorker
+    ready = "ready"
+
     def __init__(self, workers: Workers) -> None:
-        ray = self.ray = import_ray()
-        self.started_ray = not ray.is_initialized()
-        if self.started_ray:
-            connect(ray, workers.ray)
         # a worker without GPUs of its own sees none (Ray hides them)
         self.device = "cuda" if workers.gpus > 0 else "cpu"
-        self.actors: list[Any] = []
         self.models: dict[str, Any] = {}  # digest -> object ref of the model's bytes
         self.lock = threading.Lock()
-        try:
-            self.count = worker_count(ray.cluster_resources(), workers.count, workers.cpus,
-                                      workers.gpus)
-            self.actor = ray.remote(StudioWorker).options(
-                num_cpus=workers.cpus, num_gpus=workers.gpus, max_restarts=0)
-            self.threads = workers.cpus
-            self.actors = [self.start() for _ in range(self.count)]
-            ray.get([actor.ready.remote() for actor in self.actors], timeout=START_TIMEOUT_S)
-        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
-            self.close()
-            raise UsageError(f"the Ray workers did not start: {first_line(e)}") from None
-        except BaseException:
-            self.close()
-            raise
+        super().__init__(workers.ray, workers.count, workers.cpus, workers.gpus)
 
     def start(self):
-        return self.actor.remote(self.threads, self.device)
+        return self.actor.remote(self.cpus, self.device)
 
     def describe(self) -> str:
         return f"{self.count} Ray workers"
@@ -127,9 +110,3 @@ class RayDreams:
         """Kill the slot's actor (its work ends at once) and start another in its place."""
         self.ray.kill(actor)
         self.actors[slot] = self.start()
-
-    def close(self) -> None:
-        for actor in self.actors:
-            self.ray.kill(actor)
-        if self.started_ray:
-            self.ray.shutdown()
