@@ -67,11 +67,12 @@ bench: setup $(LUCENT_PEER)
 # e.g. --quick). lucent is no dependency: pip puts it in its own folder, which only the
 # benchmark reads.
 # torch-lucent 0.1.8 asks for kornia<=0.4.1 (no wheel for this Python) and its own torch: it
-# and kornia 0.5.11 go in without their dependencies, which the venv has.
+# and kornia 0.5.11 go in without their dependencies, which the venv has; last, so that its
+# dist-info (the target) is there only when both installs were.
 $(LUCENT_PEER): | $(PY)
+	$(PY) -m pip install -q --target build/bench-peers/lucent decorator ipython
 	$(PY) -m pip install -q --target build/bench-peers/lucent --no-deps torch-lucent==0.1.8 \
 		kornia==0.5.11
-	$(PY) -m pip install -q --target build/bench-peers/lucent decorator ipython
 
 .PHONY: bench-visualize
 bench-visualize: setup $(LUCENT_PEER)

@@ -3,8 +3,8 @@ run with its own defaults on our converted network.
 
 lucent is no dependency of dreamzoo: `make bench-visualize` installs it in its own folder,
 
-    pip install --target build/bench-peers/lucent --no-deps torch-lucent==0.1.8 kornia==0.5.11
     pip install --target build/bench-peers/lucent decorator ipython
+    pip install --target build/bench-peers/lucent --no-deps torch-lucent==0.1.8 kornia==0.5.11
 
 (lucent 0.1.8 asks for kornia<=0.4.1, which has no wheel for this Python, and for its own
 torch; it runs with kornia 0.5.11 and the venv's torch; it imports IPython), and this
@@ -23,9 +23,9 @@ from _common import ROOT
 from torch import nn
 
 PEER_FOLDER = ROOT / "build/bench-peers/lucent"
-INSTALL = (f"pip install --target {PEER_FOLDER.relative_to(ROOT)} --no-deps "
-           "torch-lucent==0.1.8 kornia==0.5.11 && pip install --target "
-           f"{PEER_FOLDER.relative_to(ROOT)} decorator ipython")
+INSTALL = (f"pip install --target {PEER_FOLDER.relative_to(ROOT)} decorator ipython && "
+           f"pip install --target {PEER_FOLDER.relative_to(ROOT)} --no-deps "
+           "torch-lucent==0.1.8 kornia==0.5.11")
 
 
 def import_lucent():
